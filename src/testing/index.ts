@@ -1,0 +1,14 @@
+// weft/testing: what a user needs to test code built on Weft without sleeping or
+// mocking the network by hand.
+//
+// - `FakeClock` implements the `Clock` every Weft component accepts; time moves only
+//   when the test calls `advance`/`advanceAsync`, and timers fire in due order.
+// - `serviceGate` decides whether a test that needs a real PostgreSQL or NATS runs,
+//   is skipped with a reason, or (with WEFT_REQUIRE_SERVICES=1) fails.
+
+export { FakeClock } from '../internal/fake-clock.ts';
+export { serviceGate, postgresService, natsService, requireServicesVariable } from './services.ts';
+
+export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { FakeClockOptions } from '../internal/fake-clock.ts';
+export type { ServiceGate, ServiceProbe } from './services.ts';
