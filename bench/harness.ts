@@ -1,0 +1,489 @@
+// The benchmark harness. A suite (`bench/<suite>.bench.ts`) default-exports
+// `defineSuite({ cases })`; each case runs our code and a real peer package on the same
+// workload in the same process, so the ratio between them means something on any machine.
+//
+// How one case is measured (docs/benchmarks.md says the same for readers of results):
+// 1. `setup`, then `check`: a benchmark of code that computes the wrong thing is worthless.
+// 2. Warm-up of both sides, so the JIT has optimised both before anything is timed.
+// 3. Calibration: the batch size (ops per timed sample) that takes about `batchMs`, so
+//    timer resolution and loop overhead are noise against the work.
+// 4. Rounds in ABBA order (ours, peer, peer, ours, …), full GCs before every sample, so
+//    slow drift (heap growth, CPU clock, a noisy neighbour) hits both sides alike.
+// 5. Each side's value is the median of its samples, the ratio the median of the per-round
+//    ratios; each side's spread is reported as the relative standard deviation.
+//
+// The statistics, results and suite-finding functions are exported for the unit tests
+// (test/bench/harness.test.ts); only measurement itself needs a real clock.
+
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+// ---------------------------------------------------------------------------------------
+// Suite definition
+
+/** Throughput (higher is better) or per-op latency quantiles in microseconds (lower is better). */
+export type Metric = 'ops_per_s' | 'latency_p50_us' | 'latency_p99_us';
+
+export const metrics: readonly Metric[] = ['ops_per_s', 'latency_p50_us', 'latency_p99_us'];
+
+/** One operation. If it returns a promise the harness awaits it before starting the next. */
+export type Operation = () => unknown;
+
+/** A lifecycle hook; may be async. */
+export type Hook = () => Promise<void> | undefined;
+
+export interface BenchCase {
+  /** The workload, e.g. `encode-frame-512B`. One name may run against several peers. */
+  readonly name: string;
+  readonly metric: Metric;
+  readonly ours: { readonly label: string; readonly fn: Operation };
+  readonly peer: { readonly name: string; readonly fn: Operation };
+  /** Runs once before `check` and timing, e.g. to start a server. */
+  readonly setup?: Hook;
+  /** Throws if ours or the peer computes the wrong thing. Runs after `setup`, before timing. */
+  readonly check?: Hook;
+  /** Runs once after timing, also when `check` or timing failed. */
+  readonly teardown?: Hook;
+}
+
+export interface Suite {
+  readonly cases: readonly BenchCase[];
+  /** Lines printed once above the results table, e.g. encoded sizes. */
+  readonly notes?: () => readonly string[];
+}
+
+// Suites made by defineSuite, so a loader can tell one from an arbitrary default export.
+const definedSuites = new WeakSet<Suite>();
+
+/** Validates a suite definition; a suite file default-exports the result. */
+export function defineSuite(suite: Suite): Suite {
+  if (suite.cases.length === 0) throw new TypeError('a suite needs at least one case');
+  const seen = new Set<string>();
+  for (const c of suite.cases) {
+    if (!/^\S+$/.test(c.name)) {
+      throw new TypeError(`case name must be non-empty without spaces, got "${c.name}"`);
+    }
+    if (!metrics.includes(c.metric)) {
+      throw new TypeError(`case ${c.name}: metric must be one of ${metrics.join(', ')}, got ${c.metric}`);
+    }
+    if (c.ours.label === '' || c.peer.name === '') {
+      throw new TypeError(`case ${c.name}: ours.label and peer.name are required`);
+    }
+    // A result row is identified by (name, peer): the same workload against two peers is two rows.
+    const key = `${c.name}\0${c.peer.name}`;
+    if (seen.has(key)) throw new TypeError(`case ${c.name} against ${c.peer.name} is defined twice`);
+    seen.add(key);
+  }
+  const defined = Object.freeze({ ...suite, cases: Object.freeze([...suite.cases]) });
+  definedSuites.add(defined);
+  return defined;
+}
+
+export function isSuite(value: unknown): value is Suite {
+  return typeof value === 'object' && value !== null && definedSuites.has(value as Suite);
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurement
+
+export interface MeasureOptions {
+  /** How long each side runs before calibration. */
+  readonly warmupMs: number;
+  /** Target duration of one timed sample. */
+  readonly batchMs: number;
+  /** Samples per side; rounds alternate which side goes first. */
+  readonly rounds: number;
+}
+
+export const quickOptions: MeasureOptions = { warmupMs: 250, batchMs: 5, rounds: 60 };
+export const fullOptions: MeasureOptions = { warmupMs: 2_000, batchMs: 10, rounds: 200 };
+
+// No batch grows beyond this, whatever calibration says (guards against a no-op fn).
+const maxBatchSize = 2 ** 30;
+
+// Results are stored here so the optimiser cannot prove a call useless and drop it.
+const sink: unknown[] = [undefined];
+
+export interface CaseSamples {
+  readonly ours: readonly number[];
+  readonly peer: readonly number[];
+}
+
+/** Which side samples first in a round: ours, peer | peer, ours | ours, peer | … (ABBA). */
+export function roundOrder(round: number): readonly ['ours', 'peer'] | readonly ['peer', 'ours'] {
+  return round % 2 === 0 ? ['ours', 'peer'] : ['peer', 'ours'];
+}
+
+/** Runs a case's lifecycle (setup, check, measure, teardown) and summarises it. */
+export async function runCase(c: BenchCase, options: MeasureOptions): Promise<CaseResult> {
+  await c.setup?.();
+  try {
+    await c.check?.();
+    const samples = await measureCase(c, options);
+    return summarizeCase(c, samples);
+  } finally {
+    await c.teardown?.();
+  }
+}
+
+/** Warm-up, calibration and ABBA rounds for both sides of a case; returns the raw samples. */
+export async function measureCase(c: BenchCase, options: MeasureOptions): Promise<CaseSamples> {
+  const sides = { ours: new Contender(c.ours.fn, c.metric), peer: new Contender(c.peer.fn, c.metric) };
+  for (const side of [sides.ours, sides.peer]) await side.probe();
+  for (const side of [sides.ours, sides.peer]) {
+    collectGarbage();
+    await side.warmUp(options.warmupMs);
+  }
+  for (const side of [sides.ours, sides.peer]) await side.calibrate(options.batchMs);
+
+  const samples: { ours: number[]; peer: number[] } = { ours: [], peer: [] };
+  for (let round = 0; round < options.rounds; round++) {
+    for (const who of roundOrder(round)) {
+      // Every sample starts from the same heap state, whichever side ran before it.
+      collectGarbage();
+      samples[who].push(await sides[who].sample());
+    }
+  }
+  return samples;
+}
+
+function collectGarbage(): void {
+  // Twice: V8 frees dead ArrayBuffer memory on a background thread after a full GC, and that
+  // work would otherwise overlap (and slow, by up to a third here) the next sample. The second
+  // GC first waits for the first one's sweeping to finish, and finds next to nothing itself.
+  globalThis.gc?.();
+  globalThis.gc?.();
+}
+
+/** One side of a case: knows whether its op is async and how many ops make one sample. */
+class Contender {
+  readonly #fn: Operation;
+  // The latency quantile this side reports, or undefined for throughput.
+  readonly #quantile: number | undefined;
+  #isAsync = false;
+  #batchSize = 1;
+  #latenciesUs = new Float64Array(0);
+
+  constructor(fn: Operation, metric: Metric) {
+    this.#fn = fn;
+    this.#quantile = metric === 'latency_p50_us' ? 0.5 : metric === 'latency_p99_us' ? 0.99 : undefined;
+  }
+
+  /** Calls the op once to learn whether it returns promises; a sync op then runs without awaits. */
+  async probe(): Promise<void> {
+    const result = this.#fn();
+    if (isPromiseLike(result)) {
+      this.#isAsync = true;
+      await result;
+    }
+  }
+
+  async warmUp(durationMs: number): Promise<void> {
+    const end = performance.now() + durationMs;
+    let n = 1;
+    while (performance.now() < end) {
+      const ms = await this.#runBatch(n);
+      // Batches stop growing at a tenth of the warm-up, so the last one overshoots it by little.
+      if (ms < durationMs / 10) n = Math.min(n * 2, maxBatchSize);
+    }
+  }
+
+  async calibrate(targetMs: number): Promise<void> {
+    // Time per op is the fastest seen: noise only ever adds time, and one preempted batch
+    // must not fix a tiny batch size for the whole case. Doubling stops once three batches
+    // in a row are long enough by that estimate.
+    let n = 1;
+    let fastestMsPerOp = Number.POSITIVE_INFINITY;
+    let longEnough = 0;
+    while (longEnough < 3 && n < maxBatchSize) {
+      const ms = await this.#runBatch(n);
+      fastestMsPerOp = Math.min(fastestMsPerOp, Math.max(ms, Number.EPSILON) / n);
+      if (n * fastestMsPerOp >= targetMs) {
+        longEnough++;
+      } else {
+        longEnough = 0;
+        n *= 2;
+      }
+    }
+    const size = Math.round(targetMs / fastestMsPerOp);
+    this.#batchSize = Math.min(Math.max(size, this.#minBatchSize()), maxBatchSize);
+  }
+
+  /** One timed batch: ops per second, or the batch's latency quantile in microseconds. */
+  async sample(): Promise<number> {
+    const n = this.#batchSize;
+    const ms = await this.#runBatch(n);
+    if (this.#quantile === undefined) return (n / Math.max(ms, Number.EPSILON)) * 1000;
+    return quantileSorted(this.#latenciesUs.subarray(0, n).sort(), this.#quantile);
+  }
+
+  // A latency batch needs enough ops that its tail holds ten of them (p99: 1000 ops).
+  #minBatchSize(): number {
+    return this.#quantile === undefined ? 1 : Math.ceil(10 / (1 - this.#quantile));
+  }
+
+  // Elapsed milliseconds for n ops. Latency metrics time every op on its own.
+  async #runBatch(n: number): Promise<number> {
+    if (this.#quantile !== undefined) {
+      if (this.#latenciesUs.length < n) this.#latenciesUs = new Float64Array(n);
+      return timeEachOp(this.#fn, n, this.#latenciesUs);
+    }
+    return this.#isAsync ? timeAsyncBatch(this.#fn, n) : timeSyncBatch(this.#fn, n);
+  }
+}
+
+function timeSyncBatch(fn: Operation, n: number): number {
+  const start = performance.now();
+  for (let i = 0; i < n; i++) sink[0] = fn();
+  return performance.now() - start;
+}
+
+async function timeAsyncBatch(fn: Operation, n: number): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < n; i++) sink[0] = await fn();
+  return performance.now() - start;
+}
+
+async function timeEachOp(fn: Operation, n: number, latenciesUs: Float64Array): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const opStart = performance.now();
+    const result = fn();
+    sink[0] = isPromiseLike(result) ? await result : result;
+    latenciesUs[i] = (performance.now() - opStart) * 1000;
+  }
+  return performance.now() - start;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics
+
+/** The q-quantile (0 ≤ q ≤ 1) of ascending values, interpolating linearly between ranks. */
+export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) throw new RangeError('quantile of no values');
+  const rank = (sorted.length - 1) * q;
+  const lower = Math.floor(rank);
+  const upper = Math.ceil(rank);
+  const low = sorted[lower] ?? Number.NaN;
+  const high = sorted[upper] ?? Number.NaN;
+  return low + (high - low) * (rank - lower);
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return quantileSorted(sorted, 0.5);
+}
+
+/** Sample standard deviation over the mean, in percent; 0 for fewer than two values. */
+export function relativeStdDevPct(values: readonly number[]): number {
+  if (values.length < 2) return 0;
+  const mean = values.reduce((sum, v) => sum + v, 0) / values.length;
+  const variance = values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (values.length - 1);
+  return (Math.sqrt(variance) / mean) * 100;
+}
+
+/** How many times better ours is: ours/peer for throughput, peer/ours for latency. */
+export function ratioFor(metric: Metric, ours: number, peer: number): number {
+  for (const v of [ours, peer]) {
+    if (!(v > 0 && Number.isFinite(v))) {
+      throw new RangeError(`${metric}: a ratio needs positive finite values, got ${v}`);
+    }
+  }
+  return metric === 'ops_per_s' ? ours / peer : peer / ours;
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+/** One row of bench/results/<suite>.json. The fields after `ratio` are documented extras. */
+export interface CaseResult {
+  readonly name: string;
+  readonly metric: Metric;
+  readonly value: number;
+  readonly peer: string;
+  readonly peerValue: number;
+  readonly ratio: number;
+  readonly ours: string;
+  readonly rsdPct: number;
+  readonly peerRsdPct: number;
+}
+
+export interface SuiteResult {
+  readonly suite: string;
+  readonly node: string;
+  readonly cpus: number;
+  readonly date: string;
+  readonly quick: boolean;
+  readonly cases: readonly CaseResult[];
+}
+
+/**
+ * The median of the per-round ratios: sample i of each side comes from round i, taken back to
+ * back, so a machine-wide slowdown that outlasts a round (seen here: the whole VM running at
+ * half speed for hundreds of ms) divides out instead of landing on one side's median only.
+ */
+export function pairedRatio(metric: Metric, samples: CaseSamples): number {
+  if (samples.ours.length !== samples.peer.length) {
+    throw new RangeError(`unpaired samples: ${samples.ours.length} ours, ${samples.peer.length} peer`);
+  }
+  return median(samples.ours.map((ours, i) => ratioFor(metric, ours, samples.peer[i] ?? Number.NaN)));
+}
+
+/** A case's row: medians, ratio and spread, rounded to what the samples can support. */
+export function summarizeCase(
+  c: Pick<BenchCase, 'name' | 'metric' | 'ours' | 'peer'>,
+  samples: CaseSamples,
+): CaseResult {
+  const valueDigits = c.metric === 'ops_per_s' ? 0 : 3;
+  return {
+    name: c.name,
+    metric: c.metric,
+    value: round(median(samples.ours), valueDigits),
+    peer: c.peer.name,
+    peerValue: round(median(samples.peer), valueDigits),
+    ratio: round(pairedRatio(c.metric, samples), 3),
+    ours: c.ours.label,
+    rsdPct: round(relativeStdDevPct(samples.ours), 1),
+    peerRsdPct: round(relativeStdDevPct(samples.peer), 1),
+  };
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+export interface RunEnvironment {
+  readonly node: string;
+  readonly cpus: number;
+  readonly date: string;
+}
+
+export function currentEnvironment(): RunEnvironment {
+  return { node: process.version, cpus: availableParallelism(), date: new Date().toISOString() };
+}
+
+export function suiteResult(
+  suite: string,
+  quick: boolean,
+  env: RunEnvironment,
+  cases: readonly CaseResult[],
+): SuiteResult {
+  return { suite, node: env.node, cpus: env.cpus, date: env.date, quick, cases };
+}
+
+export interface RunSuiteOptions {
+  readonly quick: boolean;
+  /** Called as each case finishes, for progress output. */
+  readonly onCase?: (result: CaseResult) => void;
+}
+
+export async function runSuite(name: string, suite: Suite, options: RunSuiteOptions): Promise<SuiteResult> {
+  const env = currentEnvironment();
+  const measure = options.quick ? quickOptions : fullOptions;
+  const cases: CaseResult[] = [];
+  for (const c of suite.cases) {
+    const result = await runCase(c, measure);
+    options.onCase?.(result);
+    cases.push(result);
+  }
+  return suiteResult(name, options.quick, env, cases);
+}
+
+/** The results as an aligned text table, one row per case. */
+export function formatTable(result: SuiteResult): string {
+  const header = ['case', 'metric', 'ours', 'value', 'peer', 'peer value', 'ratio', 'rsd ours/peer'];
+  const rows = result.cases.map((c) => [
+    c.name,
+    c.metric,
+    c.ours,
+    formatValue(c.metric, c.value),
+    c.peer,
+    formatValue(c.metric, c.peerValue),
+    `${c.ratio.toFixed(2)}x`,
+    `${c.rsdPct.toFixed(1)}% / ${c.peerRsdPct.toFixed(1)}%`,
+  ]);
+  // Text columns align left, numbers right.
+  const numeric = new Set([3, 5, 6, 7]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (numeric.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function formatValue(metric: Metric, value: number): string {
+  return metric === 'ops_per_s'
+    ? value.toLocaleString('en-US', { maximumFractionDigits: 0 })
+    : value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+/**
+ * Writes `<dir>/<suite>.json` atomically: a reader (or a crash mid-write) never sees a
+ * half-written file, because the content is written beside it and then renamed over it.
+ */
+export async function writeSuiteResult(dir: string, result: SuiteResult): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${result.suite}.json`);
+  // *.tmp.json is git-ignored; the random part keeps two concurrent runs apart.
+  const temp = path.join(dir, `${result.suite}.${randomUUID()}.tmp.json`);
+  try {
+    await writeFile(temp, `${JSON.stringify(result, null, 2)}\n`);
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  return file;
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding suites
+
+const suiteSuffix = '.bench.ts';
+
+export class UnknownSuiteError extends Error {
+  readonly code = 'ERR_UNKNOWN_SUITE';
+  readonly suite: string;
+  readonly available: readonly string[];
+
+  constructor(suite: string, available: readonly string[]) {
+    const choices = available.length === 0 ? 'there are none' : `available: ${available.join(', ')}`;
+    super(`unknown suite "${suite}"; ${choices}`);
+    this.name = 'UnknownSuiteError';
+    this.suite = suite;
+    this.available = available;
+  }
+}
+
+/** Suite names in `dir`: every `<name>.bench.ts`, sorted. */
+export async function listSuites(dir: string): Promise<string[]> {
+  const files = await readdir(dir);
+  return files
+    .filter((f) => f.endsWith(suiteSuffix))
+    .map((f) => f.slice(0, -suiteSuffix.length))
+    .sort();
+}
+
+/** Imports `<dir>/<name>.bench.ts`. Only listed names are loaded, so a name is never a path. */
+export async function loadSuite(dir: string, name: string): Promise<Suite> {
+  const available = await listSuites(dir);
+  if (!available.includes(name)) throw new UnknownSuiteError(name, available);
+  const file = path.join(dir, `${name}${suiteSuffix}`);
+  const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  if (!isSuite(module.default)) throw new TypeError(`${file} must default-export defineSuite({ cases })`);
+  return module.default;
+}
