@@ -60,6 +60,8 @@ export interface CallOptions {
 export interface CallScope {
   readonly signal: AbortSignal;
   readonly deadline: Deadline;
+  /** Aborts the scope's signal (not the parent's) with `reason`. */
+  abort(reason?: unknown): void;
   dispose(): void;
 }
 
@@ -86,6 +88,7 @@ export function callScope(clock: Clock, options: CallOptions = {}, defaultTimeou
   return {
     signal: linked.signal,
     deadline,
+    abort: linked.abort,
     dispose() {
       timer?.cancel();
       linked.dispose();

@@ -5,10 +5,13 @@
 //   when the test calls `advance`/`advanceAsync`, and timers fire in due order.
 // - `serviceGate` decides whether a test that needs a real PostgreSQL or NATS runs,
 //   is skipped with a reason, or (with WEFT_REQUIRE_SERVICES=1) fails.
+// - `TestGrid` starts n grid nodes on loopback that know each other.
 
 export { FakeClock } from '../internal/fake-clock.ts';
+export { TestGrid } from './test-grid.ts';
 export { serviceGate, postgresService, natsService, requireServicesVariable } from './services.ts';
 
 export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
 export type { FakeClockOptions } from '../internal/fake-clock.ts';
 export type { ServiceGate, ServiceProbe } from './services.ts';
+export type { TestGridOptions } from './test-grid.ts';

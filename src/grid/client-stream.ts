@@ -1,0 +1,261 @@
+// The caller's side of a stream.
+//
+// Responses land in a bounded inbox of `outWindow` items; the handler may only send
+// as many as it holds credits for, and each response the caller takes out returns one
+// credit (UnblockSrvMux). So the connection's single reader always finds room and never
+// waits on a slow consumer, and a slow consumer stalls only its own stream. Input works
+// the other way round: `send()` waits for one of the handler's credits (the first ones
+// arrive with AckMux). The final EOF needs no credit, and the items before it are
+// always delivered before the end.
+
+import { BoundedQueue } from '../internal/bounded-queue.ts';
+import type { Timer } from '../internal/clock.ts';
+import { CreditWindow } from '../internal/credit-window.ts';
+import { callScope, type CallOptions, type CallScope } from '../internal/deadline.ts';
+import { CancelledError, ClosedError } from '../internal/errors.ts';
+import { DisconnectedError, ProtocolError } from './errors.ts';
+import type { Frame } from './frame.ts';
+import { decodeError, decodePong, decodeWindow, encodePing, encodeStreamOpen } from './messages.ts';
+import type { MuxHost } from './mux.ts';
+import { MuxSequence } from './mux.ts';
+import { Flag, Op, type Op as OpCode } from './protocol.ts';
+
+export interface StreamOptions extends CallOptions {
+  /** Payload sent with the open. */
+  readonly initial?: Uint8Array | undefined;
+  /** Responses buffered on this side (the handler's output window). Default 1. */
+  readonly outCapacity?: number | undefined;
+  readonly subroute?: Uint8Array | undefined;
+}
+
+/** A stream as its caller sees it. Iterate it for the responses. */
+export interface GridStream extends AsyncIterable<Uint8Array> {
+  readonly muxId: number;
+  /** Sends one input item; resolves once the handler had room for it. */
+  send(payload: Uint8Array, options?: { signal?: AbortSignal | undefined }): Promise<void>;
+  /** No more input. The responses keep coming until the handler ends. */
+  end(): void;
+  /** Abandons the stream: the handler's signal aborts and iteration ends with `reason`. */
+  cancel(reason?: unknown): void;
+  /** Responses waiting to be read. */
+  readonly buffered: number;
+}
+
+export class ClientStream implements GridStream {
+  /** Tells streams from single requests in the connection's table of outgoing muxes. */
+  readonly kind = 'stream';
+  readonly muxId: number;
+  readonly #host: MuxHost;
+  readonly #seq = new MuxSequence(0);
+  readonly #inbox: BoundedQueue<Uint8Array>;
+  readonly #credits = new CreditWindow({ initial: 0, name: 'stream input' });
+  readonly #scope: CallScope;
+  readonly #options: StreamOptions;
+  #inputWindow = 0;
+  #inputEnded = false;
+  #done = false;
+  #lastHeardAt: number;
+  #pingTimer: Timer | undefined;
+  readonly #stopOnAbort: () => void;
+
+  constructor(host: MuxHost, muxId: number, options: StreamOptions) {
+    this.muxId = muxId;
+    this.#host = host;
+    this.#options = options;
+    this.#inbox = new BoundedQueue<Uint8Array>({
+      capacity: options.outCapacity ?? 1,
+      name: `stream ${muxId} responses`,
+      maxWaiters: 1,
+      onTake: () => {
+        if (!this.#done) this.#send(Op.UnblockSrvMux, 0, undefined);
+      },
+    });
+    this.#scope = callScope(host.clock, options);
+    this.#lastHeardAt = host.clock.now();
+    const onAbort = (): void => {
+      this.cancel(this.#scope.signal.reason);
+    };
+    this.#scope.signal.addEventListener('abort', onAbort, { once: true });
+    this.#stopOnAbort = () => {
+      this.#scope.signal.removeEventListener('abort', onAbort);
+    };
+  }
+
+  /** Sends the open. Called once the connection has registered the stream, as it may end at once. */
+  start(handler: number): void {
+    const { clock, limits } = this.#host;
+    if (this.#scope.signal.aborted) {
+      this.cancel(this.#scope.signal.reason);
+      return;
+    }
+    const remaining = this.#scope.deadline - clock.now();
+    const opened = this.#host.sendFrame({
+      muxId: this.muxId,
+      seq: this.#seq.next(),
+      deadlineMs: Number.isFinite(remaining) ? Math.min(Math.ceil(remaining), 0xffff_ffff) : 0,
+      handler,
+      op: Op.ConnectMux,
+      flags: 0,
+      payload: encodeStreamOpen({ outWindow: this.#inbox.capacity, initial: this.#options.initial }),
+      subroute: this.#options.subroute,
+    });
+    if (!opened) {
+      this.#finish(new DisconnectedError('could not queue the stream open'));
+      return;
+    }
+    // Pings only matter when the stream may outlive a ping period.
+    if (remaining > limits.streamPingIntervalMs) {
+      this.#pingTimer = clock.setInterval(() => {
+        this.#ping();
+      }, limits.streamPingIntervalMs);
+    }
+  }
+
+  get buffered(): number {
+    return this.#inbox.depth;
+  }
+
+  async send(payload: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+    if (this.#inputEnded) throw new ClosedError(`stream ${this.muxId}: input already ended`);
+    await this.#credits.acquire(options);
+    // The stream may have ended while this send waited.
+    if (this.#isOver()) throw new ClosedError(`stream ${this.muxId} is over`);
+    this.#send(Op.MuxClientMsg, 0, payload);
+  }
+
+  end(): void {
+    if (this.#inputEnded || this.#done) return;
+    this.#inputEnded = true;
+    this.#send(Op.MuxClientMsg, Flag.EOF, undefined);
+  }
+
+  cancel(reason: unknown = new CancelledError(`stream ${this.muxId} cancelled`)): void {
+    if (this.#done) return;
+    this.#host.sendFrame({
+      muxId: this.muxId,
+      seq: 0,
+      deadlineMs: 0,
+      handler: 0,
+      op: Op.DisconnectServerMux,
+      flags: 0,
+      payload: undefined,
+    });
+    this.#finish(reason);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return {
+      next: () => this.#inbox.next(),
+      // Leaving the loop early: nobody reads the rest, so the handler may stop.
+      return: () => {
+        this.cancel();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+  }
+
+  #isOver(): boolean {
+    return this.#done || this.#inputEnded;
+  }
+
+  /** A frame for this mux from the handler side. */
+  onFrame(frame: Frame): void {
+    if (this.#done) return;
+    this.#lastHeardAt = this.#host.clock.now();
+    try {
+      switch (frame.op) {
+        case Op.AckMux:
+          this.#seq.check(frame.seq);
+          this.#inputWindow = decodeWindow(frame.payload);
+          if (this.#inputWindow > 0) this.#credits.grant(this.#inputWindow);
+          return;
+        case Op.MuxServerMsg:
+          this.#seq.check(frame.seq);
+          this.#onResponse(frame);
+          return;
+        case Op.UnblockClMux:
+          this.#seq.check(frame.seq);
+          if (this.#credits.available + 1 > this.#inputWindow) {
+            throw new ProtocolError(
+              `stream ${this.muxId}: input credit beyond the window of ${this.#inputWindow}`,
+            );
+          }
+          this.#credits.grant(1);
+          return;
+        case Op.Pong:
+          if (decodePong(frame.payload).notFound) {
+            this.#finish(new DisconnectedError(`stream ${this.muxId}: the handler side no longer knows it`));
+          }
+          return;
+        case Op.MuxConnectError:
+        case Op.DisconnectClientMux:
+          this.#finish(
+            (frame.flags & Flag.PayloadIsErr) !== 0 || frame.op === Op.MuxConnectError
+              ? decodeError(frame.payload)
+              : new DisconnectedError(`stream ${this.muxId} closed by the handler side`),
+          );
+          return;
+        default:
+          throw new ProtocolError(`stream ${this.muxId}: unexpected op ${frame.op} for a caller`);
+      }
+    } catch (error) {
+      // A broken stream is torn down on both sides; the connection stays up.
+      this.cancel(error);
+    }
+  }
+
+  /** The connection went down (or closes): the stream cannot continue. */
+  fail(error: unknown): void {
+    this.#finish(error);
+  }
+
+  #onResponse(frame: Frame): void {
+    if ((frame.flags & Flag.PayloadIsErr) !== 0) {
+      this.#finish(decodeError(frame.payload));
+      return;
+    }
+    // The handler spent a credit for this item, so there is room unless it cheated.
+    if (frame.payload !== undefined && !this.#inbox.offer(frame.payload)) {
+      throw new ProtocolError(`stream ${this.muxId}: response beyond the window of ${this.#inbox.capacity}`);
+    }
+    if ((frame.flags & Flag.EOF) !== 0) this.#finish(undefined);
+  }
+
+  #ping(): void {
+    const now = this.#host.clock.now();
+    if (now - this.#lastHeardAt > this.#host.limits.streamPongTimeoutMs) {
+      this.cancel(
+        new DisconnectedError(
+          `stream ${this.muxId}: no answer from the handler side for ${now - this.#lastHeardAt} ms`,
+        ),
+      );
+      return;
+    }
+    this.#send(Op.Ping, 0, encodePing(now));
+  }
+
+  #send(op: OpCode, flags: number, payload: Uint8Array | undefined): void {
+    this.#host.sendFrame({
+      muxId: this.muxId,
+      seq: this.#seq.next(),
+      deadlineMs: 0,
+      handler: 0,
+      op,
+      flags,
+      payload,
+    });
+  }
+
+  /** Ends the stream once: `error` undefined means a clean end after the buffered responses. */
+  #finish(error: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#pingTimer?.cancel();
+    this.#stopOnAbort();
+    this.#scope.dispose();
+    this.#credits.close(error ?? new ClosedError(`stream ${this.muxId} is over`));
+    if (error === undefined) this.#inbox.close();
+    else this.#inbox.error(error);
+    this.#host.release(this.muxId);
+  }
+}

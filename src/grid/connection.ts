@@ -1,0 +1,841 @@
+// One logical connection to one peer, across any number of sockets over time.
+//
+// The Connection outlives its sockets: it redials (if this side dials) or waits to be
+// dialled, and keeps its mux id counter, so an id is never reused even across
+// reconnects. Each socket gets an epoch, its own writer and its own abort signal; when
+// the socket dies, everything bound to it ends at once: in-flight calls reject with
+// `DisconnectedError`, handlers' signals abort, frames queued for it are dropped.
+// While there is no socket, calls fail at once rather than queue.
+//
+// The reader never waits: it decodes, dispatches, and returns. Single requests run as
+// their own promise; stream items go to credit-bounded buffers that cannot overflow.
+
+import { setMaxListeners } from 'node:events';
+
+import WebSocket from 'ws';
+
+import { onAbort } from '../internal/abort.ts';
+import type { Clock, Timer } from '../internal/clock.ts';
+import { callScope, remainingMs, type CallOptions } from '../internal/deadline.ts';
+import { diagnosticChannel } from '../internal/diagnostics.ts';
+import { CapacityExceededError, ClosedError, DeadlineExceededError } from '../internal/errors.ts';
+import type { GridAuth } from './auth.ts';
+import { ClientStream, type GridStream, type StreamOptions } from './client-stream.ts';
+import type { GridLimits } from './config.ts';
+import { DisconnectedError, ProtocolError, RemoteError, UnknownHandlerError } from './errors.ts';
+import { decodeMessage, encodeFrame, type Frame } from './frame.ts';
+import { FrameWriter } from './frame-writer.ts';
+import type { HandlerRegistry } from './handler-registry.ts';
+import { dialHandshake } from './handshake.ts';
+import {
+  decodeError,
+  decodePing,
+  decodePong,
+  decodeStreamOpen,
+  encodeError,
+  encodePing,
+  encodePong,
+} from './messages.ts';
+import type { MuxHost } from './mux.ts';
+import { Flag, GRID_PATH, Op, type Op as OpCode } from './protocol.ts';
+import { ServerStream } from './server-stream.ts';
+
+export type ConnectionState = 'unconnected' | 'connecting' | 'connected' | 'connection-error' | 'shutdown';
+
+export interface RequestOptions extends CallOptions {
+  /** Reach the handler on a static subroute (a 32-byte id from `subrouteId`). */
+  readonly subroute?: Uint8Array | undefined;
+}
+
+export interface ConnectionStats {
+  readonly state: ConnectionState;
+  /** The peer's node id (hex) on the current or last socket. */
+  readonly remoteNodeId: string | undefined;
+  readonly streamsIn: number;
+  readonly streamsOut: number;
+  readonly requestsIn: number;
+  readonly requestsOut: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+  /** `clock.now()` of the last connection pong, undefined before the first. */
+  readonly lastPongAt: number | undefined;
+  readonly rttMs: number | undefined;
+  /** Sockets established after the first. */
+  readonly reconnects: number;
+  readonly protocolErrors: number;
+  /** Frames refused because the send queue was full. */
+  readonly framesRefused: number;
+  /** Frames dropped unsent because their socket died. */
+  readonly framesDropped: number;
+  /** Responses that arrived after their call had ended, and handler results past their deadline. */
+  readonly lateResults: number;
+  /** Text messages and other traffic ignored. */
+  readonly ignoredMessages: number;
+}
+
+export interface ConnectionOptions {
+  readonly local: string;
+  readonly remote: string;
+  /** True if this side dials (see dial-direction.ts). */
+  readonly dials: boolean;
+  readonly nodeId: Uint8Array;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly limits: Required<GridLimits>;
+  readonly registry: HandlerRegistry;
+  readonly auth: GridAuth;
+  /** Client TLS options for `wss` dials (ca, cert, key, rejectUnauthorized …). */
+  readonly tls?: WebSocket.ClientOptions | undefined;
+  /** Dialling waits for this to settle. */
+  readonly blockConnect?: Promise<unknown> | undefined;
+}
+
+const stateChannel = diagnosticChannel<{
+  local: string;
+  remote: string;
+  state: ConnectionState;
+  error?: unknown;
+}>('grid', 'connection-state');
+
+interface PendingRequest {
+  readonly kind: 'request';
+  settle(outcome: RequestOutcome): void;
+}
+
+type RequestOutcome =
+  | { readonly kind: 'response'; readonly payload: Uint8Array | undefined }
+  | { readonly kind: 'remote-error'; readonly error: RemoteError }
+  | { readonly kind: 'failed'; readonly error: unknown };
+
+/** Everything bound to one socket; replaced whole on reconnect. */
+interface Socket {
+  readonly ws: WebSocket;
+  readonly epoch: number;
+  readonly writer: FrameWriter;
+  /** Aborts when the socket dies: ends every handler running for it. */
+  readonly closed: AbortController;
+  readonly crc: boolean;
+  readonly remoteNodeId: Uint8Array;
+  pingTimer: Timer | undefined;
+}
+
+export class Connection {
+  readonly local: string;
+  readonly remote: string;
+  readonly dials: boolean;
+  readonly #options: ConnectionOptions;
+  readonly #clock: Clock;
+  readonly #limits: Required<GridLimits>;
+  #state: ConnectionState = 'unconnected';
+  #socket: Socket | undefined;
+  #epoch = 0;
+  #nextMuxId = 1;
+  readonly #outgoing = new Map<number, PendingRequest | ClientStream>();
+  #outgoingStreams = 0;
+  readonly #incomingStreams = new Map<number, ServerStream>();
+  #incomingRequests = 0;
+  readonly #stateWaiters = new Set<() => void>();
+  #redialTimer: Timer | undefined;
+  #dialLoopRunning = false;
+  #dialing: WebSocket | undefined;
+  #lastRemoteNodeId: Uint8Array | undefined;
+  #lastPongAt: number | undefined;
+  #rttMs: number | undefined;
+  #sockets = 0;
+  #bytesIn = 0;
+  #messagesIn = 0;
+  #bytesOutClosed = 0;
+  #messagesOutClosed = 0;
+  #refusedClosed = 0;
+  #droppedClosed = 0;
+  #protocolErrors = 0;
+  #lateResults = 0;
+  #ignoredMessages = 0;
+  /** What caller-side streams see of this connection. */
+  readonly #outgoingHost: MuxHost;
+  /** What handler-side streams see of this connection. */
+  readonly #incomingHost: MuxHost;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.local = options.local;
+    this.remote = options.remote;
+    this.dials = options.dials;
+    this.#clock = options.clock;
+    this.#limits = options.limits;
+    const host = { clock: options.clock, limits: options.limits, remote: options.remote };
+    this.#outgoingHost = {
+      ...host,
+      sendFrame: (frame) => this.#sendFrame(frame),
+      release: (muxId) => {
+        this.#releaseOutgoing(muxId);
+      },
+    };
+    this.#incomingHost = {
+      ...host,
+      sendFrame: (frame) => this.#sendFrame(frame),
+      release: (muxId) => this.#incomingStreams.delete(muxId),
+    };
+  }
+
+  state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Starts dialling (on the dialling side); the accepting side waits for `attach`. */
+  start(): void {
+    if (this.dials && this.#state === 'unconnected') void this.#dial();
+  }
+
+  /** Resolves once connected; rejects with the signal's reason, or `ClosedError` on shutdown. */
+  waitForConnect(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+    if (this.#state === 'connected') return Promise.resolve();
+    if (this.#state === 'shutdown')
+      return Promise.reject(new ClosedError(`connection to ${this.remote} is shut down`));
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.#state === 'connected') {
+          done();
+          resolve();
+        } else if (this.#state === 'shutdown') {
+          done();
+          reject(new ClosedError(`connection to ${this.remote} is shut down`));
+        }
+      };
+      const stopListening = onAbort(options.signal, (reason) => {
+        done();
+        reject(reason);
+      });
+      const done = (): void => {
+        this.#stateWaiters.delete(check);
+        stopListening();
+      };
+      if (options.signal?.aborted !== true) this.#stateWaiters.add(check);
+    });
+  }
+
+  stats(): ConnectionStats {
+    const writer = this.#socket?.writer.stats;
+    return {
+      state: this.#state,
+      remoteNodeId:
+        this.#lastRemoteNodeId === undefined
+          ? undefined
+          : Buffer.from(this.#lastRemoteNodeId).toString('hex'),
+      streamsIn: this.#incomingStreams.size,
+      streamsOut: this.#outgoingStreams,
+      requestsIn: this.#incomingRequests,
+      requestsOut: this.#outgoing.size - this.#outgoingStreams,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOutClosed + (writer?.bytesSent ?? 0),
+      messagesIn: this.#messagesIn,
+      messagesOut: this.#messagesOutClosed + (writer?.messagesSent ?? 0),
+      lastPongAt: this.#lastPongAt,
+      rttMs: this.#rttMs,
+      reconnects: Math.max(0, this.#sockets - 1),
+      protocolErrors: this.#protocolErrors,
+      framesRefused: this.#refusedClosed + (writer?.framesRefused ?? 0),
+      framesDropped: this.#droppedClosed,
+      lateResults: this.#lateResults,
+      ignoredMessages: this.#ignoredMessages,
+    };
+  }
+
+  /**
+   * One request, one response. Fails at once with `DisconnectedError` when not connected,
+   * with `DeadlineExceededError` when less than 1 ms is left, and with a `RemoteError`
+   * (the handler's code, the caller's stack) when the handler throws.
+   */
+  async request(
+    handler: number,
+    payload: Uint8Array | undefined,
+    options: RequestOptions = {},
+  ): Promise<Uint8Array | undefined> {
+    const socket = this.#socket;
+    if (socket === undefined) throw new DisconnectedError(`not connected to ${this.remote} (${this.#state})`);
+    if (this.#outgoing.size - this.#outgoingStreams >= this.#limits.maxOutgoingRequests) {
+      throw new CapacityExceededError(
+        `requests in flight to ${this.remote}`,
+        this.#limits.maxOutgoingRequests,
+      );
+    }
+    const scope = callScope(this.#clock, options, this.#limits.defaultRequestTimeoutMs);
+    try {
+      if (scope.signal.aborted) throw scope.signal.reason;
+      const remaining = remainingMs(this.#clock, scope.deadline);
+      if (remaining < 1)
+        throw new DeadlineExceededError('less than 1 ms left: request not sent', { timeoutMs: remaining });
+      const muxId = this.#nextMuxId++;
+      const outcome = await new Promise<RequestOutcome>((resolve) => {
+        const stopListening = onAbort(scope.signal, (reason) => {
+          this.#outgoing.delete(muxId);
+          resolve({ kind: 'failed', error: reason });
+        });
+        this.#outgoing.set(muxId, {
+          kind: 'request',
+          settle: (result) => {
+            stopListening();
+            resolve(result);
+          },
+        });
+        const queued = this.#sendFrame({
+          muxId,
+          seq: 0,
+          deadlineMs: Math.min(Math.ceil(remaining), 0xffff_ffff),
+          handler,
+          op: Op.Request,
+          flags: 0,
+          payload,
+          subroute: options.subroute,
+        });
+        if (!queued) {
+          this.#outgoing.delete(muxId);
+          stopListening();
+          resolve({
+            kind: 'failed',
+            error: new CapacityExceededError(`send queue to ${this.remote}`, this.#limits.maxQueuedBytes),
+          });
+        }
+      });
+      // Errors are made here, after the await, so their stacks lead back to the caller.
+      switch (outcome.kind) {
+        case 'response':
+          return outcome.payload;
+        case 'remote-error':
+          throw new RemoteError(outcome.error.code, outcome.error.message, outcome.error.retryable);
+        case 'failed':
+          if (outcome.error instanceof DeadlineExceededError) {
+            throw new DeadlineExceededError(outcome.error.message, {
+              cause: outcome.error,
+              timeoutMs: remaining,
+            });
+          }
+          if (outcome.error instanceof DisconnectedError) {
+            throw new DisconnectedError(outcome.error.message, { cause: outcome.error });
+          }
+          throw outcome.error;
+      }
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** Opens a stream to `handler`. Fails at once with `DisconnectedError` when not connected. */
+  openStream(handler: number, options: StreamOptions = {}): GridStream {
+    if (this.#socket === undefined)
+      throw new DisconnectedError(`not connected to ${this.remote} (${this.#state})`);
+    if (this.#outgoingStreams >= this.#limits.maxStreams) {
+      throw new CapacityExceededError(`streams to ${this.remote}`, this.#limits.maxStreams);
+    }
+    const outCapacity = options.outCapacity ?? 1;
+    if (!Number.isInteger(outCapacity) || outCapacity < 1) {
+      throw new RangeError(`outCapacity must be an integer >= 1, got ${outCapacity}`);
+    }
+    const muxId = this.#nextMuxId++;
+    const stream = new ClientStream(this.#outgoingHost, muxId, options);
+    this.#outgoing.set(muxId, stream);
+    this.#outgoingStreams += 1;
+    stream.start(handler);
+    return stream;
+  }
+
+  /** Accepting side (and the dial loop): a socket whose handshake succeeded becomes current. */
+  attach(ws: WebSocket, remoteNodeId: Uint8Array): void {
+    if (this.#state === 'shutdown') {
+      ws.close(1001, 'shutting down');
+      return;
+    }
+    if (this.#socket !== undefined)
+      this.#dropSocket(new DisconnectedError(`replaced by a new socket from ${this.remote}`));
+    const epoch = ++this.#epoch;
+    const crc = !(this.local.startsWith('https:') && this.remote.startsWith('https:'));
+    const closed = new AbortController();
+    // Every request and stream served on this socket listens here, and removes its listener.
+    setMaxListeners(0, closed.signal);
+    const socket: Socket = {
+      ws,
+      epoch,
+      crc,
+      remoteNodeId,
+      closed,
+      pingTimer: undefined,
+      writer: new FrameWriter({
+        clock: this.#clock,
+        maxQueuedBytes: this.#limits.maxQueuedBytes,
+        writeHighWaterBytes: this.#limits.writeHighWaterBytes,
+        send: (message, done) => {
+          ws.send(message, { binary: true }, done);
+        },
+        onWriteError: (error) => {
+          this.#socketGone(epoch, new DisconnectedError(`write to ${this.remote} failed`, { cause: error }));
+        },
+      }),
+    };
+    this.#socket = socket;
+    this.#sockets += 1;
+    this.#lastRemoteNodeId = remoteNodeId;
+    this.#lastPongAt = this.#clock.now();
+    ws.on('message', (data, isBinary) => {
+      this.#onMessage(epoch, data, isBinary);
+    });
+    ws.on('close', (code, reason) => {
+      this.#socketGone(
+        epoch,
+        new DisconnectedError(`socket to ${this.remote} closed (${code} ${reason.toString()})`),
+      );
+    });
+    ws.on('error', (error) => {
+      this.#socketGone(epoch, new DisconnectedError(`socket to ${this.remote} failed`, { cause: error }));
+    });
+    socket.pingTimer = this.#clock.setInterval(() => {
+      this.#checkLiveness(epoch);
+    }, this.#limits.pingIntervalMs);
+    this.#setState('connected');
+  }
+
+  /** Ends the connection for good: calls fail, handlers abort, no redial. */
+  close(): void {
+    if (this.#state === 'shutdown') return;
+    this.#redialTimer?.cancel();
+    this.#dialing?.terminate();
+    const socket = this.#socket;
+    if (socket !== undefined) {
+      socket.writer.enqueue(
+        this.#encode(socket, {
+          muxId: 0,
+          seq: 0,
+          deadlineMs: 0,
+          handler: 0,
+          op: Op.Disconnect,
+          flags: 0,
+          payload: undefined,
+        }),
+      );
+    }
+    this.#setState('shutdown');
+    this.#dropSocket(new DisconnectedError(`connection to ${this.remote} shut down`));
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Dialling
+
+  async #dial(): Promise<void> {
+    if (this.#dialLoopRunning) return;
+    this.#dialLoopRunning = true;
+    try {
+      await this.#dialUntilConnected();
+    } finally {
+      this.#dialLoopRunning = false;
+    }
+  }
+
+  async #dialUntilConnected(): Promise<void> {
+    if (this.#options.blockConnect !== undefined) await this.#options.blockConnect.catch(() => undefined);
+    while (!this.#isShutdown() && this.#socket === undefined) {
+      this.#setState('connecting');
+      try {
+        const ws = await this.#openSocket();
+        const remoteNodeId = await dialHandshake(
+          ws,
+          {
+            clock: this.#clock,
+            auth: this.#options.auth,
+            local: this.local,
+            nodeId: this.#options.nodeId,
+            timeoutMs: this.#limits.handshakeTimeoutMs,
+            maxClockSkewMs: this.#limits.maxClockSkewMs,
+          },
+          this.remote,
+        ).catch((error: unknown) => {
+          ws.terminate();
+          throw error;
+        });
+        this.#dialing = undefined;
+        if (this.#isShutdown()) {
+          ws.close(1001, 'shutting down');
+          return;
+        }
+        this.attach(ws, remoteNodeId);
+        return;
+      } catch (error) {
+        this.#dialing = undefined;
+        if (this.#isShutdown()) return;
+        this.#setState('connection-error', error);
+        const { redialMinMs, redialMaxMs } = this.#limits;
+        await new Promise<void>((resolve) => {
+          this.#redialTimer = this.#clock.setTimeout(
+            resolve,
+            redialMinMs + this.#options.random() * (redialMaxMs - redialMinMs),
+          );
+        });
+      }
+    }
+  }
+
+  #openSocket(): Promise<WebSocket> {
+    const url = new URL(GRID_PATH, this.remote.replace(/^http/, 'ws'));
+    const ws = new WebSocket(url, {
+      ...this.#options.tls,
+      maxPayload: this.#limits.maxFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: this.#limits.handshakeTimeoutMs,
+    });
+    this.#dialing = ws;
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        ws.off('open', onOpen);
+        ws.off('error', onError);
+        ws.off('close', onClose);
+      };
+      const onOpen = (): void => {
+        cleanup();
+        resolve(ws);
+      };
+      const onError = (error: Error): void => {
+        cleanup();
+        reject(error);
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(new DisconnectedError(`dial to ${this.remote} closed before it opened`));
+      };
+      ws.once('open', onOpen);
+      ws.once('error', onError);
+      ws.once('close', onClose);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Socket lifetime
+
+  #socketGone(epoch: number, error: DisconnectedError): void {
+    if (this.#socket?.epoch !== epoch) return;
+    this.#dropSocket(error);
+    if (this.#isShutdown()) return;
+    this.#setState('connection-error', error);
+    // A dropped link is redialled at once; failed dials back off (see #dial).
+    if (this.dials) void this.#dial();
+  }
+
+  #dropSocket(error: DisconnectedError): void {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    this.#socket = undefined;
+    socket.pingTimer?.cancel();
+    const stats = socket.writer.stats;
+    socket.writer.close();
+    const closedStats = socket.writer.stats;
+    this.#bytesOutClosed += stats.bytesSent;
+    this.#messagesOutClosed += stats.messagesSent;
+    this.#refusedClosed += closedStats.framesRefused;
+    this.#droppedClosed += closedStats.framesDropped;
+    socket.closed.abort(error);
+    for (const [muxId, entry] of this.#outgoing) {
+      this.#outgoing.delete(muxId);
+      if (entry.kind === 'request') entry.settle({ kind: 'failed', error });
+      else entry.fail(error);
+    }
+    this.#outgoingStreams = 0;
+    for (const stream of this.#incomingStreams.values()) stream.fail(error);
+    this.#incomingStreams.clear();
+    if (socket.ws.readyState === WebSocket.OPEN || socket.ws.readyState === WebSocket.CONNECTING) {
+      if (this.#state === 'shutdown') {
+        // Give the Disconnect frame a turn to leave before closing.
+        setImmediate(() => {
+          socket.ws.close(1001, 'shutting down');
+        });
+      } else {
+        socket.ws.terminate();
+      }
+    }
+  }
+
+  #checkLiveness(epoch: number): void {
+    const socket = this.#socket;
+    if (socket?.epoch !== epoch) return;
+    const now = this.#clock.now();
+    const silentFor = now - (this.#lastPongAt ?? now);
+    if (silentFor > this.#limits.pongTimeoutMs) {
+      this.#socketGone(epoch, new DisconnectedError(`no pong from ${this.remote} for ${silentFor} ms`));
+      return;
+    }
+    const stalledFor = socket.writer.stalledForMs();
+    if (stalledFor > this.#limits.writeStallTimeoutMs) {
+      this.#socketGone(epoch, new DisconnectedError(`writes to ${this.remote} stalled for ${stalledFor} ms`));
+      return;
+    }
+    this.#sendFrame({
+      muxId: 0,
+      seq: 0,
+      deadlineMs: 0,
+      handler: 0,
+      op: Op.Ping,
+      flags: 0,
+      payload: encodePing(now),
+    });
+  }
+
+  /** Read through a method: the state changes across awaits, where TypeScript's narrowing does not see it. */
+  #isShutdown(): boolean {
+    return this.#state === 'shutdown';
+  }
+
+  #currentEpoch(): number | undefined {
+    return this.#socket?.epoch;
+  }
+
+  #setState(state: ConnectionState, error?: unknown): void {
+    if (this.#state === state) return;
+    if (this.#state === 'shutdown') return;
+    this.#state = state;
+    stateChannel.publish({ local: this.local, remote: this.remote, state, error });
+    for (const check of [...this.#stateWaiters]) check();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Sending
+
+  #encode(socket: Socket, frame: Frame): Buffer {
+    return encodeFrame(frame, socket.crc);
+  }
+
+  #sendFrame(frame: Frame): boolean {
+    const socket = this.#socket;
+    if (socket === undefined) return false;
+    const encoded = this.#encode(socket, frame);
+    if (encoded.length > this.#limits.maxFrameBytes) return false;
+    return socket.writer.enqueue(encoded);
+  }
+
+  #releaseOutgoing(muxId: number): void {
+    const entry = this.#outgoing.get(muxId);
+    if (entry === undefined || entry.kind === 'request') return;
+    this.#outgoing.delete(muxId);
+    this.#outgoingStreams -= 1;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Receiving
+
+  #onMessage(epoch: number, data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.#socket?.epoch !== epoch) return;
+    if (!isBinary) {
+      this.#ignoredMessages += 1;
+      return;
+    }
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+    this.#bytesIn += buf.length;
+    this.#messagesIn += 1;
+    let frames: Frame[];
+    try {
+      frames = decodeMessage(buf);
+    } catch (error) {
+      // A frame we cannot parse leaves the stream of frames unreliable: reset the socket.
+      this.#protocolErrors += 1;
+      this.#socketGone(epoch, new DisconnectedError(`bad frame from ${this.remote}`, { cause: error }));
+      return;
+    }
+    for (const frame of frames) {
+      // A frame may have ended the socket (a Disconnect, a protocol error): drop the rest.
+      if (this.#currentEpoch() !== epoch) return;
+      try {
+        this.#dispatch(frame);
+      } catch (error) {
+        this.#protocolErrors += 1;
+        this.#socketGone(
+          epoch,
+          new DisconnectedError(`protocol error from ${this.remote}`, { cause: error }),
+        );
+        return;
+      }
+    }
+  }
+
+  #dispatch(frame: Frame): void {
+    switch (frame.op) {
+      case Op.Ping:
+        if (frame.muxId === 0) {
+          this.#sendFrame({
+            ...control(Op.Pong),
+            payload: encodePong({ sentAt: decodePing(frame.payload), notFound: false }),
+          });
+        } else {
+          this.#toIncoming(frame);
+        }
+        return;
+      case Op.Pong:
+        if (frame.muxId === 0) {
+          const now = this.#clock.now();
+          this.#lastPongAt = now;
+          this.#rttMs = now - decodePong(frame.payload).sentAt;
+        } else {
+          this.#toOutgoing(frame);
+        }
+        return;
+      case Op.Request:
+        this.#onRequest(frame);
+        return;
+      case Op.Response:
+        this.#onResponse(frame);
+        return;
+      case Op.ConnectMux:
+        this.#onConnectMux(frame);
+        return;
+      case Op.MuxClientMsg:
+      case Op.UnblockSrvMux:
+      case Op.DisconnectServerMux:
+        this.#toIncoming(frame);
+        return;
+      case Op.AckMux:
+      case Op.MuxServerMsg:
+      case Op.UnblockClMux:
+      case Op.MuxConnectError:
+      case Op.DisconnectClientMux:
+        this.#toOutgoing(frame);
+        return;
+      case Op.Disconnect:
+        this.#socketGone(this.#socket?.epoch ?? -1, new DisconnectedError(`${this.remote} is shutting down`));
+        return;
+      case Op.Connect:
+      case Op.ConnectResponse:
+      case Op.Merged:
+        throw new ProtocolError(`op ${frame.op} after the handshake`);
+    }
+  }
+
+  #toIncoming(frame: Frame): void {
+    const stream = this.#incomingStreams.get(frame.muxId);
+    if (stream !== undefined) {
+      stream.onFrame(frame);
+      return;
+    }
+    // Traffic for a stream that is gone here. Input means the caller missed the end:
+    // tell it, so it cleans up too. Credits and cancels for a finished stream are normal.
+    if (frame.op === Op.Ping) {
+      this.#sendFrame({
+        ...control(Op.Pong),
+        muxId: frame.muxId,
+        payload: encodePong({ sentAt: decodePing(frame.payload), notFound: true }),
+      });
+    } else if (frame.op === Op.MuxClientMsg) {
+      this.#sendFrame({ ...control(Op.DisconnectClientMux), muxId: frame.muxId });
+    }
+  }
+
+  #toOutgoing(frame: Frame): void {
+    const entry = this.#outgoing.get(frame.muxId);
+    // A stream that ended here may still hear from the handler side (its end, a credit).
+    if (entry?.kind === 'stream') entry.onFrame(frame);
+  }
+
+  #onResponse(frame: Frame): void {
+    const entry = this.#outgoing.get(frame.muxId);
+    if (entry?.kind !== 'request') {
+      this.#lateResults += 1;
+      return;
+    }
+    this.#outgoing.delete(frame.muxId);
+    if ((frame.flags & Flag.PayloadIsErr) !== 0)
+      entry.settle({ kind: 'remote-error', error: decodeError(frame.payload) });
+    else entry.settle({ kind: 'response', payload: frame.payload });
+  }
+
+  #onRequest(frame: Frame): void {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    const respond = (flags: number, payload: Uint8Array | undefined): void => {
+      this.#sendFrame({
+        muxId: frame.muxId,
+        seq: frame.seq,
+        deadlineMs: 0,
+        handler: 0,
+        op: Op.Response,
+        flags: Flag.EOF | flags,
+        payload,
+      });
+    };
+    const handler = this.#options.registry.single(frame.handler, frame.subroute);
+    if (handler === undefined) {
+      respond(Flag.PayloadIsErr, encodeError(new UnknownHandlerError(frame.handler)));
+      return;
+    }
+    if (this.#incomingRequests >= this.#limits.maxIncomingRequests) {
+      respond(
+        Flag.PayloadIsErr,
+        encodeError(
+          new CapacityExceededError(`requests served for ${this.local}`, this.#limits.maxIncomingRequests),
+        ),
+      );
+      return;
+    }
+    this.#incomingRequests += 1;
+    const scope = callScope(this.#clock, {
+      signal: socket.closed.signal,
+      timeoutMs: frame.deadlineMs === 0 ? undefined : frame.deadlineMs,
+    });
+    const finish = (flags: number, payload: Uint8Array | undefined): void => {
+      this.#incomingRequests -= 1;
+      const late = scope.signal.aborted || this.#socket !== socket;
+      scope.dispose();
+      // Past the deadline the caller has given up; a result now would only be dropped there.
+      if (late) this.#lateResults += 1;
+      else respond(flags, payload);
+    };
+    Promise.resolve()
+      .then(() => handler(frame.payload, { signal: scope.signal, remote: this.remote }))
+      .then(
+        (result) => {
+          finish(0, result);
+        },
+        (error: unknown) => {
+          finish(Flag.PayloadIsErr, encodeError(error));
+        },
+      );
+  }
+
+  #onConnectMux(frame: Frame): void {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    const refuse = (error: unknown): void => {
+      this.#sendFrame({
+        ...control(Op.MuxConnectError),
+        muxId: frame.muxId,
+        flags: Flag.PayloadIsErr,
+        payload: encodeError(error),
+      });
+    };
+    if (this.#incomingStreams.has(frame.muxId)) throw new ProtocolError(`stream ${frame.muxId} opened twice`);
+    if ((frame.flags & Flag.Stateless) !== 0) {
+      refuse(new ProtocolError('stateless streams are opened with openStatelessStream'));
+      return;
+    }
+    const handler = this.#options.registry.stream(frame.handler, frame.subroute);
+    if (handler === undefined) {
+      refuse(new UnknownHandlerError(frame.handler));
+      return;
+    }
+    if (this.#incomingStreams.size >= this.#limits.maxStreams) {
+      refuse(new CapacityExceededError(`streams served for ${this.local}`, this.#limits.maxStreams));
+      return;
+    }
+    let open;
+    try {
+      open = decodeStreamOpen(frame.payload);
+    } catch (error) {
+      refuse(error);
+      return;
+    }
+    if (open.outWindow < 1) {
+      refuse(new ProtocolError('a stream needs an output window of at least 1'));
+      return;
+    }
+    const stream = new ServerStream(this.#incomingHost, frame, handler, open, socket.closed.signal);
+    this.#incomingStreams.set(frame.muxId, stream);
+  }
+}
+
+function control(op: OpCode): Frame {
+  return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined };
+}

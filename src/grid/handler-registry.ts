@@ -1,0 +1,94 @@
+// The handlers a Manager serves, by handler id and optional static subroute.
+
+import { ConfigError } from '../internal/errors.ts';
+import { FIRST_USER_HANDLER, MAX_HANDLER } from './protocol.ts';
+import { subrouteId, subrouteKey } from './subroute.ts';
+
+export interface SingleHandlerContext {
+  /** Aborts at the caller's deadline, when the caller's connection drops, or on shutdown. */
+  readonly signal: AbortSignal;
+  /** Host URL of the calling node. */
+  readonly remote: string;
+}
+
+/** Serves one request. Throwing sends the error to the caller as a `RemoteError`. */
+export type SingleHandler = (
+  payload: Uint8Array | undefined,
+  context: SingleHandlerContext,
+) => Promise<Uint8Array | undefined> | Uint8Array | undefined;
+
+export interface StreamHandlerContext {
+  /** The payload the caller opened the stream with. */
+  readonly initial: Uint8Array | undefined;
+  /** Items the caller sends; ends when the caller calls `end()`. Empty when `inCapacity` is 0. */
+  readonly requests: AsyncIterable<Uint8Array>;
+  /** Sends one response; resolves when the caller's window had room for it. */
+  send(payload: Uint8Array): Promise<void>;
+  /** Aborts when the caller cancels, its connection drops, it stops pinging, or on shutdown. */
+  readonly signal: AbortSignal;
+  readonly remote: string;
+}
+
+export interface StreamHandler {
+  /** Runs the stream; its return ends the stream, a throw ends it with the error. */
+  readonly handle: (context: StreamHandlerContext) => Promise<void>;
+  /** Input items buffered on this side; 0 = the stream takes no input. */
+  readonly inCapacity: number;
+}
+
+export interface RegisterOptions {
+  /** Serve this handler id on a static subroute (several routes may share one id). */
+  readonly subroute?: string | undefined;
+  /** Allow an id below 64, the range Weft's own modules use. */
+  readonly reserved?: boolean | undefined;
+}
+
+function key(handler: number, subroute: Uint8Array | undefined): string {
+  return subroute === undefined ? String(handler) : `${handler}/${subrouteKey(subroute)}`;
+}
+
+export function checkHandlerId(handler: number, reserved = false): void {
+  const first = reserved ? 1 : FIRST_USER_HANDLER;
+  if (!Number.isInteger(handler) || handler < first || handler > MAX_HANDLER) {
+    throw new ConfigError(
+      'handler',
+      `must be an integer within [${first}, ${MAX_HANDLER}], got ${handler}` +
+        (reserved ? '' : ' (ids below 64 are reserved for Weft modules)'),
+    );
+  }
+}
+
+export class HandlerRegistry {
+  readonly #singles = new Map<string, SingleHandler>();
+  readonly #streams = new Map<string, StreamHandler>();
+
+  registerSingle(handler: number, fn: SingleHandler, options: RegisterOptions = {}): void {
+    this.#add(this.#singles, handler, fn, options);
+  }
+
+  registerStream(handler: number, stream: StreamHandler, options: RegisterOptions = {}): void {
+    if (!Number.isInteger(stream.inCapacity) || stream.inCapacity < 0) {
+      throw new ConfigError('inCapacity', `must be an integer >= 0, got ${stream.inCapacity}`);
+    }
+    this.#add(this.#streams, handler, stream, options);
+  }
+
+  single(handler: number, subroute: Uint8Array | undefined): SingleHandler | undefined {
+    return this.#singles.get(key(handler, subroute));
+  }
+
+  stream(handler: number, subroute: Uint8Array | undefined): StreamHandler | undefined {
+    return this.#streams.get(key(handler, subroute));
+  }
+
+  #add<T>(map: Map<string, T>, handler: number, value: T, options: RegisterOptions): void {
+    checkHandlerId(handler, options.reserved === true);
+    const id = options.subroute === undefined ? undefined : subrouteId(handler, options.subroute);
+    const k = key(handler, id);
+    if (this.#singles.has(k) || this.#streams.has(k)) {
+      const where = options.subroute === undefined ? '' : ` on subroute ${options.subroute}`;
+      throw new ConfigError('handler', `handler ${handler}${where} is already registered`);
+    }
+    map.set(k, value);
+  }
+}

@@ -1,0 +1,147 @@
+// The first exchange on a new socket. The dialler sends Connect (version, node id, its
+// host, its wall time, a token for the acceptor's host); the acceptor checks each in
+// turn and answers ConnectResponse, accepted or refused with a reason. Nothing else is
+// read before that, and a socket that stays silent is closed after the handshake timeout.
+
+import type WebSocket from 'ws';
+
+import type { Clock } from '../internal/clock.ts';
+import type { GridAuth } from './auth.ts';
+import { shouldDial } from './dial-direction.ts';
+import { HandshakeRefusedError, ProtocolError, type RefusalReason } from './errors.ts';
+import { decodeFrame, encodeFrame } from './frame.ts';
+import { decodeConnect, decodeConnectResponse, encodeConnect, encodeConnectResponse } from './messages.ts';
+import { Op, PROTOCOL_VERSION } from './protocol.ts';
+
+export interface HandshakeParties {
+  readonly clock: Clock;
+  readonly auth: GridAuth;
+  /** This node's host URL. */
+  readonly local: string;
+  readonly nodeId: Uint8Array;
+  readonly timeoutMs: number;
+  readonly maxClockSkewMs: number;
+}
+
+/** Resolves with the first binary message on `ws`, or rejects on close, error or timeout. */
+function firstMessage(ws: WebSocket, clock: Clock, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      timer.cancel();
+      ws.off('message', onMessage);
+      ws.off('close', onClose);
+      ws.off('error', onError);
+    };
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
+      if (!isBinary) return;
+      cleanup();
+      resolve(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer));
+    };
+    const onClose = (code: number, reason: Buffer): void => {
+      cleanup();
+      reject(new ProtocolError(`socket closed during the handshake (${code} ${reason.toString()})`));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const timer = clock.setTimeout(() => {
+      cleanup();
+      reject(new HandshakeRefusedError('handshake-timeout', `no handshake within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.on('message', onMessage);
+    ws.once('close', onClose);
+    ws.once('error', onError);
+  });
+}
+
+/** Dialler's side: sends Connect to `remote`, resolves with the remote node id once accepted. */
+export async function dialHandshake(
+  ws: WebSocket,
+  parties: HandshakeParties,
+  remote: string,
+): Promise<Uint8Array> {
+  const { clock, auth, local, nodeId, timeoutMs } = parties;
+  const timeMs = clock.wallTimeMs();
+  const connect = encodeConnect({
+    version: PROTOCOL_VERSION,
+    nodeId,
+    host: local,
+    timeMs,
+    token: auth.authToken(remote, timeMs),
+  });
+  const reply = firstMessage(ws, clock, timeoutMs);
+  ws.send(
+    encodeFrame(
+      { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.Connect, flags: 0, payload: connect },
+      false,
+    ),
+  );
+  const frame = decodeFrame(await reply);
+  if (frame.op !== Op.ConnectResponse)
+    throw new ProtocolError(`expected ConnectResponse, got op ${frame.op}`);
+  const response = decodeConnectResponse(frame.payload);
+  if (!response.accepted) {
+    throw new HandshakeRefusedError(
+      response.reason ?? 'bad-handshake',
+      `${remote} says: ${response.detail ?? ''}`,
+    );
+  }
+  return response.nodeId;
+}
+
+export interface AcceptedPeer {
+  readonly host: string;
+  readonly nodeId: Uint8Array;
+}
+
+/**
+ * Acceptor's side: reads Connect, checks it, answers. Resolves with the peer when
+ * accepted; on refusal sends the reason, then rejects with `HandshakeRefusedError`.
+ */
+export async function acceptHandshake(
+  ws: WebSocket,
+  parties: HandshakeParties,
+  isKnownHost: (host: string) => boolean,
+): Promise<AcceptedPeer> {
+  const { clock, auth, local, nodeId, timeoutMs } = parties;
+  const refuse = (reason: RefusalReason, detail: string): never => {
+    const payload = encodeConnectResponse({ nodeId, accepted: false, reason, detail });
+    ws.send(
+      encodeFrame(
+        { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.ConnectResponse, flags: 0, payload },
+        false,
+      ),
+    );
+    throw new HandshakeRefusedError(reason, detail);
+  };
+  let connect: ReturnType<typeof decodeConnect>;
+  try {
+    const frame = decodeFrame(await firstMessage(ws, clock, timeoutMs));
+    if (frame.op !== Op.Connect) throw new ProtocolError(`expected Connect, got op ${frame.op}`);
+    connect = decodeConnect(frame.payload);
+  } catch (error) {
+    if (error instanceof ProtocolError) refuse('bad-handshake', error.message);
+    throw error;
+  }
+  if (connect.version !== PROTOCOL_VERSION) {
+    refuse('version-mismatch', `peer speaks version ${connect.version}, this node ${PROTOCOL_VERSION}`);
+  }
+  if (!isKnownHost(connect.host) || connect.host === local)
+    refuse('unknown-host', `${connect.host} is not a peer`);
+  const skew = Math.abs(clock.wallTimeMs() - connect.timeMs);
+  if (skew > parties.maxClockSkewMs) {
+    refuse('clock-skew', `clocks differ by ${Math.round(skew)} ms, more than ${parties.maxClockSkewMs} ms`);
+  }
+  if (!auth.verifyToken(connect.token, local, connect.timeMs)) refuse('bad-token', 'token does not verify');
+  if (!shouldDial(connect.host, local))
+    refuse('wrong-direction', `${local} dials ${connect.host}, not the reverse`);
+  const payload = encodeConnectResponse({ nodeId, accepted: true });
+  ws.send(
+    encodeFrame(
+      { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.ConnectResponse, flags: 0, payload },
+      false,
+    ),
+  );
+  return { host: connect.host, nodeId: connect.nodeId };
+}

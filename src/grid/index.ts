@@ -1,0 +1,45 @@
+// weft/grid: node-to-node RPC and streams over one multiplexed WebSocket per pair of
+// nodes, with MinIO grid semantics.
+//
+// A `Manager` per node holds one `Connection` per peer. Exactly one side of each pair
+// dials; the handshake proves both hold the cluster secret. Over that one socket run any
+// number of single requests (bytes in, bytes out, with a deadline) and streams (an
+// initial payload, then items both ways). Streams are flow-controlled per item with
+// credits ("mux" = one multiplexed stream; "credit" = permission to send one item), so
+// the connection's reader never blocks and a slow consumer only slows its own stream.
+// When a socket dies, every call bound to it fails with `DisconnectedError` and every
+// handler's signal aborts; nothing is replayed, callers retry. The wire format is in
+// docs/wire/grid.md.
+
+export { Manager } from './manager.ts';
+export { Connection } from './connection.ts';
+export { hmacAuth } from './auth.ts';
+export { shouldDial } from './dial-direction.ts';
+export { defaultGridLimits } from './config.ts';
+export { subrouteId, joinRoute } from './subroute.ts';
+export { defineSingle, defineStream, msgpackCodec } from './typed.ts';
+export { FIRST_USER_HANDLER, GRID_PATH, PROTOCOL_VERSION } from './protocol.ts';
+export {
+  DisconnectedError,
+  FrameTooLargeError,
+  HandshakeRefusedError,
+  IncorrectSequenceError,
+  ProtocolError,
+  RemoteError,
+  UnknownHandlerError,
+} from './errors.ts';
+
+export type { ManagerOptions, ManagerStats } from './manager.ts';
+export type { ConnectionState, ConnectionStats, RequestOptions } from './connection.ts';
+export type { GridStream, StreamOptions } from './client-stream.ts';
+export type { GridAuth } from './auth.ts';
+export type { GridLimits } from './config.ts';
+export type {
+  RegisterOptions,
+  SingleHandler,
+  SingleHandlerContext,
+  StreamHandler,
+  StreamHandlerContext,
+} from './handler-registry.ts';
+export type { RefusalReason } from './errors.ts';
+export type { Codec, SingleDefinition, StreamDefinition, TypedStream, TypedStreamContext } from './typed.ts';

@@ -1,0 +1,205 @@
+// Payloads of the control frames: handshake, pings, stream windows and errors.
+//
+// Each is a small MessagePack value with short string keys. Decoders check every field
+// they read, so a malformed control frame is a `ProtocolError` naming the field, never
+// an exception from deep inside the connection.
+
+import { Packr } from 'msgpackr';
+
+import { isRetryable, WeftError } from '../internal/errors.ts';
+import { ProtocolError, RemoteError, type RefusalReason } from './errors.ts';
+
+// Plain MessagePack: no msgpackr records or extensions, so any MessagePack library reads it.
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+
+export function pack(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+function unpack(bytes: Uint8Array | undefined, what: string): unknown {
+  if (bytes === undefined) throw new ProtocolError(`${what}: payload missing`);
+  try {
+    return packr.unpack(bytes);
+  } catch (error) {
+    throw new ProtocolError(`${what}: payload is not MessagePack`, { cause: error });
+  }
+}
+
+function record(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new ProtocolError(`${what}: expected a map`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function field<T>(
+  map: Record<string, unknown>,
+  key: string,
+  what: string,
+  check: (v: unknown) => v is T,
+  kind: string,
+): T {
+  const value = map[key];
+  if (!check(value)) throw new ProtocolError(`${what}: field ${key} must be ${kind}`);
+  return value;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean';
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+
+/** The dialler's first frame. */
+export interface ConnectRequest {
+  readonly version: number;
+  /** The sender's node id: 16 random bytes, new at every process start. */
+  readonly nodeId: Uint8Array;
+  /** The sender's own host URL, as listed in the receiver's hosts. */
+  readonly host: string;
+  /** The sender's wall time in ms since the epoch, for the skew check and the token. */
+  readonly timeMs: number;
+  readonly token: string;
+}
+
+export function encodeConnect(m: ConnectRequest): Buffer {
+  return pack({ v: m.version, id: m.nodeId, host: m.host, t: m.timeMs, token: m.token });
+}
+
+export function decodeConnect(bytes: Uint8Array | undefined): ConnectRequest {
+  const what = 'Connect';
+  const map = record(unpack(bytes, what), what);
+  const nodeId = field(map, 'id', what, isBytes, '16 bytes');
+  if (nodeId.length !== 16) throw new ProtocolError(`${what}: field id must be 16 bytes`);
+  return {
+    version: field(map, 'v', what, isUint, 'an unsigned integer'),
+    nodeId,
+    host: field(map, 'host', what, isString, 'a string'),
+    timeMs: field(map, 't', what, isFiniteNumber, 'a number'),
+    token: field(map, 'token', what, isString, 'a string'),
+  };
+}
+
+export interface ConnectResponse {
+  readonly nodeId: Uint8Array;
+  readonly accepted: boolean;
+  readonly reason?: RefusalReason | undefined;
+  readonly detail?: string | undefined;
+}
+
+export function encodeConnectResponse(m: ConnectResponse): Buffer {
+  return pack(
+    m.accepted
+      ? { id: m.nodeId, ok: true }
+      : { id: m.nodeId, ok: false, reason: m.reason ?? 'bad-handshake', detail: m.detail ?? '' },
+  );
+}
+
+const refusalReasons = new Set<string>([
+  'bad-token',
+  'clock-skew',
+  'unknown-host',
+  'wrong-direction',
+  'version-mismatch',
+  'handshake-timeout',
+  'bad-handshake',
+  'shutting-down',
+]);
+
+export function decodeConnectResponse(bytes: Uint8Array | undefined): ConnectResponse {
+  const what = 'ConnectResponse';
+  const map = record(unpack(bytes, what), what);
+  const nodeId = field(map, 'id', what, isBytes, '16 bytes');
+  const accepted = field(map, 'ok', what, isBoolean, 'a boolean');
+  if (accepted) return { nodeId, accepted };
+  const reason = field(map, 'reason', what, isString, 'a string');
+  return {
+    nodeId,
+    accepted,
+    reason: (refusalReasons.has(reason) ? reason : 'bad-handshake') as RefusalReason,
+    detail: field(map, 'detail', what, isString, 'a string'),
+  };
+}
+
+/** Ping payload: the sender's monotonic time, echoed in the pong to measure the round trip. */
+export function encodePing(sentAt: number): Buffer {
+  return pack({ t: sentAt });
+}
+
+export function decodePing(bytes: Uint8Array | undefined): number {
+  return field(record(unpack(bytes, 'Ping'), 'Ping'), 't', 'Ping', isFiniteNumber, 'a number');
+}
+
+export interface Pong {
+  readonly sentAt: number;
+  /** The mux pinged is unknown on the receiver. */
+  readonly notFound: boolean;
+}
+
+export function encodePong(pong: Pong): Buffer {
+  return pack(pong.notFound ? { t: pong.sentAt, nf: true } : { t: pong.sentAt });
+}
+
+export function decodePong(bytes: Uint8Array | undefined): Pong {
+  const map = record(unpack(bytes, 'Pong'), 'Pong');
+  return { sentAt: field(map, 't', 'Pong', isFiniteNumber, 'a number'), notFound: map['nf'] === true };
+}
+
+/** ConnectMux payload: the caller's response window and the stream's initial payload. */
+export interface StreamOpen {
+  /** Responses the caller buffers; the handler starts with this many output credits. 0 = stateless. */
+  readonly outWindow: number;
+  readonly initial: Uint8Array | undefined;
+}
+
+export function encodeStreamOpen(m: StreamOpen): Buffer {
+  return pack([m.outWindow, m.initial ?? null]);
+}
+
+export function decodeStreamOpen(bytes: Uint8Array | undefined): StreamOpen {
+  const value = unpack(bytes, 'ConnectMux');
+  if (!Array.isArray(value) || value.length !== 2)
+    throw new ProtocolError('ConnectMux: expected [window, payload]');
+  const [outWindow, initial] = value as [unknown, unknown];
+  if (!isUint(outWindow)) throw new ProtocolError('ConnectMux: window must be an unsigned integer');
+  if (initial !== null && !isBytes(initial))
+    throw new ProtocolError('ConnectMux: payload must be bytes or nil');
+  return { outWindow, initial: initial ?? undefined };
+}
+
+/** AckMux payload: the handler's input window, the caller's initial input credits. */
+export function encodeWindow(window: number): Buffer {
+  return pack(window);
+}
+
+export function decodeWindow(bytes: Uint8Array | undefined): number {
+  const value = unpack(bytes, 'AckMux');
+  if (!isUint(value)) throw new ProtocolError('AckMux: window must be an unsigned integer');
+  return value;
+}
+
+/**
+ * An error as it crosses the wire: code, message, retryable. A `WeftError` keeps its
+ * code; any other error becomes `WEFT_GRID_REMOTE` with its message.
+ */
+export function encodeError(error: unknown): Buffer {
+  if (error instanceof WeftError) {
+    return pack({ code: error.code, message: error.message, retryable: error.retryable });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return pack({ code: RemoteError.code, message, retryable: isRetryable(error) });
+}
+
+/** Decodes an error payload into a `RemoteError`; a payload that is not one still yields one. */
+export function decodeError(bytes: Uint8Array | undefined): RemoteError {
+  try {
+    const map = record(unpack(bytes, 'error'), 'error');
+    const code = isString(map['code']) ? map['code'] : RemoteError.code;
+    const message = isString(map['message']) ? map['message'] : 'remote error';
+    return new RemoteError(code, message, map['retryable'] === true);
+  } catch (error) {
+    return new RemoteError(RemoteError.code, 'remote error with an unreadable payload', false, {
+      cause: error,
+    });
+  }
+}

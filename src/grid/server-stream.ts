@@ -1,0 +1,215 @@
+// The handler's side of a stream.
+//
+// Input items land in a bounded queue of `inCapacity`; each item the handler takes
+// returns a credit to the caller (UnblockClMux), so the reader never waits. Output goes
+// out only against the caller's credits: `send()` waits for one, so a caller that reads
+// slowly slows its own handler and nothing else. The handler's signal aborts when the
+// caller cancels, its connection drops, the deadline passes, or it stops pinging.
+
+import { BoundedQueue } from '../internal/bounded-queue.ts';
+import type { Timer } from '../internal/clock.ts';
+import { CreditWindow } from '../internal/credit-window.ts';
+import { callScope, type CallScope } from '../internal/deadline.ts';
+import { CancelledError, ClosedError } from '../internal/errors.ts';
+import { DisconnectedError, ProtocolError } from './errors.ts';
+import type { Frame } from './frame.ts';
+import type { StreamHandler } from './handler-registry.ts';
+import { decodePing, encodeError, encodePong, encodeWindow } from './messages.ts';
+import { MuxSequence, type MuxHost } from './mux.ts';
+import { Flag, Op, type Op as OpCode } from './protocol.ts';
+
+export class ServerStream {
+  readonly muxId: number;
+  readonly #host: MuxHost;
+  // The caller's ConnectMux was seq 0.
+  readonly #seq = new MuxSequence(1);
+  readonly #input: BoundedQueue<Uint8Array>;
+  readonly #credits: CreditWindow;
+  readonly #scope: CallScope;
+  #lastPingAt: number;
+  #idleTimer: Timer | undefined;
+  #done = false;
+
+  constructor(
+    host: MuxHost,
+    frame: Frame,
+    handler: StreamHandler,
+    open: { outWindow: number; initial: Uint8Array | undefined },
+    parentSignal: AbortSignal,
+  ) {
+    this.muxId = frame.muxId;
+    this.#host = host;
+    this.#input = new BoundedQueue<Uint8Array>({
+      capacity: Math.max(1, handler.inCapacity),
+      maxWaiters: 1,
+      name: `stream ${frame.muxId} input`,
+      onTake: () => {
+        if (!this.#done) this.#send(Op.UnblockClMux, 0, undefined);
+      },
+    });
+    if (handler.inCapacity === 0) this.#input.close();
+    this.#credits = new CreditWindow({ initial: open.outWindow, max: open.outWindow, name: 'stream output' });
+    this.#scope = callScope(host.clock, {
+      signal: parentSignal,
+      timeoutMs: frame.deadlineMs === 0 ? undefined : frame.deadlineMs,
+    });
+    this.#lastPingAt = host.clock.now();
+    // The ack comes first: it opens the caller's input.
+    this.#send(Op.AckMux, 0, encodeWindow(handler.inCapacity));
+    const idleLimit = host.limits.handlerIdleTimeoutMs;
+    if (frame.deadlineMs === 0 || frame.deadlineMs > idleLimit) {
+      this.#idleTimer = host.clock.setInterval(
+        () => {
+          this.#checkIdle();
+        },
+        Math.ceil(idleLimit / 4),
+      );
+    }
+    this.#run(handler, open.initial);
+  }
+
+  get signal(): AbortSignal {
+    return this.#scope.signal;
+  }
+
+  #isDone(): boolean {
+    return this.#done;
+  }
+
+  /** A frame for this mux from the caller. */
+  onFrame(frame: Frame): void {
+    if (this.#done) return;
+    try {
+      switch (frame.op) {
+        case Op.MuxClientMsg:
+          this.#seq.check(frame.seq);
+          if ((frame.flags & Flag.EOF) !== 0) {
+            this.#input.close();
+            return;
+          }
+          if (this.#input.closed)
+            throw new ProtocolError(`stream ${this.muxId}: input after the input ended`);
+          if (frame.payload !== undefined && !this.#input.offer(frame.payload)) {
+            throw new ProtocolError(
+              `stream ${this.muxId}: input beyond the handler's window (handler blocked)`,
+            );
+          }
+          return;
+        case Op.UnblockSrvMux:
+          this.#seq.check(frame.seq);
+          this.#credits.grant(1);
+          return;
+        case Op.Ping:
+          this.#seq.check(frame.seq);
+          this.#lastPingAt = this.#host.clock.now();
+          this.#sendUnsequenced(Op.Pong, encodePong({ sentAt: decodePing(frame.payload), notFound: false }));
+          return;
+        case Op.DisconnectServerMux:
+          this.#abort(new CancelledError(`stream ${this.muxId} cancelled by the caller`), false);
+          return;
+        default:
+          throw new ProtocolError(`stream ${this.muxId}: unexpected op ${frame.op} for a handler`);
+      }
+    } catch (error) {
+      this.#abort(error, true);
+    }
+  }
+
+  /** The connection went down or the manager closes. */
+  fail(error: unknown): void {
+    this.#abort(error, false);
+  }
+
+  #run(handler: StreamHandler, initial: Uint8Array | undefined): void {
+    const signal = this.#scope.signal;
+    const context = {
+      initial,
+      requests: this.#input,
+      signal,
+      remote: this.#host.remote,
+      send: async (payload: Uint8Array): Promise<void> => {
+        if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
+        await this.#credits.acquire({ signal });
+        // The stream may have ended while this send waited.
+        if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
+        this.#send(Op.MuxServerMsg, 0, payload);
+      },
+    };
+    Promise.resolve()
+      .then(() => handler.handle(context))
+      .then(
+        () => {
+          this.#end(undefined);
+        },
+        (error: unknown) => {
+          this.#end(error);
+        },
+      );
+  }
+
+  /** The handler returned (or threw): the caller gets the end, or the error, after the items. */
+  #end(error: unknown): void {
+    if (this.#done) return;
+    if (error === undefined) this.#send(Op.MuxServerMsg, Flag.EOF, undefined);
+    else this.#send(Op.MuxServerMsg, Flag.EOF | Flag.PayloadIsErr, encodeError(error));
+    this.#finish(undefined);
+  }
+
+  #checkIdle(): void {
+    const silentFor = this.#host.clock.now() - this.#lastPingAt;
+    if (silentFor > this.#host.limits.handlerIdleTimeoutMs) {
+      this.#abort(
+        new DisconnectedError(`stream ${this.muxId}: no ping from the caller for ${silentFor} ms`),
+        true,
+      );
+    }
+  }
+
+  /** Stops the handler; `tell` also tells the caller the stream is gone. */
+  #abort(reason: unknown, tell: boolean): void {
+    if (this.#done) return;
+    if (tell) {
+      this.#host.sendFrame({
+        muxId: this.muxId,
+        seq: 0,
+        deadlineMs: 0,
+        handler: 0,
+        op: Op.DisconnectClientMux,
+        flags: Flag.PayloadIsErr,
+        payload: encodeError(reason),
+      });
+    }
+    this.#finish(reason);
+  }
+
+  #finish(reason: unknown): void {
+    this.#done = true;
+    this.#idleTimer?.cancel();
+    this.#credits.close(reason);
+    if (reason === undefined) {
+      this.#input.close();
+    } else {
+      this.#input.error(reason);
+      // The handler may still be running: its signal tells it to stop.
+      this.#scope.abort(reason);
+    }
+    this.#scope.dispose();
+    this.#host.release(this.muxId);
+  }
+
+  #send(op: OpCode, flags: number, payload: Uint8Array | undefined): void {
+    this.#host.sendFrame({
+      muxId: this.muxId,
+      seq: this.#seq.next(),
+      deadlineMs: 0,
+      handler: 0,
+      op,
+      flags,
+      payload,
+    });
+  }
+
+  #sendUnsequenced(op: OpCode, payload: Uint8Array): void {
+    this.#host.sendFrame({ muxId: this.muxId, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload });
+  }
+}
