@@ -89,16 +89,22 @@ export class ClientStream implements GridStream {
       return;
     }
     const remaining = this.#scope.deadline - clock.now();
-    const opened = this.#host.sendFrame({
-      muxId: this.muxId,
-      seq: this.#seq.next(),
-      deadlineMs: Number.isFinite(remaining) ? Math.min(Math.ceil(remaining), 0xffff_ffff) : 0,
-      handler,
-      op: Op.ConnectMux,
-      flags: 0,
-      payload: encodeStreamOpen({ outWindow: this.#inbox.capacity, initial: this.#options.initial }),
-      subroute: this.#options.subroute,
-    });
+    let opened: boolean;
+    try {
+      opened = this.#host.sendFrame({
+        muxId: this.muxId,
+        seq: this.#seq.next(),
+        deadlineMs: Number.isFinite(remaining) ? Math.min(Math.ceil(remaining), 0xffff_ffff) : 0,
+        handler,
+        op: Op.ConnectMux,
+        flags: 0,
+        payload: encodeStreamOpen({ outWindow: this.#inbox.capacity, initial: this.#options.initial }),
+        subroute: this.#options.subroute,
+      });
+    } catch (error) {
+      this.#finish(error);
+      throw error;
+    }
     if (!opened) {
       this.#finish(new DisconnectedError('could not queue the stream open'));
       return;
@@ -120,7 +126,13 @@ export class ClientStream implements GridStream {
     await this.#credits.acquire(options);
     // The stream may have ended while this send waited.
     if (this.#isOver()) throw new ClosedError(`stream ${this.muxId} is over`);
-    this.#send(Op.MuxClientMsg, 0, payload);
+    try {
+      this.#send(Op.MuxClientMsg, 0, payload);
+    } catch (error) {
+      // Too large to send: nothing went out, so the credit is still ours.
+      this.#credits.grant(1);
+      throw error;
+    }
   }
 
   end(): void {
@@ -168,6 +180,7 @@ export class ClientStream implements GridStream {
           this.#seq.check(frame.seq);
           this.#inputWindow = decodeWindow(frame.payload);
           if (this.#inputWindow > 0) this.#credits.grant(this.#inputWindow);
+          else this.#credits.close(new ClosedError(`stream ${this.muxId}: the handler takes no input`));
           return;
         case Op.MuxServerMsg:
           this.#seq.check(frame.seq);

@@ -16,13 +16,27 @@ import WebSocket from 'ws';
 
 import { onAbort } from '../internal/abort.ts';
 import type { Clock, Timer } from '../internal/clock.ts';
-import { callScope, remainingMs, type CallOptions } from '../internal/deadline.ts';
+import {
+  callScope,
+  type CallScope,
+  deadlineAfter,
+  deadlineOf,
+  minDeadline,
+  remainingMs,
+  type CallOptions,
+} from '../internal/deadline.ts';
 import { diagnosticChannel } from '../internal/diagnostics.ts';
 import { CapacityExceededError, ClosedError, DeadlineExceededError } from '../internal/errors.ts';
 import type { GridAuth } from './auth.ts';
 import { ClientStream, type GridStream, type StreamOptions } from './client-stream.ts';
 import type { GridLimits } from './config.ts';
-import { DisconnectedError, ProtocolError, RemoteError, UnknownHandlerError } from './errors.ts';
+import {
+  DisconnectedError,
+  FrameTooLargeError,
+  ProtocolError,
+  RemoteError,
+  UnknownHandlerError,
+} from './errors.ts';
 import { decodeMessage, encodeFrame, type Frame } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
@@ -261,25 +275,35 @@ export class Connection {
         this.#limits.maxOutgoingRequests,
       );
     }
-    const scope = callScope(this.#clock, options, this.#limits.defaultRequestTimeoutMs);
-    try {
-      if (scope.signal.aborted) throw scope.signal.reason;
-      const remaining = remainingMs(this.#clock, scope.deadline);
-      if (remaining < 1)
-        throw new DeadlineExceededError('less than 1 ms left: request not sent', { timeoutMs: remaining });
-      const muxId = this.#nextMuxId++;
-      const outcome = await new Promise<RequestOutcome>((resolve) => {
-        const stopListening = onAbort(scope.signal, (reason) => {
-          this.#outgoing.delete(muxId);
-          resolve({ kind: 'failed', error: reason });
-        });
-        this.#outgoing.set(muxId, {
-          kind: 'request',
-          settle: (result) => {
-            stopListening();
-            resolve(result);
-          },
-        });
+    // No AbortController per call: one timer for the deadline and, if the caller passed
+    // a signal, one listener on it. Requests are the hot path.
+    const { signal } = options;
+    if (signal?.aborted === true) throw signal.reason;
+    const deadline = minDeadline(
+      deadlineOf(signal),
+      deadlineAfter(this.#clock, options.timeoutMs ?? this.#limits.defaultRequestTimeoutMs),
+    );
+    const remaining = remainingMs(this.#clock, deadline);
+    if (remaining < 1) {
+      throw new DeadlineExceededError('less than 1 ms left: request not sent', { timeoutMs: remaining });
+    }
+    const muxId = this.#nextMuxId++;
+    const outcome = await new Promise<RequestOutcome>((resolve) => {
+      const fail = (error: unknown): void => {
+        this.#outgoing.delete(muxId);
+        settle({ kind: 'failed', error });
+      };
+      const timer = this.#clock.setTimeout(() => {
+        fail(new DeadlineExceededError(`no response within ${remaining} ms`, { timeoutMs: remaining }));
+      }, remaining);
+      const stopListening = onAbort(signal, fail);
+      const settle = (result: RequestOutcome): void => {
+        timer.cancel();
+        stopListening();
+        resolve(result);
+      };
+      this.#outgoing.set(muxId, { kind: 'request', settle });
+      try {
         const queued = this.#sendFrame({
           muxId,
           seq: 0,
@@ -290,35 +314,29 @@ export class Connection {
           payload,
           subroute: options.subroute,
         });
-        if (!queued) {
-          this.#outgoing.delete(muxId);
-          stopListening();
-          resolve({
-            kind: 'failed',
-            error: new CapacityExceededError(`send queue to ${this.remote}`, this.#limits.maxQueuedBytes),
+        if (!queued)
+          fail(new CapacityExceededError(`send queue to ${this.remote}`, this.#limits.maxQueuedBytes));
+      } catch (error) {
+        fail(error);
+      }
+    });
+    // Errors are made here, after the await, so their stacks lead back to the caller.
+    switch (outcome.kind) {
+      case 'response':
+        return outcome.payload;
+      case 'remote-error':
+        throw new RemoteError(outcome.error.code, outcome.error.message, outcome.error.retryable);
+      case 'failed':
+        if (outcome.error instanceof DeadlineExceededError) {
+          throw new DeadlineExceededError(outcome.error.message, {
+            cause: outcome.error,
+            timeoutMs: remaining,
           });
         }
-      });
-      // Errors are made here, after the await, so their stacks lead back to the caller.
-      switch (outcome.kind) {
-        case 'response':
-          return outcome.payload;
-        case 'remote-error':
-          throw new RemoteError(outcome.error.code, outcome.error.message, outcome.error.retryable);
-        case 'failed':
-          if (outcome.error instanceof DeadlineExceededError) {
-            throw new DeadlineExceededError(outcome.error.message, {
-              cause: outcome.error,
-              timeoutMs: remaining,
-            });
-          }
-          if (outcome.error instanceof DisconnectedError) {
-            throw new DisconnectedError(outcome.error.message, { cause: outcome.error });
-          }
-          throw outcome.error;
-      }
-    } finally {
-      scope.dispose();
+        if (outcome.error instanceof DisconnectedError) {
+          throw new DisconnectedError(outcome.error.message, { cause: outcome.error });
+        }
+        throw outcome.error;
     }
   }
 
@@ -601,11 +619,17 @@ export class Connection {
     return encodeFrame(frame, socket.crc);
   }
 
+  /**
+   * Queues a frame on the current socket. False when there is no socket or the queue is
+   * full; throws `FrameTooLargeError` for a frame over the limit, a caller's mistake.
+   */
   #sendFrame(frame: Frame): boolean {
     const socket = this.#socket;
     if (socket === undefined) return false;
     const encoded = this.#encode(socket, frame);
-    if (encoded.length > this.#limits.maxFrameBytes) return false;
+    if (encoded.length > this.#limits.maxFrameBytes) {
+      throw new FrameTooLargeError(encoded.length, this.#limits.maxFrameBytes);
+    }
     return socket.writer.enqueue(encoded);
   }
 
@@ -771,20 +795,38 @@ export class Connection {
       return;
     }
     this.#incomingRequests += 1;
-    const scope = callScope(this.#clock, {
-      signal: socket.closed.signal,
-      timeoutMs: frame.deadlineMs === 0 ? undefined : frame.deadlineMs,
-    });
+    const clock = this.#clock;
+    const deadline = frame.deadlineMs === 0 ? Number.POSITIVE_INFINITY : clock.now() + frame.deadlineMs;
+    // Most handlers never look at their signal; it (an AbortController, a timer, a
+    // listener) is made only if they do.
+    let scope: CallScope | undefined;
+    const context = {
+      remote: this.remote,
+      get signal(): AbortSignal {
+        scope ??= callScope(clock, {
+          signal: socket.closed.signal,
+          timeoutMs: Number.isFinite(deadline) ? deadline - clock.now() : undefined,
+        });
+        return scope.signal;
+      },
+    };
     const finish = (flags: number, payload: Uint8Array | undefined): void => {
       this.#incomingRequests -= 1;
-      const late = scope.signal.aborted || this.#socket !== socket;
-      scope.dispose();
+      scope?.dispose();
       // Past the deadline the caller has given up; a result now would only be dropped there.
-      if (late) this.#lateResults += 1;
-      else respond(flags, payload);
+      if (clock.now() >= deadline || this.#socket !== socket) {
+        this.#lateResults += 1;
+        return;
+      }
+      try {
+        respond(flags, payload);
+      } catch (error) {
+        // A result too large to send: the caller gets that error instead of a hang.
+        respond(Flag.PayloadIsErr, encodeError(error));
+      }
     };
     Promise.resolve()
-      .then(() => handler(frame.payload, { signal: scope.signal, remote: this.remote }))
+      .then(() => handler(frame.payload, context))
       .then(
         (result) => {
           finish(0, result);

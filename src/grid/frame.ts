@@ -286,7 +286,16 @@ function readBody(reader: Reader, header: Header, start: number): Frame {
   }
   const extra = reader.buf.length - reader.offset;
   if (extra !== 0) throw new ProtocolError(`${extra} unexpected bytes after the frame`);
-  return { ...header, payload, subroute };
+  return {
+    muxId: header.muxId,
+    seq: header.seq,
+    deadlineMs: header.deadlineMs,
+    handler: header.handler,
+    op,
+    flags,
+    payload,
+    subroute,
+  };
 }
 
 /**

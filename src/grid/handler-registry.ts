@@ -23,7 +23,7 @@ export interface StreamHandlerContext {
   /** Items the caller sends; ends when the caller calls `end()`. Empty when `inCapacity` is 0. */
   readonly requests: AsyncIterable<Uint8Array>;
   /** Sends one response; resolves when the caller's window had room for it. */
-  send(payload: Uint8Array): Promise<void>;
+  readonly send: (payload: Uint8Array) => Promise<void>;
   /** Aborts when the caller cancels, its connection drops, it stops pinging, or on shutdown. */
   readonly signal: AbortSignal;
   readonly remote: string;

@@ -183,12 +183,14 @@ export function decodeWindow(bytes: Uint8Array | undefined): number {
  * code; any other error becomes `WEFT_GRID_REMOTE` with its message.
  */
 export function encodeError(error: unknown): Buffer {
-  if (error instanceof WeftError) {
-    return pack({ code: error.code, message: error.message, retryable: error.retryable });
-  }
+  const code = error instanceof WeftError ? error.code : RemoteError.code;
   const message = error instanceof Error ? error.message : String(error);
-  return pack({ code: RemoteError.code, message, retryable: isRetryable(error) });
+  // A message is for people; a huge one would only make the error frame itself too large.
+  const trimmed = message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message;
+  return pack({ code, message: trimmed, retryable: isRetryable(error) });
 }
+
+const MAX_ERROR_MESSAGE = 4_096;
 
 /** Decodes an error payload into a `RemoteError`; a payload that is not one still yields one. */
 export function decodeError(bytes: Uint8Array | undefined): RemoteError {

@@ -132,7 +132,13 @@ export class ServerStream {
         await this.#credits.acquire({ signal });
         // The stream may have ended while this send waited.
         if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
-        this.#send(Op.MuxServerMsg, 0, payload);
+        try {
+          this.#send(Op.MuxServerMsg, 0, payload);
+        } catch (error) {
+          // Too large to send: nothing went out, so the credit is still ours.
+          this.#credits.grant(1);
+          throw error;
+        }
       },
     };
     Promise.resolve()

@@ -90,7 +90,7 @@ export interface TypedStream<Req, Resp> extends AsyncIterable<Resp> {
 export interface TypedStreamContext<P, Req, Resp> {
   readonly params: P;
   readonly requests: AsyncIterable<Req>;
-  send(response: Resp): Promise<void>;
+  readonly send: (response: Resp) => Promise<void>;
   readonly signal: AbortSignal;
   readonly remote: string;
 }

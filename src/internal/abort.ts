@@ -28,9 +28,9 @@ export function onAbort(signal: AbortSignal | undefined, callback: (reason: unkn
 /** A signal that aborts when any parent aborts (with that parent's reason) or on `abort()`. */
 export interface LinkedSignal {
   readonly signal: AbortSignal;
-  abort(reason?: unknown): void;
+  readonly abort: (reason?: unknown) => void;
   /** Stops listening to the parents. Call it when the work the signal guards is over. */
-  dispose(): void;
+  readonly dispose: () => void;
 }
 
 export function linkSignals(...parents: readonly (AbortSignal | undefined)[]): LinkedSignal {

@@ -132,3 +132,14 @@ describe('callScope', () => {
     assert.equal(deadlineOf(undefined), NO_DEADLINE);
   });
 });
+
+test('abort() on a scope aborts its signal only, with the given reason', () => {
+  const clock = new FakeClock();
+  const parent = new AbortController();
+  const scope = callScope(clock, { signal: parent.signal, timeoutMs: 100 });
+  scope.abort(new Error('handler cancelled'));
+  assert.match(String(scope.signal.reason), /handler cancelled/);
+  assert.equal(parent.signal.aborted, false);
+  scope.dispose();
+  assert.equal(clock.pendingTimers, 0);
+});
