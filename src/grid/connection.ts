@@ -53,6 +53,12 @@ import {
 import type { MuxHost } from './mux.ts';
 import { Flag, GRID_PATH, Op, type Op as OpCode } from './protocol.ts';
 import { ServerStream } from './server-stream.ts';
+import {
+  StatelessStream,
+  type StatelessGridStream,
+  type StatelessHost,
+  type StatelessStreamOptions,
+} from './stateless-stream.ts';
 
 export type ConnectionState = 'unconnected' | 'connecting' | 'connected' | 'connection-error' | 'shutdown';
 
@@ -67,6 +73,8 @@ export interface ConnectionStats {
   readonly remoteNodeId: string | undefined;
   readonly streamsIn: number;
   readonly streamsOut: number;
+  /** Stateless streams held open from this side (open or waiting for a socket). */
+  readonly statelessStreamsOut: number;
   readonly requestsIn: number;
   readonly requestsOut: number;
   readonly bytesIn: number;
@@ -146,7 +154,9 @@ export class Connection {
   #socket: Socket | undefined;
   #epoch = 0;
   #nextMuxId = 1;
-  readonly #outgoing = new Map<number, PendingRequest | ClientStream>();
+  readonly #outgoing = new Map<number, PendingRequest | ClientStream | StatelessStream>();
+  readonly #statelessStreams = new Set<StatelessStream>();
+  readonly #statelessHost: StatelessHost;
   #outgoingStreams = 0;
   readonly #incomingStreams = new Map<number, ServerStream>();
   #incomingRequests = 0;
@@ -191,6 +201,21 @@ export class Connection {
       ...host,
       sendFrame: (frame) => this.#sendFrame(frame),
       release: (muxId) => this.#incomingStreams.delete(muxId),
+    };
+    this.#statelessHost = {
+      open: (stream, makeFrame) => {
+        if (this.#socket === undefined) return undefined;
+        const muxId = this.#nextMuxId++;
+        this.#outgoing.set(muxId, stream);
+        if (this.#trySend(makeFrame(muxId))) return muxId;
+        this.#outgoing.delete(muxId);
+        return undefined;
+      },
+      send: (frame) => this.#trySend(frame),
+      forget: (stream, muxId) => {
+        this.#statelessStreams.delete(stream);
+        if (muxId !== undefined) this.#outgoing.delete(muxId);
+      },
     };
   }
 
@@ -240,6 +265,7 @@ export class Connection {
           : Buffer.from(this.#lastRemoteNodeId).toString('hex'),
       streamsIn: this.#incomingStreams.size,
       streamsOut: this.#outgoingStreams,
+      statelessStreamsOut: this.#statelessStreams.size,
       requestsIn: this.#incomingRequests,
       requestsOut: this.#outgoing.size - this.#outgoingStreams,
       bytesIn: this.#bytesIn,
@@ -359,6 +385,25 @@ export class Connection {
     return stream;
   }
 
+  /**
+   * Opens a stateless stream (see stateless-stream.ts): responses only, no credits, and
+   * it reopens by itself after a reconnect. It may be opened while disconnected.
+   */
+  openStatelessStream(handler: number, options: StatelessStreamOptions = {}): StatelessGridStream {
+    if (this.#state === 'shutdown') throw new ClosedError(`connection to ${this.remote} is shut down`);
+    if (this.#statelessStreams.size >= this.#limits.maxStreams) {
+      throw new CapacityExceededError(`stateless streams to ${this.remote}`, this.#limits.maxStreams);
+    }
+    const capacity = options.capacity ?? 100;
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`capacity must be an integer >= 1, got ${capacity}`);
+    }
+    const stream = new StatelessStream(this.#statelessHost, handler, options);
+    this.#statelessStreams.add(stream);
+    stream.open();
+    return stream;
+  }
+
   /** Accepting side (and the dial loop): a socket whose handshake succeeded becomes current. */
   attach(ws: WebSocket, remoteNodeId: Uint8Array): void {
     if (this.#state === 'shutdown') {
@@ -411,6 +456,7 @@ export class Connection {
       this.#checkLiveness(epoch);
     }, this.#limits.pingIntervalMs);
     this.#setState('connected');
+    for (const stream of this.#statelessStreams) stream.open();
   }
 
   /** Ends the connection for good: calls fail, handlers abort, no redial. */
@@ -433,7 +479,9 @@ export class Connection {
       );
     }
     this.#setState('shutdown');
-    this.#dropSocket(new DisconnectedError(`connection to ${this.remote} shut down`));
+    const error = new DisconnectedError(`connection to ${this.remote} shut down`);
+    this.#dropSocket(error);
+    for (const stream of [...this.#statelessStreams]) stream.fail(error);
   }
 
   // ---------------------------------------------------------------------------------
@@ -553,7 +601,9 @@ export class Connection {
     for (const [muxId, entry] of this.#outgoing) {
       this.#outgoing.delete(muxId);
       if (entry.kind === 'request') entry.settle({ kind: 'failed', error });
-      else entry.fail(error);
+      else if (entry.kind === 'stream') entry.fail(error);
+      // Stateless streams wait for the next socket.
+      else entry.detach();
     }
     this.#outgoingStreams = 0;
     for (const stream of this.#incomingStreams.values()) stream.fail(error);
@@ -633,9 +683,18 @@ export class Connection {
     return socket.writer.enqueue(encoded);
   }
 
+  /** `#sendFrame` for frames whose loss is tolerated: false instead of a throw. */
+  #trySend(frame: Frame): boolean {
+    try {
+      return this.#sendFrame(frame);
+    } catch {
+      return false;
+    }
+  }
+
   #releaseOutgoing(muxId: number): void {
     const entry = this.#outgoing.get(muxId);
-    if (entry === undefined || entry.kind === 'request') return;
+    if (entry?.kind !== 'stream') return;
     this.#outgoing.delete(muxId);
     this.#outgoingStreams -= 1;
   }
@@ -751,7 +810,7 @@ export class Connection {
   #toOutgoing(frame: Frame): void {
     const entry = this.#outgoing.get(frame.muxId);
     // A stream that ended here may still hear from the handler side (its end, a credit).
-    if (entry?.kind === 'stream') entry.onFrame(frame);
+    if (entry !== undefined && entry.kind !== 'request') entry.onFrame(frame);
   }
 
   #onResponse(frame: Frame): void {
@@ -849,10 +908,6 @@ export class Connection {
       });
     };
     if (this.#incomingStreams.has(frame.muxId)) throw new ProtocolError(`stream ${frame.muxId} opened twice`);
-    if ((frame.flags & Flag.Stateless) !== 0) {
-      refuse(new ProtocolError('stateless streams are opened with openStatelessStream'));
-      return;
-    }
     const handler = this.#options.registry.stream(frame.handler, frame.subroute);
     if (handler === undefined) {
       refuse(new UnknownHandlerError(frame.handler));
@@ -869,11 +924,19 @@ export class Connection {
       refuse(error);
       return;
     }
-    if (open.outWindow < 1) {
+    const stateless = (frame.flags & Flag.Stateless) !== 0;
+    if (!stateless && open.outWindow < 1) {
       refuse(new ProtocolError('a stream needs an output window of at least 1'));
       return;
     }
-    const stream = new ServerStream(this.#incomingHost, frame, handler, open, socket.closed.signal);
+    const stream = new ServerStream(
+      this.#incomingHost,
+      frame,
+      handler,
+      open,
+      socket.closed.signal,
+      stateless,
+    );
     this.#incomingStreams.set(frame.muxId, stream);
   }
 }

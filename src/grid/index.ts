@@ -32,6 +32,7 @@ export {
 export type { ManagerOptions, ManagerStats } from './manager.ts';
 export type { ConnectionState, ConnectionStats, RequestOptions } from './connection.ts';
 export type { GridStream, StreamOptions } from './client-stream.ts';
+export type { StatelessGridStream, StatelessStreamOptions } from './stateless-stream.ts';
 export type { GridAuth } from './auth.ts';
 export type { GridLimits } from './config.ts';
 export type {

@@ -36,6 +36,7 @@ export class ServerStream {
     handler: StreamHandler,
     open: { outWindow: number; initial: Uint8Array | undefined },
     parentSignal: AbortSignal,
+    stateless = false,
   ) {
     this.muxId = frame.muxId;
     this.#host = host;
@@ -47,17 +48,22 @@ export class ServerStream {
         if (!this.#done) this.#send(Op.UnblockClMux, 0, undefined);
       },
     });
-    if (handler.inCapacity === 0) this.#input.close();
-    this.#credits = new CreditWindow({ initial: open.outWindow, max: open.outWindow, name: 'stream output' });
+    // A stateless stream takes no input and sends without credits (its caller drops what
+    // does not fit), so the credit window is simply unbounded.
+    if (handler.inCapacity === 0 || stateless) this.#input.close();
+    this.#credits = stateless
+      ? new CreditWindow({ initial: Number.MAX_SAFE_INTEGER, name: 'stateless stream output' })
+      : new CreditWindow({ initial: open.outWindow, max: open.outWindow, name: 'stream output' });
     this.#scope = callScope(host.clock, {
       signal: parentSignal,
       timeoutMs: frame.deadlineMs === 0 ? undefined : frame.deadlineMs,
     });
     this.#lastPingAt = host.clock.now();
     // The ack comes first: it opens the caller's input.
-    this.#send(Op.AckMux, 0, encodeWindow(handler.inCapacity));
+    this.#send(Op.AckMux, 0, encodeWindow(stateless ? 0 : handler.inCapacity));
     const idleLimit = host.limits.handlerIdleTimeoutMs;
-    if (frame.deadlineMs === 0 || frame.deadlineMs > idleLimit) {
+    // Stateless callers do not ping; their socket's liveness covers them.
+    if (!stateless && (frame.deadlineMs === 0 || frame.deadlineMs > idleLimit)) {
       this.#idleTimer = host.clock.setInterval(
         () => {
           this.#checkIdle();

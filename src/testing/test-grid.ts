@@ -15,14 +15,26 @@ export interface TestGridOptions {
 }
 
 export class TestGrid {
-  readonly managers: readonly Manager[];
   readonly hosts: readonly string[];
+  readonly #managers: Manager[];
   readonly #servers: readonly http.Server[];
+  readonly #options: TestGridOptions;
 
-  private constructor(managers: Manager[], hosts: string[], servers: http.Server[]) {
-    this.managers = managers;
+  private constructor(
+    managers: Manager[],
+    hosts: string[],
+    servers: http.Server[],
+    options: TestGridOptions,
+  ) {
+    this.#managers = managers;
     this.hosts = hosts;
     this.#servers = servers;
+    this.#options = options;
+  }
+
+  /** The current manager of each node. */
+  get managers(): readonly Manager[] {
+    return this.#managers;
   }
 
   /** Starts `n` managers, each on its own loopback port, all knowing each other. */
@@ -37,26 +49,30 @@ export class TestGrid {
       }),
     );
     const hosts = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-    const managers = hosts.map(
-      (local) =>
-        new Manager({
-          local,
-          hosts,
-          auth: { secret: options.secret ?? 'weft-test-grid-cluster-secret' },
-          limits: options.limits,
-          clock: options.clock,
-          random: options.random,
-        }),
-    );
+    const managers = hosts.map((local) => newManager(local, hosts, options));
     managers.forEach((manager, i) => {
       manager.attach(servers[i] as http.Server);
     });
-    return new TestGrid(managers, hosts, servers);
+    return new TestGrid(managers, hosts, servers, options);
+  }
+
+  /**
+   * Restarts node `i` as a peer would see a process restart: its manager closes, and a new
+   * one (a new node id) takes over the same host and port. `setup` registers its handlers
+   * before it starts.
+   */
+  async restart(i: number, setup: (manager: Manager) => void = () => undefined): Promise<Manager> {
+    await this.manager(i).close();
+    const manager = newManager(this.hosts[i] ?? '', this.hosts, this.#options);
+    setup(manager);
+    manager.attach(this.#servers[i] as http.Server);
+    this.#managers[i] = manager;
+    return manager;
   }
 
   /** The manager of node `i`. */
   manager(i: number): Manager {
-    const manager = this.managers[i];
+    const manager = this.#managers[i];
     if (manager === undefined) throw new RangeError(`no node ${i} in a grid of ${this.managers.length}`);
     return manager;
   }
@@ -77,7 +93,7 @@ export class TestGrid {
 
   /** Closes every manager and server. */
   async close(): Promise<void> {
-    await Promise.all(this.managers.map((m) => m.close()));
+    await Promise.all(this.#managers.map((m) => m.close()));
     await Promise.all(
       this.#servers.map(
         (server) =>
@@ -90,4 +106,15 @@ export class TestGrid {
       ),
     );
   }
+}
+
+function newManager(local: string, hosts: readonly string[], options: TestGridOptions): Manager {
+  return new Manager({
+    local,
+    hosts,
+    auth: { secret: options.secret ?? 'weft-test-grid-cluster-secret' },
+    limits: options.limits,
+    clock: options.clock,
+    random: options.random,
+  });
 }

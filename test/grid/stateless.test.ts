@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { describe, test, type TestContext } from 'node:test';
+
+import type { StreamHandler } from '../../src/grid/index.ts';
+import { FakeClock } from '../../src/internal/fake-clock.ts';
+import { TestGrid } from '../../src/testing/index.ts';
+
+const FEED = 64;
+const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString();
+
+/** Sends `count` items named after the initial payload, then holds the stream open. */
+function feed(count: number, opened: string[] = []): StreamHandler {
+  return {
+    inCapacity: 0,
+    handle: async ({ initial, send, signal }) => {
+      const name = text(initial ?? new Uint8Array());
+      opened.push(name);
+      for (let i = 0; i < count; i++) await send(Buffer.from(`${name} ${i}`));
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    },
+  };
+}
+
+async function take(stream: AsyncIterable<Uint8Array>, count: number): Promise<string[]> {
+  const items: string[] = [];
+  if (count === 0) return items;
+  for await (const item of stream) {
+    items.push(text(item));
+    if (items.length === count) break;
+  }
+  return items;
+}
+
+/** Advances fake time in 100 ms steps, letting real I/O run between steps, until `done()`. */
+async function advanceUntil(clock: FakeClock, done: () => boolean): Promise<void> {
+  for (let step = 0; step < 10_000 && !done(); step++) {
+    await clock.advanceAsync(step % 50 === 49 ? 100 : 0);
+  }
+  assert.ok(done(), 'condition not reached');
+}
+
+/** A round trip queues behind every frame already in flight, so they have all arrived after it. */
+async function roundTrip(g: TestGrid): Promise<void> {
+  await g
+    .connection(0, 1)
+    .request(255, undefined)
+    .catch(() => undefined);
+}
+
+describe('stateless streams', () => {
+  test('deliver what the handler sends, without credits', async (t) => {
+    const g = await TestGrid.start(2, { clock: new FakeClock() });
+    t.after(() => g.close());
+    g.manager(1).registerStream(FEED, feed(5));
+    await g.waitAllConnected();
+    const stream = g.connection(0, 1).openStatelessStream(FEED, { initial: Buffer.from('a'), capacity: 10 });
+    assert.deepEqual(await take(stream, 5), ['a 0', 'a 1', 'a 2', 'a 3', 'a 4']);
+    assert.equal(stream.dropped, 0);
+    assert.equal(g.connection(0, 1).stats().statelessStreamsOut, 0, 'leaving the loop cancelled it');
+  });
+
+  test('a consumer that falls behind loses the newest items, counted, never the process', async (t) => {
+    const g = await TestGrid.start(2, { clock: new FakeClock() });
+    t.after(() => g.close());
+    g.manager(1).registerStream(FEED, feed(50));
+    await g.waitAllConnected();
+    const stream = g.connection(0, 1).openStatelessStream(FEED, { initial: Buffer.from('b'), capacity: 10 });
+    for (let i = 0; i < 3; i++) await roundTrip(g);
+    assert.equal(stream.dropped, 40);
+    assert.deepEqual(
+      await take(stream, 10),
+      Array.from({ length: 10 }, (_, i) => `b ${i}`),
+    );
+  });
+
+  test('survive the peer restarting: the stream opens again with its initial payload', async (t) => {
+    const clock = new FakeClock();
+    const g = await TestGrid.start(2, { clock, random: () => 0 });
+    t.after(() => g.close());
+    const opened: string[] = [];
+    g.manager(1).registerStream(FEED, feed(2, opened));
+    await g.waitAllConnected();
+    const stream = g.connection(0, 1).openStatelessStream(FEED, { initial: Buffer.from('c') });
+    // Read by hand: leaving a for-await loop would cancel the stream.
+    const items = stream[Symbol.asyncIterator]();
+    const next = async (): Promise<string> => {
+      const result = await items.next();
+      assert.equal(result.done, false);
+      return text(result.value as Uint8Array);
+    };
+    assert.deepEqual([await next(), await next()], ['c 0', 'c 1']);
+
+    await g.restart(1, (manager) => {
+      manager.registerStream(FEED, feed(2, opened));
+    });
+    // The old socket's end and the redial are real I/O; redial delays run on the fake clock.
+    await advanceUntil(clock, () => stream.opens === 2);
+    assert.deepEqual([await next(), await next()], ['c 0', 'c 1']);
+    assert.deepEqual(opened, ['c', 'c']);
+    assert.equal(stream.opens, 2);
+    stream.cancel();
+  });
+});
