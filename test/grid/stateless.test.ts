@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 
 import type { StreamHandler } from '../../src/grid/index.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
@@ -16,7 +16,7 @@ function feed(count: number, opened: string[] = []): StreamHandler {
       const name = text(initial ?? new Uint8Array());
       opened.push(name);
       for (let i = 0; i < count; i++) await send(Buffer.from(`${name} ${i}`));
-      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }); });
     },
   };
 }
@@ -86,7 +86,7 @@ describe('stateless streams', () => {
     const next = async (): Promise<string> => {
       const result = await items.next();
       assert.equal(result.done, false);
-      return text(result.value as Uint8Array);
+      return text(result.value);
     };
     assert.deepEqual([await next(), await next()], ['c 0', 'c 1']);
 
