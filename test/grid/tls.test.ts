@@ -127,6 +127,6 @@ test(
       manager.attach(servers[i] as http.Server);
     });
     while (errors.length === 0) await new Promise((resolve) => setImmediate(resolve));
-    assert.match(String((errors[0] as Error).message), /self[- ]signed|certificate/i);
+    assert.match((errors[0] as Error).message, /self[- ]signed|certificate/i);
   },
 );
