@@ -17,15 +17,17 @@ export interface GridAuth {
  * (the clock-skew bound), so verification here is only about the secret.
  */
 export function hmacAuth(secret: string | Uint8Array): GridAuth {
-  if (secret.length < 16) throw new RangeError('the grid secret must be at least 16 bytes');
   const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
+  if (key.length < 16) throw new RangeError('the grid secret must be at least 16 bytes');
   const sign = (audience: string, timeMs: number): Buffer =>
     createHmac('sha256', key).update(`weft-grid-v1\n${audience}\n${timeMs}`).digest();
   return {
     authToken: (audience, timeMs) => sign(audience, timeMs).toString('base64url'),
     verifyToken(token, audience, timeMs) {
-      const expected = sign(audience, timeMs);
-      const given = Buffer.from(token, 'base64url');
+      // Compared as the exact string: base64url decoding would accept padding, junk and
+      // other spellings of the same bytes.
+      const expected = Buffer.from(sign(audience, timeMs).toString('base64url'));
+      const given = Buffer.from(token);
       return given.length === expected.length && timingSafeEqual(given, expected);
     },
   };

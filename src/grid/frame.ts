@@ -118,6 +118,13 @@ export function encodeFrame(frame: Frame, crc: boolean): Buffer {
   checkField('deadlineMs', frame.deadlineMs, UINT32_MAX);
   checkField('handler', frame.handler, 0xff);
   checkField('flags', frame.flags, 0xff);
+  if ((frame.flags & ~KNOWN_FLAGS) !== 0) {
+    throw new RangeError(`frame flags 0x${frame.flags.toString(16)} has unknown bits`);
+  }
+  // A Merged message is built by encodeMerged from encoded frames, never as a frame.
+  if (!isOp(frame.op) || frame.op === Op.Merged) {
+    throw new RangeError(`frame op must be a grid op other than Merged, got ${frame.op}`);
+  }
   const payload = frame.payload;
   const payloadLength = payload === undefined ? 0 : payload.length;
   let flags = frame.flags & ~(Flag.CRC | Flag.PayloadIsZero | Flag.Subroute);
@@ -235,10 +242,12 @@ class Reader {
   }
 }
 
-/** Decodes one message that is a single frame. Throws `ProtocolError`. */
+/** Decodes one message that is a single frame (not a Merged batch). Throws `ProtocolError`. */
 export function decodeFrame(buf: Buffer): Frame {
   const reader = new Reader(buf);
-  return readBody(reader, readHeader(reader), 0);
+  const header = readHeader(reader);
+  if (header.op === Op.Merged) throw new ProtocolError('a merged frame where a single frame was expected');
+  return readBody(reader, header, 0);
 }
 
 interface Header {
@@ -307,8 +316,9 @@ export function decodeMessage(buf: Buffer): Frame[] {
   const header = readHeader(reader);
   if (header.op !== Op.Merged) return [readBody(reader, header, 0)];
   // The outer tuple of a batch: mux 0, no flags, an empty payload, then `seq` bin items.
-  if (header.muxId !== 0 || header.flags !== 0)
-    throw new ProtocolError('a merged frame has mux 0 and no flags');
+  if (header.muxId !== 0 || header.flags !== 0 || header.deadlineMs !== 0 || header.handler !== 0) {
+    throw new ProtocolError('a merged frame has mux 0, no deadline, no handler and no flags');
+  }
   if (header.seq === 0 || header.seq > MERGE_MAX_MESSAGES) {
     throw new ProtocolError(`a merged frame holds 1 to ${MERGE_MAX_MESSAGES} messages, not ${header.seq}`);
   }
@@ -319,9 +329,10 @@ export function decodeMessage(buf: Buffer): Frame[] {
   for (let i = 0; i < header.seq; i++) {
     const inner = reader.bin(`merged message ${i}`);
     if (inner === undefined) throw new ProtocolError(`merged message ${i} is nil`);
-    const frame = decodeFrame(inner);
-    if (frame.op === Op.Merged) throw new ProtocolError('a merged frame cannot contain another');
-    frames.push(frame);
+    const innerReader = new Reader(inner);
+    const innerHeader = readHeader(innerReader);
+    if (innerHeader.op === Op.Merged) throw new ProtocolError('a merged frame cannot contain another');
+    frames.push(readBody(innerReader, innerHeader, 0));
   }
   const extra = buf.length - reader.offset;
   if (extra !== 0) throw new ProtocolError(`${extra} unexpected bytes after the merged frame`);

@@ -71,12 +71,7 @@ export async function dialHandshake(
     token: auth.authToken(remote, timeMs),
   });
   const reply = firstMessage(ws, clock, timeoutMs);
-  ws.send(
-    encodeFrame(
-      { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.Connect, flags: 0, payload: connect },
-      false,
-    ),
-  );
+  sendHandshakeFrame(ws, Op.Connect, connect);
   const frame = decodeFrame(await reply);
   if (frame.op !== Op.ConnectResponse)
     throw new ProtocolError(`expected ConnectResponse, got op ${frame.op}`);
@@ -86,6 +81,15 @@ export async function dialHandshake(
       response.reason ?? 'bad-handshake',
       `${remote} says: ${response.detail ?? ''}`,
     );
+  }
+  // The acceptor proves the secret too, so a dialler never talks to an impostor.
+  const answeredAt = response.timeMs ?? Number.NaN;
+  const skew = Math.abs(clock.wallTimeMs() - answeredAt);
+  if (!(skew <= parties.maxClockSkewMs)) {
+    throw new HandshakeRefusedError('clock-skew', `${remote}'s clock differs by ${Math.round(skew)} ms`);
+  }
+  if (!auth.verifyToken(response.token ?? '', local, answeredAt)) {
+    throw new HandshakeRefusedError('bad-token', `${remote} did not prove it holds the cluster secret`);
   }
   return response.nodeId;
 }
@@ -106,12 +110,10 @@ export async function acceptHandshake(
 ): Promise<AcceptedPeer> {
   const { clock, auth, local, nodeId, timeoutMs } = parties;
   const refuse = (reason: RefusalReason, detail: string): never => {
-    const payload = encodeConnectResponse({ nodeId, accepted: false, reason, detail });
-    ws.send(
-      encodeFrame(
-        { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.ConnectResponse, flags: 0, payload },
-        false,
-      ),
+    sendHandshakeFrame(
+      ws,
+      Op.ConnectResponse,
+      encodeConnectResponse({ nodeId, accepted: false, reason, detail }),
     );
     throw new HandshakeRefusedError(reason, detail);
   };
@@ -136,12 +138,21 @@ export async function acceptHandshake(
   if (!auth.verifyToken(connect.token, local, connect.timeMs)) refuse('bad-token', 'token does not verify');
   if (!shouldDial(connect.host, local))
     refuse('wrong-direction', `${local} dials ${connect.host}, not the reverse`);
-  const payload = encodeConnectResponse({ nodeId, accepted: true });
-  ws.send(
-    encodeFrame(
-      { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.ConnectResponse, flags: 0, payload },
-      false,
-    ),
+  const answeredAt = clock.wallTimeMs();
+  const token = auth.authToken(connect.host, answeredAt);
+  sendHandshakeFrame(
+    ws,
+    Op.ConnectResponse,
+    encodeConnectResponse({ nodeId, accepted: true, timeMs: answeredAt, token }),
   );
   return { host: connect.host, nodeId: connect.nodeId };
+}
+
+/** Handshake frames go out directly (there is no writer yet) and carry no CRC. */
+function sendHandshakeFrame(
+  ws: WebSocket,
+  op: typeof Op.Connect | typeof Op.ConnectResponse,
+  payload: Buffer,
+): void {
+  ws.send(encodeFrame({ muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload }, false));
 }

@@ -10,7 +10,9 @@ import { isRetryable, WeftError } from '../internal/errors.ts';
 import { ProtocolError, RemoteError, type RefusalReason } from './errors.ts';
 
 // Plain MessagePack: no msgpackr records or extensions, so any MessagePack library reads it.
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+// 64-bit integers read as numbers: other encoders write a millisecond time as uint64, and
+// the decoders below refuse anything past 2^53 anyway.
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' });
 
 export function pack(value: unknown): Buffer {
   return packr.pack(value);
@@ -83,6 +85,10 @@ export function decodeConnect(bytes: Uint8Array | undefined): ConnectRequest {
 export interface ConnectResponse {
   readonly nodeId: Uint8Array;
   readonly accepted: boolean;
+  /** Accepted: the acceptor's wall time and its token for the dialler, so both sides prove the secret. */
+  readonly timeMs?: number | undefined;
+  readonly token?: string | undefined;
+  /** Refused: why. */
   readonly reason?: RefusalReason | undefined;
   readonly detail?: string | undefined;
 }
@@ -90,7 +96,7 @@ export interface ConnectResponse {
 export function encodeConnectResponse(m: ConnectResponse): Buffer {
   return pack(
     m.accepted
-      ? { id: m.nodeId, ok: true }
+      ? { id: m.nodeId, ok: true, t: m.timeMs ?? 0, token: m.token ?? '' }
       : { id: m.nodeId, ok: false, reason: m.reason ?? 'bad-handshake', detail: m.detail ?? '' },
   );
 }
@@ -110,8 +116,16 @@ export function decodeConnectResponse(bytes: Uint8Array | undefined): ConnectRes
   const what = 'ConnectResponse';
   const map = record(unpack(bytes, what), what);
   const nodeId = field(map, 'id', what, isBytes, '16 bytes');
+  if (nodeId.length !== 16) throw new ProtocolError(`${what}: field id must be 16 bytes`);
   const accepted = field(map, 'ok', what, isBoolean, 'a boolean');
-  if (accepted) return { nodeId, accepted };
+  if (accepted) {
+    return {
+      nodeId,
+      accepted,
+      timeMs: field(map, 't', what, isFiniteNumber, 'a number'),
+      token: field(map, 'token', what, isString, 'a string'),
+    };
+  }
   const reason = field(map, 'reason', what, isString, 'a string');
   return {
     nodeId,
