@@ -16,7 +16,9 @@ function feed(count: number, opened: string[] = []): StreamHandler {
       const name = text(initial ?? new Uint8Array());
       opened.push(name);
       for (let i = 0; i < count; i++) await send(Buffer.from(`${name} ${i}`));
-      await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }); });
+      await new Promise((resolve) => {
+        signal.addEventListener('abort', resolve, { once: true });
+      });
     },
   };
 }
