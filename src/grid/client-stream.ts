@@ -16,8 +16,7 @@ import { CancelledError, ClosedError } from '../internal/errors.ts';
 import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
 import { decodeError, decodePong, decodeWindow, encodePing, encodeStreamOpen } from './messages.ts';
-import type { MuxHost } from './mux.ts';
-import { MuxSequence } from './mux.ts';
+import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
 import { Flag, Op, type Op as OpCode } from './protocol.ts';
 
 export interface StreamOptions extends CallOptions {
@@ -89,24 +88,27 @@ export class ClientStream implements GridStream {
       return;
     }
     const remaining = this.#scope.deadline - clock.now();
-    let opened: boolean;
+    let opened;
     try {
-      opened = this.#host.sendFrame({
-        muxId: this.muxId,
-        seq: this.#seq.next(),
-        deadlineMs: Number.isFinite(remaining) ? Math.min(Math.ceil(remaining), 0xffff_ffff) : 0,
-        handler,
-        op: Op.ConnectMux,
-        flags: 0,
-        payload: encodeStreamOpen({ outWindow: this.#inbox.capacity, initial: this.#options.initial }),
-        subroute: this.#options.subroute,
-      });
+      opened = this.#seq.send(
+        this.#host,
+        {
+          muxId: this.muxId,
+          deadlineMs: Number.isFinite(remaining) ? Math.min(Math.ceil(remaining), 0xffff_ffff) : 0,
+          handler,
+          op: Op.ConnectMux,
+          flags: 0,
+          payload: encodeStreamOpen({ outWindow: this.#inbox.capacity, initial: this.#options.initial }),
+          subroute: this.#options.subroute,
+        },
+        false,
+      );
     } catch (error) {
       this.#finish(error);
       throw error;
     }
-    if (!opened) {
-      this.#finish(new DisconnectedError('could not queue the stream open'));
+    if (opened !== 'sent') {
+      this.#finish(notSentError(opened, this.#host));
       return;
     }
     // Pings only matter when the stream may outlive a ping period.
@@ -126,12 +128,17 @@ export class ClientStream implements GridStream {
     await this.#credits.acquire(options);
     // The stream may have ended while this send waited.
     if (this.#isOver()) throw new ClosedError(`stream ${this.muxId} is over`);
+    let result;
     try {
-      this.#send(Op.MuxClientMsg, 0, payload);
+      result = this.#seq.send(this.#host, this.#frame(Op.MuxClientMsg, 0, payload), false);
     } catch (error) {
       // Too large to send: nothing went out, so the credit is still ours.
       this.#credits.grant(1);
       throw error;
+    }
+    if (result !== 'sent') {
+      this.#credits.grant(1);
+      throw notSentError(result, this.#host);
     }
   }
 
@@ -143,15 +150,7 @@ export class ClientStream implements GridStream {
 
   cancel(reason: unknown = new CancelledError(`stream ${this.muxId} cancelled`)): void {
     if (this.#done) return;
-    this.#host.sendFrame({
-      muxId: this.muxId,
-      seq: 0,
-      deadlineMs: 0,
-      handler: 0,
-      op: Op.DisconnectServerMux,
-      flags: 0,
-      payload: undefined,
-    });
+    this.#host.sendFrame({ ...this.#frame(Op.DisconnectServerMux, 0, undefined), seq: 0 }, true);
     this.#finish(reason);
   }
 
@@ -247,16 +246,13 @@ export class ClientStream implements GridStream {
     this.#send(Op.Ping, 0, encodePing(now));
   }
 
+  /** Sends a control frame (credit, end of input, ping): never refused for a full queue. */
   #send(op: OpCode, flags: number, payload: Uint8Array | undefined): void {
-    this.#host.sendFrame({
-      muxId: this.muxId,
-      seq: this.#seq.next(),
-      deadlineMs: 0,
-      handler: 0,
-      op,
-      flags,
-      payload,
-    });
+    this.#seq.send(this.#host, this.#frame(op, flags, payload), true);
+  }
+
+  #frame(op: OpCode, flags: number, payload: Uint8Array | undefined): Omit<Frame, 'seq'> {
+    return { muxId: this.muxId, deadlineMs: 0, handler: 0, op, flags, payload };
   }
 
   /** Ends the stream once: `error` undefined means a clean end after the buffered responses. */

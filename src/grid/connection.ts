@@ -50,7 +50,7 @@ import {
   encodePing,
   encodePong,
 } from './messages.ts';
-import type { MuxHost } from './mux.ts';
+import { notSentError, type MuxHost, type SendResult } from './mux.ts';
 import { Flag, GRID_PATH, Op, type Op as OpCode } from './protocol.ts';
 import { ServerStream } from './server-stream.ts';
 import {
@@ -163,6 +163,7 @@ export class Connection {
   readonly #stateWaiters = new Set<() => void>();
   #redialTimer: Timer | undefined;
   #dialLoopRunning = false;
+  #lastConnectTime = Number.NEGATIVE_INFINITY;
   #dialing: WebSocket | undefined;
   #lastRemoteNodeId: Uint8Array | undefined;
   #lastPongAt: number | undefined;
@@ -192,14 +193,14 @@ export class Connection {
     const host = { clock: options.clock, limits: options.limits, remote: options.remote };
     this.#outgoingHost = {
       ...host,
-      sendFrame: (frame) => this.#sendFrame(frame),
+      sendFrame: (frame, isControl) => this.#sendFrame(frame, isControl),
       release: (muxId) => {
         this.#releaseOutgoing(muxId);
       },
     };
     this.#incomingHost = {
       ...host,
-      sendFrame: (frame) => this.#sendFrame(frame),
+      sendFrame: (frame, isControl) => this.#sendFrame(frame, isControl),
       release: (muxId) => this.#incomingStreams.delete(muxId),
     };
     this.#statelessHost = {
@@ -207,11 +208,11 @@ export class Connection {
         if (this.#socket === undefined) return undefined;
         const muxId = this.#nextMuxId++;
         this.#outgoing.set(muxId, stream);
-        if (this.#trySend(makeFrame(muxId))) return muxId;
+        if (this.#trySend(makeFrame(muxId), false)) return muxId;
         this.#outgoing.delete(muxId);
         return undefined;
       },
-      send: (frame) => this.#trySend(frame),
+      send: (frame) => this.#trySend(frame, true),
       forget: (stream, muxId) => {
         this.#statelessStreams.delete(stream);
         if (muxId !== undefined) this.#outgoing.delete(muxId);
@@ -330,7 +331,7 @@ export class Connection {
       };
       this.#outgoing.set(muxId, { kind: 'request', settle });
       try {
-        const queued = this.#sendFrame({
+        const result = this.#sendFrame({
           muxId,
           seq: 0,
           deadlineMs: Math.min(Math.ceil(remaining), 0xffff_ffff),
@@ -340,8 +341,7 @@ export class Connection {
           payload,
           subroute: options.subroute,
         });
-        if (!queued)
-          fail(new CapacityExceededError(`send queue to ${this.remote}`, this.#limits.maxQueuedBytes));
+        if (result !== 'sent') fail(notSentError(result, this.#outgoingHost));
       } catch (error) {
         fail(error);
       }
@@ -426,6 +426,7 @@ export class Connection {
       pingTimer: undefined,
       writer: new FrameWriter({
         clock: this.#clock,
+        maxMessageBytes: this.#limits.maxFrameBytes,
         maxQueuedBytes: this.#limits.maxQueuedBytes,
         writeHighWaterBytes: this.#limits.writeHighWaterBytes,
         send: (message, done) => {
@@ -465,19 +466,9 @@ export class Connection {
     this.#redialTimer?.cancel();
     this.#dialing?.terminate();
     const socket = this.#socket;
-    if (socket !== undefined) {
-      socket.writer.enqueue(
-        this.#encode(socket, {
-          muxId: 0,
-          seq: 0,
-          deadlineMs: 0,
-          handler: 0,
-          op: Op.Disconnect,
-          flags: 0,
-          payload: undefined,
-        }),
-      );
-    }
+    // The last word on this socket goes out directly: the writer's queue is dropped below.
+    if (socket?.ws.readyState === WebSocket.OPEN)
+      socket.ws.send(this.#encode(socket, control(Op.Disconnect)));
     this.#setState('shutdown');
     const error = new DisconnectedError(`connection to ${this.remote} shut down`);
     this.#dropSocket(error);
@@ -514,6 +505,7 @@ export class Connection {
             maxClockSkewMs: this.#limits.maxClockSkewMs,
           },
           this.remote,
+          this.#nextConnectTime(),
         ).catch((error: unknown) => {
           ws.terminate();
           throw error;
@@ -538,6 +530,12 @@ export class Connection {
         });
       }
     }
+  }
+
+  /** Wall time for a Connect, kept strictly increasing so the acceptor never takes it for a replay. */
+  #nextConnectTime(): number {
+    this.#lastConnectTime = Math.max(this.#clock.wallTimeMs(), this.#lastConnectTime + 1);
+    return this.#lastConnectTime;
   }
 
   #openSocket(): Promise<WebSocket> {
@@ -634,15 +632,7 @@ export class Connection {
       this.#socketGone(epoch, new DisconnectedError(`writes to ${this.remote} stalled for ${stalledFor} ms`));
       return;
     }
-    this.#sendFrame({
-      muxId: 0,
-      seq: 0,
-      deadlineMs: 0,
-      handler: 0,
-      op: Op.Ping,
-      flags: 0,
-      payload: encodePing(now),
-    });
+    this.#sendFrame({ ...control(Op.Ping), payload: encodePing(now) }, true);
   }
 
   /** Read through a method: the state changes across awaits, where TypeScript's narrowing does not see it. */
@@ -670,23 +660,24 @@ export class Connection {
   }
 
   /**
-   * Queues a frame on the current socket. False when there is no socket or the queue is
-   * full; throws `FrameTooLargeError` for a frame over the limit, a caller's mistake.
+   * Queues a frame on the current socket. Control frames are never refused for a full
+   * queue (see MuxHost.sendFrame). Throws `FrameTooLargeError` for a frame over the
+   * limit, a caller's mistake.
    */
-  #sendFrame(frame: Frame): boolean {
+  #sendFrame(frame: Frame, isControl = false): SendResult {
     const socket = this.#socket;
-    if (socket === undefined) return false;
+    if (socket === undefined) return 'disconnected';
     const encoded = this.#encode(socket, frame);
     if (encoded.length > this.#limits.maxFrameBytes) {
       throw new FrameTooLargeError(encoded.length, this.#limits.maxFrameBytes);
     }
-    return socket.writer.enqueue(encoded);
+    return socket.writer.enqueue(encoded, isControl) ? 'sent' : 'queue-full';
   }
 
   /** `#sendFrame` for frames whose loss is tolerated: false instead of a throw. */
-  #trySend(frame: Frame): boolean {
+  #trySend(frame: Frame, isControl: boolean): boolean {
     try {
-      return this.#sendFrame(frame);
+      return this.#sendFrame(frame, isControl) === 'sent';
     } catch {
       return false;
     }
@@ -740,10 +731,13 @@ export class Connection {
     switch (frame.op) {
       case Op.Ping:
         if (frame.muxId === 0) {
-          this.#sendFrame({
-            ...control(Op.Pong),
-            payload: encodePong({ sentAt: decodePing(frame.payload), notFound: false }),
-          });
+          this.#sendFrame(
+            {
+              ...control(Op.Pong),
+              payload: encodePong({ sentAt: decodePing(frame.payload), notFound: false }),
+            },
+            true,
+          );
         } else {
           this.#toIncoming(frame);
         }
@@ -797,13 +791,10 @@ export class Connection {
     // Traffic for a stream that is gone here. Input means the caller missed the end:
     // tell it, so it cleans up too. Credits and cancels for a finished stream are normal.
     if (frame.op === Op.Ping) {
-      this.#sendFrame({
-        ...control(Op.Pong),
-        muxId: frame.muxId,
-        payload: encodePong({ sentAt: decodePing(frame.payload), notFound: true }),
-      });
+      const pong = encodePong({ sentAt: decodePing(frame.payload), notFound: true });
+      this.#sendFrame({ ...control(Op.Pong), muxId: frame.muxId, payload: pong }, true);
     } else if (frame.op === Op.MuxClientMsg) {
-      this.#sendFrame({ ...control(Op.DisconnectClientMux), muxId: frame.muxId });
+      this.#sendFrame({ ...control(Op.DisconnectClientMux), muxId: frame.muxId }, true);
     }
   }
 
@@ -828,16 +819,22 @@ export class Connection {
   #onRequest(frame: Frame): void {
     const socket = this.#socket;
     if (socket === undefined) return;
+    // Errors are short and always go out; a result may find the queue full, and then the
+    // caller gets that error rather than silence until its deadline.
     const respond = (flags: number, payload: Uint8Array | undefined): void => {
-      this.#sendFrame({
+      const response = {
+        ...control(Op.Response),
         muxId: frame.muxId,
         seq: frame.seq,
-        deadlineMs: 0,
-        handler: 0,
-        op: Op.Response,
         flags: Flag.EOF | flags,
         payload,
-      });
+      };
+      const isError = (flags & Flag.PayloadIsErr) !== 0;
+      const result = this.#sendFrame(response, isError);
+      if (result === 'queue-full') {
+        const error = encodeError(notSentError(result, this.#incomingHost));
+        this.#sendFrame({ ...response, flags: Flag.EOF | Flag.PayloadIsErr, payload: error }, true);
+      }
     };
     const handler = this.#options.registry.single(frame.handler, frame.subroute);
     if (handler === undefined) {
@@ -900,12 +897,15 @@ export class Connection {
     const socket = this.#socket;
     if (socket === undefined) return;
     const refuse = (error: unknown): void => {
-      this.#sendFrame({
-        ...control(Op.MuxConnectError),
-        muxId: frame.muxId,
-        flags: Flag.PayloadIsErr,
-        payload: encodeError(error),
-      });
+      this.#sendFrame(
+        {
+          ...control(Op.MuxConnectError),
+          muxId: frame.muxId,
+          flags: Flag.PayloadIsErr,
+          payload: encodeError(error),
+        },
+        true,
+      );
     };
     if (this.#incomingStreams.has(frame.muxId)) throw new ProtocolError(`stream ${frame.muxId} opened twice`);
     const handler = this.#options.registry.stream(frame.handler, frame.subroute);

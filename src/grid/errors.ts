@@ -71,6 +71,7 @@ export type RefusalReason =
   | 'version-mismatch'
   | 'handshake-timeout'
   | 'bad-handshake'
+  | 'replayed-token'
   | 'shutting-down';
 
 /** The peer (or we) refused the connection at the handshake. */

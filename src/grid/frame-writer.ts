@@ -24,6 +24,8 @@ export interface FrameWriterOptions {
   readonly clock: Clock;
   readonly maxQueuedBytes: number;
   readonly writeHighWaterBytes: number;
+  /** The peer's limit on one WebSocket message: a Merged batch never grows past it. */
+  readonly maxMessageBytes: number;
   /** Called once if the socket reports a write error. */
   readonly onWriteError: (error: Error) => void;
 }
@@ -55,8 +57,12 @@ export class FrameWriter {
   #framesRefused = 0;
   #framesDropped = 0;
 
+  /** Batches stay under 31 KiB, and under the peer's message limit if that is smaller. */
+  readonly #mergeLimit: number;
+
   constructor(options: FrameWriterOptions) {
     this.#options = options;
+    this.#mergeLimit = Math.min(MERGE_MAX_BYTES, options.maxMessageBytes);
   }
 
   get stats(): FrameWriterStats {
@@ -79,9 +85,14 @@ export class FrameWriter {
     return this.#inFlightBytes === 0 ? 0 : this.#options.clock.now() - this.#lastProgressAt;
   }
 
-  /** Queues one encoded frame. False (and counted) if the queue is full or the writer closed. */
-  enqueue(frame: Buffer): boolean {
-    if (this.#closed || this.#queuedBytes + frame.length > this.#options.maxQueuedBytes) {
+  /**
+   * Queues one encoded frame. False (and counted) if the writer is closed, or if the
+   * queue is full and the frame is not a `control` frame: credits, acks, ends and pings
+   * are tiny, bounded by the protocol, and must not be lost while the socket lives.
+   */
+  enqueue(frame: Buffer, control = false): boolean {
+    const full = this.#queuedBytes + frame.length > this.#options.maxQueuedBytes;
+    if (this.#closed || (full && !control)) {
       this.#framesRefused += 1;
       return false;
     }
@@ -134,7 +145,7 @@ export class FrameWriter {
     while (count < MERGE_MAX_MESSAGES && this.#queueHead + count < this.#queue.length) {
       const next = this.#queue[this.#queueHead + count] as Buffer;
       const size = binHeaderSize(next.length) + next.length;
-      if (batchBytes + size >= MERGE_MAX_BYTES) break;
+      if (batchBytes + size >= this.#mergeLimit) break;
       batchBytes += size;
       count += 1;
     }

@@ -60,9 +60,10 @@ export async function dialHandshake(
   ws: WebSocket,
   parties: HandshakeParties,
   remote: string,
+  /** The Connect's time: strictly later than the last one sent to `remote` (acceptors refuse replays). */
+  timeMs: number,
 ): Promise<Uint8Array> {
   const { clock, auth, local, nodeId, timeoutMs } = parties;
-  const timeMs = clock.wallTimeMs();
   const connect = encodeConnect({
     version: PROTOCOL_VERSION,
     nodeId,
@@ -107,6 +108,7 @@ export async function acceptHandshake(
   ws: WebSocket,
   parties: HandshakeParties,
   isKnownHost: (host: string) => boolean,
+  claimFreshTime: (host: string, timeMs: number) => boolean,
 ): Promise<AcceptedPeer> {
   const { clock, auth, local, nodeId, timeoutMs } = parties;
   const refuse = (reason: RefusalReason, detail: string): never => {
@@ -138,6 +140,11 @@ export async function acceptHandshake(
   if (!auth.verifyToken(connect.token, local, connect.timeMs)) refuse('bad-token', 'token does not verify');
   if (!shouldDial(connect.host, local))
     refuse('wrong-direction', `${local} dials ${connect.host}, not the reverse`);
+  // A token is good for the whole skew window, so a captured Connect could be replayed
+  // within it; each accepted Connect must be newer than the last one from that host.
+  if (!claimFreshTime(connect.host, connect.timeMs)) {
+    refuse('replayed-token', `a Connect from ${connect.host} no newer than one already accepted`);
+  }
   const answeredAt = clock.wallTimeMs();
   const token = auth.authToken(connect.host, answeredAt);
   sendHandshakeFrame(

@@ -76,6 +76,8 @@ export class Manager {
   #ownsServer = false;
   #pendingHandshakes = 0;
   readonly #refused = new Map<string, number>();
+  /** Wall time of the newest accepted Connect per host (one entry per known host at most). */
+  readonly #lastConnectTime = new Map<string, number>();
   #closed = false;
 
   constructor(options: ManagerOptions) {
@@ -247,6 +249,12 @@ export class Manager {
           maxClockSkewMs: this.#limits.maxClockSkewMs,
         },
         (host) => this.#connections.has(host),
+        (host, timeMs) => {
+          const last = this.#lastConnectTime.get(host);
+          if (last !== undefined && timeMs <= last) return false;
+          this.#lastConnectTime.set(host, timeMs);
+          return true;
+        },
       );
       if (this.#closed) {
         ws.close(1001, 'shutting down');

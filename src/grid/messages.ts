@@ -109,6 +109,7 @@ const refusalReasons = new Set<string>([
   'version-mismatch',
   'handshake-timeout',
   'bad-handshake',
+  'replayed-token',
   'shutting-down',
 ]);
 

@@ -2,17 +2,26 @@
 // counters both sides keep.
 
 import type { Clock } from '../internal/clock.ts';
+import { CapacityExceededError } from '../internal/errors.ts';
 import type { GridLimits } from './config.ts';
-import { IncorrectSequenceError } from './errors.ts';
+import { DisconnectedError, IncorrectSequenceError } from './errors.ts';
 import type { Frame } from './frame.ts';
+
+/** What became of a frame handed to the connection. */
+export type SendResult = 'sent' | 'queue-full' | 'disconnected';
 
 export interface MuxHost {
   readonly clock: Clock;
   readonly limits: Required<GridLimits>;
   /** Host URL of the peer. */
   readonly remote: string;
-  /** Encodes and queues a frame on the current socket; false if it could not be queued. */
-  sendFrame(frame: Frame): boolean;
+  /**
+   * Encodes and queues a frame on the current socket. `control` frames (credits, acks,
+   * ends, pings, cancels) are small and bounded by the protocol itself, so they are never
+   * refused for a full queue: losing one would stall or desynchronise a stream. Throws
+   * `FrameTooLargeError` for a frame over the limit.
+   */
+  sendFrame(frame: Frame, control: boolean): SendResult;
   /** The mux is over: forget it. */
   release(muxId: number): void;
 }
@@ -26,11 +35,15 @@ export class MuxSequence {
     this.#receive = firstExpected;
   }
 
-  /** The seq for the next frame this side sends. Wraps at 2^32, as the field does. */
-  next(): number {
-    const seq = this.#send;
-    this.#send = (this.#send + 1) >>> 0;
-    return seq;
+  /**
+   * Sends `frame` with the next seq, and uses the number up only if the frame was queued:
+   * a refused frame must not leave a gap the peer would take for a lost frame.
+   */
+  send(host: MuxHost, frame: Omit<Frame, 'seq'>, control: boolean): SendResult {
+    const result = host.sendFrame({ ...frame, seq: this.#send }, control);
+    // Wraps at 2^32, as the field does.
+    if (result === 'sent') this.#send = (this.#send + 1) >>> 0;
+    return result;
   }
 
   /** Checks a received frame's seq; throws `IncorrectSequenceError` unless it is the expected one. */
@@ -38,4 +51,11 @@ export class MuxSequence {
     if (seq !== this.#receive) throw new IncorrectSequenceError(this.#receive, seq);
     this.#receive = (this.#receive + 1) >>> 0;
   }
+}
+
+/** The error for a data frame that was not sent. */
+export function notSentError(result: Exclude<SendResult, 'sent'>, host: MuxHost): Error {
+  return result === 'queue-full'
+    ? new CapacityExceededError(`send queue to ${host.remote}`, host.limits.maxQueuedBytes)
+    : new DisconnectedError(`not connected to ${host.remote}`);
 }

@@ -15,7 +15,7 @@ import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
 import type { StreamHandler } from './handler-registry.ts';
 import { decodePing, encodeError, encodePong, encodeWindow } from './messages.ts';
-import { MuxSequence, type MuxHost } from './mux.ts';
+import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
 import { Flag, Op, type Op as OpCode } from './protocol.ts';
 
 export class ServerStream {
@@ -26,6 +26,7 @@ export class ServerStream {
   readonly #input: BoundedQueue<Uint8Array>;
   readonly #credits: CreditWindow;
   readonly #scope: CallScope;
+  readonly #stateless: boolean;
   #lastPingAt: number;
   #idleTimer: Timer | undefined;
   #done = false;
@@ -40,6 +41,7 @@ export class ServerStream {
   ) {
     this.muxId = frame.muxId;
     this.#host = host;
+    this.#stateless = stateless;
     this.#input = new BoundedQueue<Uint8Array>({
       capacity: Math.max(1, handler.inCapacity),
       maxWaiters: 1,
@@ -138,12 +140,18 @@ export class ServerStream {
         await this.#credits.acquire({ signal });
         // The stream may have ended while this send waited.
         if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
+        let result;
         try {
-          this.#send(Op.MuxServerMsg, 0, payload);
+          result = this.#seq.send(this.#host, this.#frame(Op.MuxServerMsg, 0, payload), false);
         } catch (error) {
           // Too large to send: nothing went out, so the credit is still ours.
           this.#credits.grant(1);
           throw error;
+        }
+        // A stateless caller tolerates lost items; any other caller must hear of it.
+        if (result !== 'sent' && !this.#stateless) {
+          this.#credits.grant(1);
+          throw notSentError(result, this.#host);
         }
       },
     };
@@ -181,15 +189,10 @@ export class ServerStream {
   #abort(reason: unknown, tell: boolean): void {
     if (this.#done) return;
     if (tell) {
-      this.#host.sendFrame({
-        muxId: this.muxId,
-        seq: 0,
-        deadlineMs: 0,
-        handler: 0,
-        op: Op.DisconnectClientMux,
-        flags: Flag.PayloadIsErr,
-        payload: encodeError(reason),
-      });
+      this.#host.sendFrame(
+        { ...this.#frame(Op.DisconnectClientMux, Flag.PayloadIsErr, encodeError(reason)), seq: 0 },
+        true,
+      );
     }
     this.#finish(reason);
   }
@@ -209,19 +212,16 @@ export class ServerStream {
     this.#host.release(this.muxId);
   }
 
+  /** Sends a control frame (ack, credit, end): never refused for a full queue. */
   #send(op: OpCode, flags: number, payload: Uint8Array | undefined): void {
-    this.#host.sendFrame({
-      muxId: this.muxId,
-      seq: this.#seq.next(),
-      deadlineMs: 0,
-      handler: 0,
-      op,
-      flags,
-      payload,
-    });
+    this.#seq.send(this.#host, this.#frame(op, flags, payload), true);
   }
 
   #sendUnsequenced(op: OpCode, payload: Uint8Array): void {
-    this.#host.sendFrame({ muxId: this.muxId, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload });
+    this.#host.sendFrame({ ...this.#frame(op, 0, payload), seq: 0 }, true);
+  }
+
+  #frame(op: OpCode, flags: number, payload: Uint8Array | undefined): Omit<Frame, 'seq'> {
+    return { muxId: this.muxId, deadlineMs: 0, handler: 0, op, flags, payload };
   }
 }

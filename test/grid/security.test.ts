@@ -1,0 +1,977 @@
+// What the grid does with peers that are not who they say, send what they should not,
+// or ask for more than they may: every refusal has a reason on both ends, and none of
+// it takes the node down or stops it serving legitimate peers.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+
+import WebSocket from 'ws';
+
+import { hmacAuth } from '../../src/grid/auth.ts';
+import type { GridLimits } from '../../src/grid/config.ts';
+import type { ConnectionState } from '../../src/grid/connection.ts';
+import { shouldDial } from '../../src/grid/dial-direction.ts';
+import {
+  DisconnectedError,
+  FrameTooLargeError,
+  HandshakeRefusedError,
+  RemoteError,
+  type RefusalReason,
+} from '../../src/grid/errors.ts';
+import { decodeFrame, decodeMessage, encodeFrame, type Frame } from '../../src/grid/frame.ts';
+import { Manager } from '../../src/grid/manager.ts';
+import { decodeConnectResponse, encodeConnect, type ConnectResponse } from '../../src/grid/messages.ts';
+import { GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
+import { CapacityExceededError } from '../../src/internal/errors.ts';
+import { FakeClock } from '../../src/internal/fake-clock.ts';
+
+const SECRET = 'weft-security-test-cluster-secret';
+const ECHO = 64;
+const ECHO_STREAM = 65;
+/** Every test here ends on socket events; this only turns a hang into a failure. */
+const BOUNDED = { timeout: 15_000 };
+
+// ---------------------------------------------------------------------------------------
+// Nodes
+
+interface Bound {
+  readonly server: http.Server;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A loopback HTTP server on a free port, closed (with every socket it accepted) after the test. */
+async function bind(t: TestContext): Promise<Bound> {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  // Upgraded sockets leave the server's HTTP bookkeeping, so closeAllConnections misses them.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        for (const socket of sockets) socket.destroy();
+      }),
+  );
+  const { port } = server.address() as AddressInfo;
+  return { server, port, host: `http://127.0.0.1:${port}` };
+}
+
+/** Binds servers until one's host satisfies `wanted` (each try has even odds). */
+async function bindWhere(t: TestContext, wanted: (host: string) => boolean): Promise<Bound> {
+  for (let i = 0; i < 64; i++) {
+    const bound = await bind(t);
+    if (wanted(bound.host)) return bound;
+  }
+  throw new Error('no free port gave a host with the wanted dial direction');
+}
+
+/**
+ * A host URL nobody listens on (port 1 of a loopback address), chosen for its dial
+ * direction. Such hosts stand in for the raw clients of these tests.
+ */
+function fakeHost(wanted: (host: string) => boolean, taken: Set<string>): string {
+  for (let i = 2; i < 255; i++) {
+    const host = `http://127.0.0.${i}:1`;
+    if (!taken.has(host) && wanted(host)) {
+      taken.add(host);
+      return host;
+    }
+  }
+  throw new Error('no loopback host with the wanted dial direction');
+}
+
+interface NodeOptions {
+  readonly clock: FakeClock;
+  readonly secret?: string | undefined;
+  readonly limits?: Partial<GridLimits> | undefined;
+}
+
+/** A manager serving an echo request handler and an echo stream handler, closed after the test. */
+function makeManager(t: TestContext, local: string, hosts: string[], options: NodeOptions): Manager {
+  const manager = new Manager({
+    local,
+    hosts,
+    auth: { secret: options.secret ?? SECRET },
+    clock: options.clock,
+    limits: options.limits,
+    random: () => 0.5,
+  });
+  manager.registerSingle(ECHO, (payload) => payload);
+  manager.registerStream(ECHO_STREAM, {
+    inCapacity: 4,
+    async handle({ requests, send }) {
+      for await (const item of requests) await send(item);
+    },
+  });
+  t.after(() => manager.close());
+  return manager;
+}
+
+/**
+ * Node A on a real port, with a host list naming: a real peer that dials A (attached on
+ * demand), a fake host that dials A (the raw clients pose as it), and a fake host that
+ * A dials (so a Connect from it comes from the wrong side).
+ */
+interface Acceptor {
+  readonly clock: FakeClock;
+  readonly a: Manager;
+  readonly host: string;
+  readonly port: number;
+  /** A host that dials A: a raw client posing as it is a legitimate dialler. */
+  readonly dialler: string;
+  /** A host that A dials: a Connect claiming to be it comes from the wrong side. */
+  readonly dialled: string;
+  /** Brings up a real second node (once) and resolves when it is connected to A. */
+  peer(): Promise<Manager>;
+}
+
+async function startAcceptor(
+  t: TestContext,
+  options: { limits?: Partial<GridLimits>; clock?: FakeClock } = {},
+): Promise<Acceptor> {
+  const clock = options.clock ?? new FakeClock();
+  const aBound = await bind(t);
+  const peerBound = await bindWhere(t, (host) => shouldDial(host, aBound.host));
+  const taken = new Set([aBound.host, peerBound.host]);
+  const dialler = fakeHost((host) => shouldDial(host, aBound.host), taken);
+  const dialled = fakeHost((host) => shouldDial(aBound.host, host), taken);
+  const a = makeManager(t, aBound.host, [aBound.host, peerBound.host, dialler, dialled], {
+    clock,
+    limits: options.limits,
+  });
+  a.attach(aBound.server);
+  const peer = makeManager(t, peerBound.host, [aBound.host, peerBound.host], { clock });
+  let attached = false;
+  return {
+    clock,
+    a,
+    host: aBound.host,
+    port: aBound.port,
+    dialler,
+    dialled,
+    async peer() {
+      if (!attached) {
+        attached = true;
+        peer.attach(peerBound.server);
+      }
+      await peer.connection(aBound.host).waitForConnect();
+      return peer;
+    },
+  };
+}
+
+/** The proof that bad input did no lasting harm: a real node connects and is served. */
+async function assertServesPeers(node: Acceptor): Promise<void> {
+  const peer = await node.peer();
+  const payload = randomBytes(32);
+  const reply = await peer.connection(node.host).request(ECHO, payload);
+  assert.deepEqual(Buffer.from(reply ?? []), payload);
+}
+
+interface Pair {
+  readonly clock: FakeClock;
+  readonly a: Manager;
+  readonly b: Manager;
+  readonly aHost: string;
+  readonly bHost: string;
+}
+
+/** Two managers that know each other, each with its own secret and limits, attached at once. */
+async function startPair(
+  t: TestContext,
+  options: { a?: Partial<NodeOptions>; b?: Partial<NodeOptions> } = {},
+): Promise<Pair> {
+  const clock = new FakeClock();
+  const aBound = await bind(t);
+  const bBound = await bind(t);
+  const hosts = [aBound.host, bBound.host];
+  const a = makeManager(t, aBound.host, hosts, { clock, ...options.a });
+  const b = makeManager(t, bBound.host, hosts, { clock, ...options.b });
+  a.attach(aBound.server);
+  b.attach(bBound.server);
+  return { clock, a, b, aHost: aBound.host, bHost: bBound.host };
+}
+
+async function connected(pair: Pair): Promise<void> {
+  await Promise.all([
+    pair.a.connection(pair.bHost).waitForConnect(),
+    pair.b.connection(pair.aHost).waitForConnect(),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw grid client: a `ws` socket that speaks the wire by hand.
+
+class RawPeer {
+  readonly ws: WebSocket;
+  /** Resolves with the close code and reason once the socket is closed. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly #inbox: Buffer[] = [];
+  #waiter: ((message: Buffer | undefined) => void) | undefined;
+  #isClosed = false;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('error', () => {
+      // Surfaces as the close.
+    });
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) return;
+      const message = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      if (waiter === undefined) this.#inbox.push(message);
+      else waiter(message);
+    });
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => {
+        this.#isClosed = true;
+        this.#waiter?.(undefined);
+        this.#waiter = undefined;
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  static async open(t: TestContext, port: number): Promise<RawPeer> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${GRID_PATH}`, { perMessageDeflate: false });
+    t.after(() => {
+      ws.terminate();
+    });
+    const peer = new RawPeer(ws);
+    await once(ws, 'open');
+    return peer;
+  }
+
+  /** The next binary message, or undefined once the socket has closed. */
+  next(): Promise<Buffer | undefined> {
+    const message = this.#inbox.shift();
+    if (message !== undefined) return Promise.resolve(message);
+    if (this.#isClosed) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  /** The next frame that satisfies `wanted` (Merged batches are opened), or undefined on close. */
+  async nextFrame(wanted: (frame: Frame) => boolean): Promise<Frame | undefined> {
+    for (;;) {
+      const message = await this.next();
+      if (message === undefined) return undefined;
+      const found = decodeMessage(message).find(wanted);
+      if (found !== undefined) return found;
+    }
+  }
+
+  send(bytes: Uint8Array): void {
+    this.ws.send(bytes, { binary: true });
+  }
+}
+
+function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {
+  return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined, ...fields };
+}
+
+interface ConnectFields {
+  readonly host: string;
+  readonly version?: number;
+  readonly timeMs?: number;
+  readonly token?: string;
+}
+
+let lastConnectTime = 0;
+
+/** As a real dialler does, each Connect is later than the last: acceptors refuse a replayed time. */
+function nextConnectTime(clock: FakeClock): number {
+  lastConnectTime = Math.max(clock.wallTimeMs(), lastConnectTime + 1);
+  return lastConnectTime;
+}
+
+/** A Connect frame as a dialler builds it, with a valid token for `audience` unless told otherwise. */
+function connectFrame(clock: FakeClock, audience: string, fields: ConnectFields): Buffer {
+  const timeMs = fields.timeMs ?? nextConnectTime(clock);
+  const payload = encodeConnect({
+    version: fields.version ?? PROTOCOL_VERSION,
+    nodeId: randomBytes(16),
+    host: fields.host,
+    timeMs,
+    token: fields.token ?? hmacAuth(SECRET).authToken(audience, timeMs),
+  });
+  return encodeFrame(frameOf(Op.Connect, { payload }), false);
+}
+
+/** Sends `first` as the handshake and returns the acceptor's ConnectResponse. */
+async function handshake(peer: RawPeer, first: Uint8Array): Promise<ConnectResponse> {
+  peer.send(first);
+  const reply = await peer.next();
+  assert.ok(reply !== undefined, 'the socket closed without a ConnectResponse');
+  const frame = decodeFrame(reply);
+  assert.equal(frame.op, Op.ConnectResponse);
+  return decodeConnectResponse(frame.payload);
+}
+
+/** A raw client that has completed a legitimate handshake with `node` as its dialler host. */
+async function rawDialler(t: TestContext, node: Acceptor): Promise<RawPeer> {
+  const peer = await RawPeer.open(t, node.port);
+  const response = await handshake(peer, connectFrame(node.clock, node.host, { host: node.dialler }));
+  assert.equal(response.accepted, true, `a legitimate handshake was refused: ${response.detail ?? ''}`);
+  return peer;
+}
+
+/** Sends one Request over a raw client and returns the Response frame. */
+async function rawRequest(peer: RawPeer, muxId: number, payload: Buffer): Promise<Frame | undefined> {
+  peer.send(encodeFrame(frameOf(Op.Request, { muxId, handler: ECHO, payload }), true));
+  return peer.nextFrame((frame) => frame.op === Op.Response && frame.muxId === muxId);
+}
+
+/** Expects `first` to be refused for `reason`: said in the ConnectResponse, counted, socket closed. */
+async function assertRefused(
+  t: TestContext,
+  node: Acceptor,
+  first: Uint8Array,
+  reason: RefusalReason,
+): Promise<void> {
+  const before = node.a.stats().refused[reason] ?? 0;
+  const peer = await RawPeer.open(t, node.port);
+  const response = await handshake(peer, first);
+  assert.equal(response.accepted, false);
+  assert.equal(response.reason, reason, `refused for ${response.reason ?? '?'}: ${response.detail ?? ''}`);
+  const { code } = await peer.closed;
+  assert.equal(code, 1008, 'a refused socket is closed with 1008 (policy violation)');
+  assert.equal(node.a.stats().refused[reason], before + 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Small utilities
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+function isRemote(code: string): (error: unknown) => boolean {
+  return (error) => {
+    assert.ok(error instanceof RemoteError, `expected a RemoteError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return true;
+  };
+}
+
+interface StateMessage {
+  readonly local: string;
+  readonly remote: string;
+  readonly state: ConnectionState;
+  readonly error?: unknown;
+}
+
+/** Records `weft:grid:connection-state` for the test and lets it wait for a matching message. */
+function watchStates(t: TestContext): {
+  readonly seen: StateMessage[];
+  next(wanted: (message: StateMessage) => boolean): Promise<StateMessage>;
+} {
+  const seen: StateMessage[] = [];
+  let cursor = 0;
+  let waiter: { wanted: (m: StateMessage) => boolean; resolve: (m: StateMessage) => void } | undefined;
+  const listener = (message: unknown): void => {
+    seen.push(message as StateMessage);
+    if (waiter !== undefined && waiter.wanted(message as StateMessage)) {
+      cursor = seen.length;
+      const { resolve } = waiter;
+      waiter = undefined;
+      resolve(message as StateMessage);
+    }
+  };
+  diagnosticsChannel.subscribe('weft:grid:connection-state', listener);
+  t.after(() => {
+    diagnosticsChannel.unsubscribe('weft:grid:connection-state', listener);
+  });
+  return {
+    seen,
+    next(wanted) {
+      for (let i = cursor; i < seen.length; i++) {
+        const message = seen[i] as StateMessage;
+        if (wanted(message)) {
+          cursor = i + 1;
+          return Promise.resolve(message);
+        }
+      }
+      cursor = seen.length;
+      return new Promise((resolve) => {
+        waiter = { wanted, resolve };
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe('handshake refusals', () => {
+  test('a token that is not an HMAC of the secret is refused as bad-token', BOUNDED, async (t) => {
+    const node = await startAcceptor(t);
+    const first = connectFrame(node.clock, node.host, { host: node.dialler, token: 'not-a-token' });
+    await assertRefused(t, node, first, 'bad-token');
+    await assertServesPeers(node);
+  });
+
+  test('a token made with another secret is refused as bad-token', BOUNDED, async (t) => {
+    const node = await startAcceptor(t);
+    const timeMs = node.clock.wallTimeMs();
+    const token = hmacAuth('some-other-cluster-secret').authToken(node.host, timeMs);
+    await assertRefused(
+      t,
+      node,
+      connectFrame(node.clock, node.host, { host: node.dialler, timeMs, token }),
+      'bad-token',
+    );
+    await assertServesPeers(node);
+  });
+
+  test(
+    'a Connect stamped further than maxClockSkewMs from our clock is refused as clock-skew, either way',
+    BOUNDED,
+    async (t) => {
+      const maxClockSkewMs = 60_000;
+      const node = await startAcceptor(t, { limits: { maxClockSkewMs } });
+      const now = node.clock.wallTimeMs();
+      for (const timeMs of [now - maxClockSkewMs - 1, now + maxClockSkewMs + 1]) {
+        // The token is valid for the time it carries: only the time is wrong.
+        await assertRefused(
+          t,
+          node,
+          connectFrame(node.clock, node.host, { host: node.dialler, timeMs }),
+          'clock-skew',
+        );
+      }
+      const atTheBound = await RawPeer.open(t, node.port);
+      const response = await handshake(
+        atTheBound,
+        connectFrame(node.clock, node.host, { host: node.dialler, timeMs: now - maxClockSkewMs }),
+      );
+      assert.equal(response.accepted, true, 'a skew of exactly maxClockSkewMs is allowed');
+      await assertServesPeers(node);
+    },
+  );
+
+  test(
+    'a host that is not in the host list, or that claims to be the acceptor itself, is refused as unknown-host',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      await assertRefused(
+        t,
+        node,
+        connectFrame(node.clock, node.host, { host: 'http://10.9.9.9:9000' }),
+        'unknown-host',
+      );
+      await assertRefused(t, node, connectFrame(node.clock, node.host, { host: node.host }), 'unknown-host');
+      assert.equal(node.a.stats().refused['unknown-host'], 2);
+      await assertServesPeers(node);
+    },
+  );
+
+  test('a peer speaking another protocol version is refused as version-mismatch', BOUNDED, async (t) => {
+    const node = await startAcceptor(t);
+    const first = connectFrame(node.clock, node.host, { host: node.dialler, version: PROTOCOL_VERSION + 1 });
+    await assertRefused(t, node, first, 'version-mismatch');
+    await assertServesPeers(node);
+  });
+
+  test(
+    'a Connect from a host that this node should dial, not be dialled by, is refused as wrong-direction',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      assert.equal(shouldDial(node.dialled, node.host), false);
+      await assertRefused(
+        t,
+        node,
+        connectFrame(node.clock, node.host, { host: node.dialled }),
+        'wrong-direction',
+      );
+      await assertServesPeers(node);
+    },
+  );
+
+  test(
+    'a first message that is not a well-formed Connect is refused as bad-handshake',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      const garbage = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+      const ping = encodeFrame(frameOf(Op.Ping, { payload: Buffer.from([0x80]) }), false);
+      const notAMap = encodeFrame(frameOf(Op.Connect, { payload: Buffer.from([0x93, 1, 2, 3]) }), false);
+      const noPayload = encodeFrame(frameOf(Op.Connect), false);
+      const badCrc = connectFrame(node.clock, node.host, { host: node.dialler });
+      // Claim a CRC (flags are the 7th byte of this header) that is not there.
+      const withCrcFlag = Buffer.from(badCrc);
+      assert.equal(withCrcFlag[6], 0);
+      withCrcFlag[6] = 0x01;
+      for (const first of [garbage, ping, notAMap, noPayload, withCrcFlag]) {
+        await assertRefused(t, node, first, 'bad-handshake');
+      }
+      assert.equal(node.a.stats().refused['bad-handshake'], 5);
+      await assertServesPeers(node);
+    },
+  );
+
+  test(
+    'a socket that upgrades and never sends a Connect is closed after handshakeTimeoutMs',
+    BOUNDED,
+    async (t) => {
+      const handshakeTimeoutMs = 5_000;
+      const node = await startAcceptor(t, { limits: { handshakeTimeoutMs } });
+      const peer = await RawPeer.open(t, node.port);
+      // A text message is not a handshake and does not stop the clock.
+      peer.ws.send('hello');
+      await node.clock.advanceAsync(handshakeTimeoutMs - 1);
+      assert.equal(node.a.stats().refused['handshake-timeout'], undefined);
+      assert.equal(peer.ws.readyState, WebSocket.OPEN);
+      await node.clock.advanceAsync(1);
+      const { code } = await peer.closed;
+      assert.equal(code, 1008);
+      assert.equal(node.a.stats().refused['handshake-timeout'], 1);
+      await assertServesPeers(node);
+    },
+  );
+
+  test(
+    'at most 256 handshakes wait at once; the next upgrade is turned away with 503 until they clear',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      const silent = await Promise.all(Array.from({ length: 256 }, () => RawPeer.open(t, node.port)));
+      const extra = new WebSocket(`ws://127.0.0.1:${node.port}${GRID_PATH}`);
+      t.after(() => {
+        extra.terminate();
+      });
+      extra.on('error', () => {
+        // Expected: the upgrade is refused.
+      });
+      const [, response] = (await once(extra, 'unexpected-response')) as [unknown, http.IncomingMessage];
+      assert.equal(response.statusCode, 503);
+      response.resume();
+      assert.equal(node.a.stats().refused['too-many-handshakes'], 1);
+      await node.clock.advanceAsync(5_000);
+      await Promise.all(silent.map((peer) => peer.closed));
+      assert.equal(node.a.stats().refused['handshake-timeout'], 256);
+      await assertServesPeers(node);
+    },
+  );
+
+  test('a token captured for one host is refused when replayed to another', BOUNDED, async (t) => {
+    const clock = new FakeClock();
+    const aBound = await bind(t);
+    const bBound = await bind(t);
+    const taken = new Set([aBound.host, bBound.host]);
+    const dialler = fakeHost((host) => shouldDial(host, aBound.host) && shouldDial(host, bBound.host), taken);
+    // A and B do not know each other: each only knows the dialler.
+    const a = makeManager(t, aBound.host, [aBound.host, dialler], { clock });
+    const b = makeManager(t, bBound.host, [bBound.host, dialler], { clock });
+    a.attach(aBound.server);
+    b.attach(bBound.server);
+    // The dialler's Connect to A, used as intended: this is what an eavesdropper captures.
+    const captured = connectFrame(clock, aBound.host, { host: dialler });
+    const toA = await RawPeer.open(t, aBound.port);
+    assert.equal((await handshake(toA, captured)).accepted, true);
+
+    const toB = await RawPeer.open(t, bBound.port);
+    const refused = await handshake(toB, captured);
+    assert.equal(refused.accepted, false);
+    assert.equal(refused.reason, 'bad-token');
+    assert.equal((await toB.closed).code, 1008);
+    assert.equal(b.stats().refused['bad-token'], 1);
+
+    // B still takes the dialler's own Connect, and serves it.
+    const ownToB = await RawPeer.open(t, bBound.port);
+    assert.equal(
+      (await handshake(ownToB, connectFrame(clock, bBound.host, { host: dialler }))).accepted,
+      true,
+    );
+    const response = await rawRequest(ownToB, 1, Buffer.from('hello B'));
+    assert.deepEqual(Buffer.from(response?.payload ?? []), Buffer.from('hello B'));
+  });
+  test(
+    'a Connect replayed to the same host within the skew window is refused, and the real dialler keeps its socket',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      const captured = connectFrame(node.clock, node.host, { host: node.dialler });
+      const real = await RawPeer.open(t, node.port);
+      assert.equal((await handshake(real, captured)).accepted, true);
+      const replay = await RawPeer.open(t, node.port);
+      const response = await handshake(replay, captured);
+      assert.equal(response.accepted, false, 'the replayed Connect was accepted');
+      assert.equal(response.reason, 'replayed-token');
+      assert.equal(real.ws.readyState, WebSocket.OPEN);
+    },
+  );
+});
+
+describe('authentication between managers', () => {
+  test(
+    'managers with different secrets never connect: the dialler sees bad-token, the acceptor counts it',
+    BOUNDED,
+    async (t) => {
+      const states = watchStates(t);
+      const pair = await startPair(t, {
+        a: { secret: 'cluster-secret-number-one' },
+        b: { secret: 'cluster-secret-number-two' },
+      });
+      const [dialler, acceptor, diallerHost, acceptorHost] = shouldDial(pair.aHost, pair.bHost)
+        ? [pair.a, pair.b, pair.aHost, pair.bHost]
+        : [pair.b, pair.a, pair.bHost, pair.aHost];
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        if (attempt > 1) await pair.clock.advanceAsync(2_000); // past redialMaxMs
+        const failed = await states.next(
+          (m) => m.local === diallerHost && m.remote === acceptorHost && m.state === 'connection-error',
+        );
+        assert.ok(
+          failed.error instanceof HandshakeRefusedError,
+          `attempt ${attempt}: ${String(failed.error)}`,
+        );
+        assert.equal(failed.error.reason, 'bad-token');
+        assert.equal(acceptor.stats().refused['bad-token'], attempt);
+      }
+      assert.equal(dialler.connection(acceptorHost).state(), 'connection-error');
+      assert.equal(acceptor.connection(diallerHost).state(), 'unconnected');
+      assert.ok(
+        !states.seen.some(
+          (m) => m.state === 'connected' && (m.local === pair.aHost || m.local === pair.bHost),
+        ),
+        'no side ever reached connected',
+      );
+    },
+  );
+});
+
+describe('frame size', () => {
+  test(
+    'a message larger than maxFrameBytes closes the socket with 1009, and the host can handshake again',
+    BOUNDED,
+    async (t) => {
+      const maxFrameBytes = 64 * 1024;
+      const node = await startAcceptor(t, { limits: { maxFrameBytes } });
+      const peer = await rawDialler(t, node);
+      peer.send(Buffer.alloc(maxFrameBytes + 1));
+      assert.equal((await peer.closed).code, 1009);
+      assert.equal(node.a.connection(node.dialler).state(), 'connection-error');
+      const again = await rawDialler(t, node);
+      const response = await rawRequest(again, 1, Buffer.from('after the reset'));
+      assert.deepEqual(Buffer.from(response?.payload ?? []), Buffer.from('after the reset'));
+      await assertServesPeers(node);
+    },
+  );
+
+  test(
+    'a peer that sends an oversized message is disconnected, reconnects, and the link works again',
+    BOUNDED,
+    async (t) => {
+      // B's limit is larger than A's, so B sends what A refuses.
+      const pair = await startPair(t, {
+        a: { limits: { maxFrameBytes: 64 * 1024 } },
+        b: { limits: { maxFrameBytes: 1024 * 1024 } },
+      });
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      await assert.rejects(link.request(ECHO, Buffer.alloc(100 * 1024)), (error: unknown) => {
+        assert.ok(error instanceof DisconnectedError, String(error));
+        assert.match(error.message, /1009/);
+        return true;
+      });
+      await connected(pair);
+      const reply = await link.request(ECHO, Buffer.from('small again'));
+      assert.deepEqual(Buffer.from(reply ?? []), Buffer.from('small again'));
+      assert.equal(link.stats().reconnects, 1);
+    },
+  );
+
+  test(
+    'a request or stream open too large to send fails at once with FrameTooLargeError and the link stays up',
+    BOUNDED,
+    async (t) => {
+      const maxFrameBytes = 64 * 1024;
+      const pair = await startPair(t, { a: { limits: { maxFrameBytes } }, b: { limits: { maxFrameBytes } } });
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      await assert.rejects(link.request(ECHO, Buffer.alloc(maxFrameBytes)), (error: unknown) => {
+        assert.ok(error instanceof FrameTooLargeError, String(error));
+        assert.equal(error.limitBytes, maxFrameBytes);
+        return true;
+      });
+      assert.throws(
+        () => link.openStream(ECHO_STREAM, { initial: Buffer.alloc(maxFrameBytes) }),
+        FrameTooLargeError,
+      );
+      assert.equal(link.state(), 'connected');
+      assert.equal(link.stats().requestsOut, 0);
+      assert.equal(link.stats().streamsOut, 0);
+      const reply = await link.request(ECHO, Buffer.from('fits'));
+      assert.deepEqual(Buffer.from(reply ?? []), Buffer.from('fits'));
+      assert.equal(link.stats().reconnects, 0);
+    },
+  );
+
+  test(
+    'a handler result too large to send reaches the caller as an error, not as a wait for the deadline',
+    BOUNDED,
+    async (t) => {
+      const maxFrameBytes = 64 * 1024;
+      const pair = await startPair(t, { a: { limits: { maxFrameBytes } }, b: { limits: { maxFrameBytes } } });
+      pair.a.registerSingle(70, () => Buffer.alloc(maxFrameBytes));
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      let outcome: unknown = 'pending';
+      const big = link.request(70, undefined).then(
+        () => 'resolved',
+        (error: unknown) => error,
+      );
+      void big.then((result) => {
+        outcome = result;
+      });
+      // Frames on one socket arrive in order: once this echo is back, the big call's
+      // answer (if one was sent) has arrived before it.
+      await link.request(ECHO, Buffer.from('after'));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.notEqual(outcome, 'pending', 'the caller is left waiting for its deadline');
+      assert.ok(isRemote('WEFT_GRID_FRAME_TOO_LARGE')(outcome));
+      assert.equal(pair.clock.now(), 0);
+    },
+  );
+
+  test('a stream input item too large to send fails alone, and the stream carries on', BOUNDED, async (t) => {
+    const maxFrameBytes = 64 * 1024;
+    const pair = await startPair(t, { a: { limits: { maxFrameBytes } }, b: { limits: { maxFrameBytes } } });
+    await connected(pair);
+    const stream = pair.b.connection(pair.aHost).openStream(ECHO_STREAM, { outCapacity: 4 });
+    const responses = stream[Symbol.asyncIterator]();
+    await stream.send(Buffer.from('one'));
+    assert.deepEqual(Buffer.from((await responses.next()).value ?? []), Buffer.from('one'));
+    await assert.rejects(stream.send(Buffer.alloc(maxFrameBytes)), FrameTooLargeError);
+    await stream.send(Buffer.from('two'));
+    const next = await responses.next();
+    assert.deepEqual(Buffer.from(next.value ?? []), Buffer.from('two'));
+    stream.end();
+    assert.equal((await responses.next()).done, true);
+  });
+
+  test(
+    'a stream response too large to send fails alone in the handler, and the stream carries on',
+    BOUNDED,
+    async (t) => {
+      const maxFrameBytes = 64 * 1024;
+      const pair = await startPair(t, { a: { limits: { maxFrameBytes } }, b: { limits: { maxFrameBytes } } });
+      const handlerErrors: unknown[] = [];
+      pair.a.registerStream(71, {
+        inCapacity: 1,
+        async handle({ requests, send }) {
+          for await (const item of requests) {
+            await send(Buffer.alloc(maxFrameBytes)).catch((error: unknown) => handlerErrors.push(error));
+            await send(item);
+          }
+        },
+      });
+      await connected(pair);
+      const stream = pair.b.connection(pair.aHost).openStream(71, { outCapacity: 4 });
+      const responses = stream[Symbol.asyncIterator]();
+      await stream.send(Buffer.from('small'));
+      const first = await responses.next();
+      assert.deepEqual(Buffer.from(first.value ?? []), Buffer.from('small'));
+      assert.equal(handlerErrors.length, 1);
+      assert.ok(handlerErrors[0] instanceof FrameTooLargeError);
+      stream.end();
+      assert.equal((await responses.next()).done, true);
+    },
+  );
+
+  test(
+    'frames that each fit maxFrameBytes are never merged into a message that exceeds it',
+    BOUNDED,
+    async (t) => {
+      const maxFrameBytes = 8 * 1024;
+      const pair = await startPair(t, { a: { limits: { maxFrameBytes } }, b: { limits: { maxFrameBytes } } });
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      // Ten 2 KiB requests queued in one turn: each fits, together they do not.
+      const payloads = Array.from({ length: 10 }, (_, i) => Buffer.alloc(2_000, i));
+      const replies = await Promise.all(payloads.map((payload) => link.request(ECHO, payload)));
+      replies.forEach((reply, i) => {
+        assert.deepEqual(Buffer.from(reply ?? []), payloads[i]);
+      });
+      assert.equal(link.stats().reconnects, 0);
+    },
+  );
+});
+
+describe('capacity', () => {
+  test(
+    'with maxStreams 2 a third incoming stream is refused with WEFT_CAPACITY_EXCEEDED and the first two keep working',
+    BOUNDED,
+    async (t) => {
+      const pair = await startPair(t, { a: { limits: { maxStreams: 2 } } });
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      const streams = [1, 2, 3].map(() => link.openStream(ECHO_STREAM, { outCapacity: 2 }));
+      const [first, second, third] = streams.map((stream) => ({
+        stream,
+        responses: stream[Symbol.asyncIterator](),
+      }));
+      assert.ok(first !== undefined && second !== undefined && third !== undefined);
+      await assert.rejects(third.responses.next(), (error: unknown) => {
+        isRemote('WEFT_CAPACITY_EXCEEDED')(error);
+        assert.equal((error as RemoteError).retryable, true);
+        return true;
+      });
+      for (const { stream, responses } of [first, second]) {
+        await stream.send(Buffer.from(`on ${stream.muxId}`));
+        assert.deepEqual(
+          Buffer.from((await responses.next()).value ?? []),
+          Buffer.from(`on ${stream.muxId}`),
+        );
+      }
+      // Ending one gives its place back.
+      first.stream.end();
+      assert.equal((await first.responses.next()).done, true);
+      const fourth = link.openStream(ECHO_STREAM);
+      const fourthResponses = fourth[Symbol.asyncIterator]();
+      await fourth.send(Buffer.from('fourth'));
+      assert.deepEqual(Buffer.from((await fourthResponses.next()).value ?? []), Buffer.from('fourth'));
+      fourth.end();
+      second.stream.end();
+      assert.equal((await fourthResponses.next()).done, true);
+      assert.equal((await second.responses.next()).done, true);
+    },
+  );
+
+  test('openStream beyond maxStreams throws CapacityExceededError on the caller', BOUNDED, async (t) => {
+    const pair = await startPair(t, { b: { limits: { maxStreams: 2 } } });
+    await connected(pair);
+    const link = pair.b.connection(pair.aHost);
+    const open = [link.openStream(ECHO_STREAM), link.openStream(ECHO_STREAM)];
+    assert.throws(
+      () => link.openStream(ECHO_STREAM),
+      (error: unknown) => {
+        assert.ok(error instanceof CapacityExceededError, String(error));
+        assert.equal(error.limit, 2);
+        return true;
+      },
+    );
+    for (const stream of open) stream.cancel();
+    assert.equal(link.stats().streamsOut, 0);
+    const again = link.openStream(ECHO_STREAM);
+    again.cancel();
+  });
+
+  test(
+    'with maxIncomingRequests 2 a third concurrent request is refused as retryable, and the first two complete',
+    BOUNDED,
+    async (t) => {
+      const pair = await startPair(t, { a: { limits: { maxIncomingRequests: 2 } } });
+      const gate = deferred();
+      const twoRunning = deferred();
+      let running = 0;
+      pair.a.registerSingle(72, async (payload) => {
+        running += 1;
+        if (running === 2) twoRunning.resolve();
+        await gate.promise;
+        return payload;
+      });
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      const held = [link.request(72, Buffer.from('first')), link.request(72, Buffer.from('second'))];
+      await twoRunning.promise;
+      await assert.rejects(link.request(72, Buffer.from('third')), (error: unknown) => {
+        isRemote('WEFT_CAPACITY_EXCEEDED')(error);
+        assert.equal((error as RemoteError).retryable, true);
+        return true;
+      });
+      gate.resolve();
+      const replies = await Promise.all(held);
+      assert.deepEqual(
+        replies.map((reply) => Buffer.from(reply ?? []).toString()),
+        ['first', 'second'],
+      );
+      assert.equal(pair.a.connection(pair.bHost).stats().requestsIn, 0);
+      assert.deepEqual(
+        Buffer.from((await link.request(72, Buffer.from('fourth'))) ?? []),
+        Buffer.from('fourth'),
+      );
+    },
+  );
+
+  test(
+    'a stream item refused by a full send queue fails its send instead of vanishing',
+    BOUNDED,
+    async (t) => {
+      const pair = await startPair(t, { b: { limits: { maxQueuedBytes: 1_024 } } });
+      await connected(pair);
+      const stream = pair.b.connection(pair.aHost).openStream(ECHO_STREAM, { outCapacity: 4 });
+      const responses = stream[Symbol.asyncIterator]();
+      await stream.send(Buffer.from('first'));
+      assert.deepEqual(Buffer.from((await responses.next()).value ?? []), Buffer.from('first'));
+      // Four 400-byte items in one turn: the handler has room for all, the queue for two.
+      const link = pair.b.connection(pair.aHost);
+      const refusedBefore = link.stats().framesRefused;
+      const items = [1, 2, 3, 4].map((i) => Buffer.alloc(400, i));
+      const outcomes = await Promise.allSettled(items.map((item) => stream.send(item)));
+      const refusedFrames = link.stats().framesRefused - refusedBefore;
+      assert.ok(refusedFrames > 0, 'the queue refused something (else this test proves nothing)');
+      const failed = outcomes.filter((outcome) => outcome.status === 'rejected');
+      assert.equal(failed.length, refusedFrames, 'every item the queue refused failed its send');
+      for (const outcome of failed) assert.ok(outcome.reason instanceof CapacityExceededError);
+      const sent = items.filter((_, i) => outcomes[i]?.status === 'fulfilled');
+      for (const item of sent) {
+        const echoed = await responses.next();
+        assert.deepEqual(Buffer.from(echoed.value ?? []), item, 'a send that resolved was delivered');
+      }
+      stream.end();
+      assert.equal((await responses.next()).done, true);
+    },
+  );
+});
+
+describe('unknown handlers', () => {
+  test(
+    'a request to an unregistered handler fails with WEFT_GRID_UNKNOWN_HANDLER without waiting for its deadline',
+    BOUNDED,
+    async (t) => {
+      const pair = await startPair(t);
+      await connected(pair);
+      // The clock never moves, so no deadline can end this call.
+      await assert.rejects(pair.b.connection(pair.aHost).request(99, Buffer.from('x')), (error: unknown) => {
+        isRemote('WEFT_GRID_UNKNOWN_HANDLER')(error);
+        assert.equal((error as RemoteError).retryable, false);
+        return true;
+      });
+      assert.equal(pair.clock.now(), 0);
+    },
+  );
+
+  test(
+    'a stream to an unregistered handler fails with WEFT_GRID_UNKNOWN_HANDLER without waiting for its deadline',
+    BOUNDED,
+    async (t) => {
+      const pair = await startPair(t);
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      const stream = link.openStream(99, { initial: Buffer.from('x'), timeoutMs: 60_000 });
+      await assert.rejects(stream[Symbol.asyncIterator]().next(), isRemote('WEFT_GRID_UNKNOWN_HANDLER'));
+      assert.equal(pair.clock.now(), 0);
+      assert.equal(link.stats().streamsOut, 0);
+    },
+  );
+});
