@@ -40,7 +40,7 @@ import {
 import { decodeMessage, encodeFrame, type Frame } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
-import { dialHandshake } from './handshake.ts';
+import { dialHandshake, type EarlyMessages } from './handshake.ts';
 import {
   decodeError,
   decodePing,
@@ -163,6 +163,7 @@ export class Connection {
   readonly #stateWaiters = new Set<() => void>();
   #redialTimer: Timer | undefined;
   #dialLoopRunning = false;
+  readonly #dialAbort = new AbortController();
   #lastConnectTime = Number.NEGATIVE_INFINITY;
   #dialing: WebSocket | undefined;
   #lastRemoteNodeId: Uint8Array | undefined;
@@ -405,7 +406,7 @@ export class Connection {
   }
 
   /** Accepting side (and the dial loop): a socket whose handshake succeeded becomes current. */
-  attach(ws: WebSocket, remoteNodeId: Uint8Array): void {
+  attach(ws: WebSocket, remoteNodeId: Uint8Array, early?: EarlyMessages): void {
     if (this.#state === 'shutdown') {
       ws.close(1001, 'shutting down');
       return;
@@ -444,6 +445,8 @@ export class Connection {
     ws.on('message', (data, isBinary) => {
       this.#onMessage(epoch, data, isBinary);
     });
+    // What the peer sent right after the handshake comes first, in order.
+    const earlier = early?.take() ?? [];
     ws.on('close', (code, reason) => {
       this.#socketGone(
         epoch,
@@ -457,6 +460,7 @@ export class Connection {
       this.#checkLiveness(epoch);
     }, this.#limits.pingIntervalMs);
     this.#setState('connected');
+    for (const message of earlier) this.#onMessage(epoch, message, true);
     for (const stream of this.#statelessStreams) stream.open();
   }
 
@@ -465,6 +469,8 @@ export class Connection {
     if (this.#state === 'shutdown') return;
     this.#redialTimer?.cancel();
     this.#dialing?.terminate();
+    // A handshake in progress ends now, with its timer, not when its socket's close arrives.
+    this.#dialAbort.abort(new DisconnectedError(`connection to ${this.remote} shut down`));
     const socket = this.#socket;
     // The last word on this socket goes out directly: the writer's queue is dropped below.
     if (socket?.ws.readyState === WebSocket.OPEN)
@@ -494,7 +500,7 @@ export class Connection {
       this.#setState('connecting');
       try {
         const ws = await this.#openSocket();
-        const remoteNodeId = await dialHandshake(
+        const { remoteNodeId, early } = await dialHandshake(
           ws,
           {
             clock: this.#clock,
@@ -506,6 +512,7 @@ export class Connection {
           },
           this.remote,
           this.#nextConnectTime(),
+          this.#dialAbort.signal,
         ).catch((error: unknown) => {
           ws.terminate();
           throw error;
@@ -515,7 +522,7 @@ export class Connection {
           ws.close(1001, 'shutting down');
           return;
         }
-        this.attach(ws, remoteNodeId);
+        this.attach(ws, remoteNodeId, early);
         return;
       } catch (error) {
         this.#dialing = undefined;

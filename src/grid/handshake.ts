@@ -5,6 +5,7 @@
 
 import type WebSocket from 'ws';
 
+import { onAbort } from '../internal/abort.ts';
 import type { Clock } from '../internal/clock.ts';
 import type { GridAuth } from './auth.ts';
 import { shouldDial } from './dial-direction.ts';
@@ -23,32 +24,84 @@ export interface HandshakeParties {
   readonly maxClockSkewMs: number;
 }
 
-/** Resolves with the first binary message on `ws`, or rejects on close, error or timeout. */
-function firstMessage(ws: WebSocket, clock: Clock, timeoutMs: number): Promise<Buffer> {
+/** Most messages buffered between the handshake and the connection taking the socket. */
+const MAX_EARLY_MESSAGES = 1_024;
+
+/**
+ * Messages that arrive after the handshake frame and before the connection takes the
+ * socket. The peer may send right after the handshake, in the same TCP segment, and
+ * `ws` emits both messages in one tick: without a listener in between, the second is lost.
+ */
+export class EarlyMessages {
+  readonly #ws: WebSocket;
+  readonly #messages: Buffer[] = [];
+  readonly #listener = (data: WebSocket.RawData, isBinary: boolean): void => {
+    if (!isBinary) return;
+    // A peer that floods before the connection exists is broken; the handshake ends it.
+    if (this.#messages.length >= MAX_EARLY_MESSAGES) this.#ws.terminate();
+    else this.#messages.push(toBuffer(data));
+  };
+
+  constructor(ws: WebSocket) {
+    this.#ws = ws;
+    ws.on('message', this.#listener);
+  }
+
+  /** Stops buffering and hands over what arrived, in order. */
+  take(): Buffer[] {
+    this.#ws.off('message', this.#listener);
+    return this.#messages.splice(0);
+  }
+}
+
+export interface Handshaken {
+  /** Messages that followed the handshake; the connection processes them first. */
+  readonly early: EarlyMessages;
+}
+
+function toBuffer(data: WebSocket.RawData): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+}
+
+/**
+ * Resolves with the first binary message on `ws` (and starts buffering the ones after
+ * it), or rejects on close, error, timeout or abort. Every listener and the timer are
+ * gone by the time it settles.
+ */
+function firstMessage(
+  ws: WebSocket,
+  clock: Clock,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<{ message: Buffer; early: EarlyMessages }> {
   return new Promise((resolve, reject) => {
     const cleanup = (): void => {
       timer.cancel();
+      stopListening();
       ws.off('message', onMessage);
       ws.off('close', onClose);
       ws.off('error', onError);
     };
-    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
-      if (!isBinary) return;
-      cleanup();
-      resolve(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer));
-    };
-    const onClose = (code: number, reason: Buffer): void => {
-      cleanup();
-      reject(new ProtocolError(`socket closed during the handshake (${code} ${reason.toString()})`));
-    };
-    const onError = (error: Error): void => {
+    const fail = (error: unknown): void => {
       cleanup();
       reject(error);
     };
-    const timer = clock.setTimeout(() => {
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
+      if (!isBinary) return;
       cleanup();
-      reject(new HandshakeRefusedError('handshake-timeout', `no handshake within ${timeoutMs} ms`));
+      // Installed before this callback returns, so nothing sent after the handshake is missed.
+      resolve({ message: toBuffer(data), early: new EarlyMessages(ws) });
+    };
+    const onClose = (code: number, reason: Buffer): void => {
+      fail(new ProtocolError(`socket closed during the handshake (${code} ${reason.toString()})`));
+    };
+    const onError = (error: Error): void => {
+      fail(error);
+    };
+    const timer = clock.setTimeout(() => {
+      fail(new HandshakeRefusedError('handshake-timeout', `no handshake within ${timeoutMs} ms`));
     }, timeoutMs);
+    const stopListening = onAbort(signal, fail);
     ws.on('message', onMessage);
     ws.once('close', onClose);
     ws.once('error', onError);
@@ -62,7 +115,8 @@ export async function dialHandshake(
   remote: string,
   /** The Connect's time: strictly later than the last one sent to `remote` (acceptors refuse replays). */
   timeMs: number,
-): Promise<Uint8Array> {
+  signal?: AbortSignal,
+): Promise<Handshaken & { readonly remoteNodeId: Uint8Array }> {
   const { clock, auth, local, nodeId, timeoutMs } = parties;
   const connect = encodeConnect({
     version: PROTOCOL_VERSION,
@@ -71,9 +125,10 @@ export async function dialHandshake(
     timeMs,
     token: auth.authToken(remote, timeMs),
   });
-  const reply = firstMessage(ws, clock, timeoutMs);
+  const reply = firstMessage(ws, clock, timeoutMs, signal);
   sendHandshakeFrame(ws, Op.Connect, connect);
-  const frame = decodeFrame(await reply);
+  const { message, early } = await reply;
+  const frame = decodeFrame(message);
   if (frame.op !== Op.ConnectResponse)
     throw new ProtocolError(`expected ConnectResponse, got op ${frame.op}`);
   const response = decodeConnectResponse(frame.payload);
@@ -92,10 +147,10 @@ export async function dialHandshake(
   if (!auth.verifyToken(response.token ?? '', local, answeredAt)) {
     throw new HandshakeRefusedError('bad-token', `${remote} did not prove it holds the cluster secret`);
   }
-  return response.nodeId;
+  return { remoteNodeId: response.nodeId, early };
 }
 
-export interface AcceptedPeer {
+export interface AcceptedPeer extends Handshaken {
   readonly host: string;
   readonly nodeId: Uint8Array;
 }
@@ -108,7 +163,8 @@ export async function acceptHandshake(
   ws: WebSocket,
   parties: HandshakeParties,
   isKnownHost: (host: string) => boolean,
-  claimFreshTime: (host: string, timeMs: number) => boolean,
+  claimFreshTime: (host: string, nodeId: Uint8Array, timeMs: number) => boolean,
+  signal?: AbortSignal,
 ): Promise<AcceptedPeer> {
   const { clock, auth, local, nodeId, timeoutMs } = parties;
   const refuse = (reason: RefusalReason, detail: string): never => {
@@ -120,8 +176,11 @@ export async function acceptHandshake(
     throw new HandshakeRefusedError(reason, detail);
   };
   let connect: ReturnType<typeof decodeConnect>;
+  let early: EarlyMessages;
   try {
-    const frame = decodeFrame(await firstMessage(ws, clock, timeoutMs));
+    const first = await firstMessage(ws, clock, timeoutMs, signal);
+    early = first.early;
+    const frame = decodeFrame(first.message);
     if (frame.op !== Op.Connect) throw new ProtocolError(`expected Connect, got op ${frame.op}`);
     connect = decodeConnect(frame.payload);
   } catch (error) {
@@ -141,8 +200,8 @@ export async function acceptHandshake(
   if (!shouldDial(connect.host, local))
     refuse('wrong-direction', `${local} dials ${connect.host}, not the reverse`);
   // A token is good for the whole skew window, so a captured Connect could be replayed
-  // within it; each accepted Connect must be newer than the last one from that host.
-  if (!claimFreshTime(connect.host, connect.timeMs)) {
+  // within it; each accepted Connect must be newer than the last one from that process.
+  if (!claimFreshTime(connect.host, connect.nodeId, connect.timeMs)) {
     refuse('replayed-token', `a Connect from ${connect.host} no newer than one already accepted`);
   }
   const answeredAt = clock.wallTimeMs();
@@ -152,7 +211,7 @@ export async function acceptHandshake(
     Op.ConnectResponse,
     encodeConnectResponse({ nodeId, accepted: true, timeMs: answeredAt, token }),
   );
-  return { host: connect.host, nodeId: connect.nodeId };
+  return { host: connect.host, nodeId: connect.nodeId, early };
 }
 
 /** Handshake frames go out directly (there is no writer yet) and carry no CRC. */

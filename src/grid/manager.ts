@@ -7,6 +7,7 @@
 // restarted node from a reconnect.
 
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +30,7 @@ import {
 } from './handler-registry.ts';
 import { acceptHandshake } from './handshake.ts';
 import { GRID_PATH } from './protocol.ts';
+import { ReplayGuard } from './replay-guard.ts';
 
 export interface ManagerOptions {
   /** This node's host URL, e.g. `http://10.0.0.1:9000`, exactly as listed in `hosts`. */
@@ -76,8 +78,9 @@ export class Manager {
   #ownsServer = false;
   #pendingHandshakes = 0;
   readonly #refused = new Map<string, number>();
-  /** Wall time of the newest accepted Connect per host (one entry per known host at most). */
-  readonly #lastConnectTime = new Map<string, number>();
+  readonly #replayGuard: ReplayGuard;
+  /** Aborted on close: ends every handshake in progress, with its timer. */
+  readonly #handshakes = new AbortController();
   #closed = false;
 
   constructor(options: ManagerOptions) {
@@ -92,6 +95,9 @@ export class Manager {
       throw new ConfigError('grid.hosts', `must include the local host ${options.local}`);
     this.#clock = options.clock ?? systemClock;
     this.#limits = resolveGridLimits(options.limits);
+    this.#replayGuard = new ReplayGuard(this.#limits.maxClockSkewMs);
+    // One listener per handshake in progress, and those are capped (MAX_PENDING_HANDSHAKES).
+    setMaxListeners(MAX_PENDING_HANDSHAKES + 1, this.#handshakes.signal);
     this.#auth = 'secret' in options.auth ? hmacAuth(options.auth.secret) : options.auth;
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -192,6 +198,7 @@ export class Manager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#handshakes.abort(new HandshakeRefusedError('shutting-down', `${this.#local} is shutting down`));
     for (const connection of this.#connections.values()) connection.close();
     const server = this.#server;
     if (server === undefined) return;
@@ -249,18 +256,14 @@ export class Manager {
           maxClockSkewMs: this.#limits.maxClockSkewMs,
         },
         (host) => this.#connections.has(host),
-        (host, timeMs) => {
-          const last = this.#lastConnectTime.get(host);
-          if (last !== undefined && timeMs <= last) return false;
-          this.#lastConnectTime.set(host, timeMs);
-          return true;
-        },
+        (host, nodeId, timeMs) => this.#replayGuard.claim(host, nodeId, timeMs, this.#clock.wallTimeMs()),
+        this.#handshakes.signal,
       );
       if (this.#closed) {
         ws.close(1001, 'shutting down');
         return;
       }
-      this.connection(peer.host).attach(ws, peer.nodeId);
+      this.connection(peer.host).attach(ws, peer.nodeId, peer.early);
     } catch (error) {
       this.#count(error instanceof HandshakeRefusedError ? error.reason : 'bad-handshake');
       // Let the refusal frame leave before closing.

@@ -193,23 +193,49 @@ function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {
   return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined, ...fields };
 }
 
-/** Newest Connect time each target accepted: it refuses anything not newer as a replay. */
-const lastAcceptedTime = new WeakMap<Target, number>();
+/**
+ * The replay rule as the wire document states it: per dialling process (node id), each
+ * accepted Connect must be newer than the last; processes last heard from before the skew
+ * window are forgotten, and at most 16 are remembered per host (the least recent go first).
+ */
+const acceptedByProcess = new WeakMap<Target, Map<string, number>>();
 
-/** A time for a legitimate Connect: now, or just after the last one accepted, as a real dialler does. */
-function freshConnectTime(target: Target): number {
-  return Math.max(target.clock.wallTimeMs(), (lastAcceptedTime.get(target) ?? Number.NEGATIVE_INFINITY) + 1);
+function processes(target: Target): Map<string, number> {
+  let seen = acceptedByProcess.get(target);
+  if (seen === undefined) {
+    seen = new Map();
+    acceptedByProcess.set(target, seen);
+  }
+  const now = target.clock.wallTimeMs();
+  for (const [id, last] of seen) if (last < now - defaultGridLimits.maxClockSkewMs) seen.delete(id);
+  return seen;
 }
 
-function noteAccepted(target: Target, timeMs: number): void {
-  lastAcceptedTime.set(target, Math.max(timeMs, lastAcceptedTime.get(target) ?? Number.NEGATIVE_INFINITY));
+/** A time for a legitimate Connect from process `nodeId`: now, or just after its last accepted one. */
+function freshConnectTime(target: Target, nodeId: Uint8Array): number {
+  const last = processes(target).get(Buffer.from(nodeId).toString('hex'));
+  return Math.max(target.clock.wallTimeMs(), last === undefined ? Number.NEGATIVE_INFINITY : last + 1);
+}
+
+function noteAccepted(target: Target, nodeId: Uint8Array, timeMs: number): void {
+  const seen = processes(target);
+  const id = Buffer.from(nodeId).toString('hex');
+  seen.delete(id);
+  seen.set(id, timeMs);
+  if (seen.size > 16) seen.delete(seen.keys().next().value as string);
+}
+
+function isReplay(target: Target, nodeId: Uint8Array, timeMs: number): boolean {
+  const last = processes(target).get(Buffer.from(nodeId).toString('hex'));
+  return last !== undefined && timeMs <= last;
 }
 
 function connectFrame(target: Target, fields: Partial<ConnectInput> = {}): Buffer {
-  const timeMs = fields.timeMs ?? freshConnectTime(target);
+  const nodeId = fields.nodeId ?? randomBytes(16);
+  const timeMs = fields.timeMs ?? freshConnectTime(target, nodeId);
   const payload = encodeConnect({
     version: fields.version ?? PROTOCOL_VERSION,
-    nodeId: fields.nodeId ?? randomBytes(16),
+    nodeId,
     host: fields.host ?? target.dialler,
     timeMs,
     token: fields.token ?? hmacAuth(SECRET).authToken(target.host, timeMs),
@@ -232,7 +258,8 @@ async function legitimatePeer(t: TestContext, target: Target): Promise<RawPeer> 
   const first = connectFrame(target);
   const response = await handshake(peer, first);
   assert.equal(response?.accepted, true, `a legitimate handshake was refused: ${response?.detail ?? ''}`);
-  noteAccepted(target, decodeConnect(decodeFrame(first).payload).timeMs);
+  const accepted = decodeConnect(decodeFrame(first).payload);
+  noteAccepted(target, accepted.nodeId, accepted.timeMs);
   return peer;
 }
 
@@ -390,8 +417,7 @@ function expectedRefusal(target: Target, c: ConnectInput): RefusalReason | undef
   if (c.host !== target.dialler) return 'unknown-host';
   if (Math.abs(target.clock.wallTimeMs() - c.timeMs) > defaultGridLimits.maxClockSkewMs) return 'clock-skew';
   if (c.token !== hmacAuth(SECRET).authToken(target.host, c.timeMs)) return 'bad-token';
-  const last = lastAcceptedTime.get(target);
-  if (last !== undefined && c.timeMs <= last) return 'replayed-token';
+  if (isReplay(target, c.nodeId, c.timeMs)) return 'replayed-token';
   return undefined;
 }
 
@@ -434,10 +460,11 @@ test(
     let checkedAgainstModel = 0;
     await fuzzFor(1_500, inputArb, async ({ connect, mutations }) => {
       tried += 1;
-      const timeMs = connect.timeMs ?? freshConnectTime(target);
+      const nodeId = connect.nodeId ?? randomBytes(16);
+      const timeMs = connect.timeMs ?? freshConnectTime(target, nodeId);
       const input: ConnectInput = {
         version: connect.version ?? PROTOCOL_VERSION,
-        nodeId: connect.nodeId ?? randomBytes(16),
+        nodeId,
         host: connect.host ?? target.dialler,
         timeMs,
         token: connect.token ?? hmacAuth(SECRET).authToken(target.host, timeMs),
@@ -455,7 +482,8 @@ test(
       if (response.accepted) {
         accepted += 1;
         // What was accepted decodes, mutated or not; its time is now the one to beat.
-        noteAccepted(target, decodeConnect(decodeFrame(Buffer.from(sent)).payload).timeMs);
+        const connect = decodeConnect(decodeFrame(Buffer.from(sent)).payload);
+        noteAccepted(target, connect.nodeId, connect.timeMs);
         peer.ws.terminate();
       } else {
         refused += 1;
