@@ -5,10 +5,12 @@
 // How one case is measured (docs/benchmarks.md says the same for readers of results):
 // 1. `setup`, then `check`: a benchmark of code that computes the wrong thing is worthless.
 // 2. Warm-up of both sides, so the JIT has optimised both before anything is timed.
-// 3. Calibration: the batch size (ops per timed sample) that takes about `batchMs`, so
+// 3. Calibration: the batch size (calls per timed sample) that takes about `batchMs`, so
 //    timer resolution and loop overhead are noise against the work.
-// 4. Rounds in ABBA order (ours, peer, peer, ours, …), full GCs before every sample, so
-//    slow drift (heap growth, CPU clock, a noisy neighbour) hits both sides alike.
+// 4. Rounds in ABBA order (ours, peer, peer, ours, …), GCs before every sample (full ones
+//    unless the case asks for minor), so slow drift (heap growth, CPU clock, a noisy
+//    neighbour) hits both sides alike.
+// A `heap_bytes_per_op` case skips 2 and 3: each call of a side measures one sample itself.
 // 5. Each side's value is the median of its samples, the ratio the median of the per-round
 //    ratios; each side's spread is reported as the relative standard deviation.
 //
@@ -24,12 +26,25 @@ import { pathToFileURL } from 'node:url';
 // ---------------------------------------------------------------------------------------
 // Suite definition
 
-/** Throughput (higher is better) or per-op latency quantiles in microseconds (lower is better). */
-export type Metric = 'ops_per_s' | 'latency_p50_us' | 'latency_p99_us';
+/**
+ * Throughput (higher is better), per-op latency quantiles in microseconds, or V8 heap bytes
+ * retained per op (both lower is better). The harness times the first three; a heap figure
+ * is measured by the case itself (see Operation).
+ */
+export type Metric = 'ops_per_s' | 'latency_p50_us' | 'latency_p99_us' | 'heap_bytes_per_op';
 
-export const metrics: readonly Metric[] = ['ops_per_s', 'latency_p50_us', 'latency_p99_us'];
+export const metrics: readonly Metric[] = [
+  'ops_per_s',
+  'latency_p50_us',
+  'latency_p99_us',
+  'heap_bytes_per_op',
+];
 
-/** One operation. If it returns a promise the harness awaits it before starting the next. */
+/**
+ * One operation. If it returns a promise the harness awaits it before starting the next.
+ * For `heap_bytes_per_op` nothing is timed: each call is one whole sample, and returns (or
+ * resolves to) the heap bytes per op it measured, e.g. across processes.
+ */
 export type Operation = () => unknown;
 
 /** A lifecycle hook; may be async. */
@@ -41,6 +56,21 @@ export interface BenchCase {
   readonly metric: Metric;
   readonly ours: { readonly label: string; readonly fn: Operation };
   readonly peer: { readonly name: string; readonly fn: Operation };
+  /**
+   * Operations one call of either side's `fn` completes; default 1. For work measured in
+   * bulk, such as a call that completes 256 requests with 32 of them in flight: throughput
+   * is then per operation (requests per second), not per call. Throughput metrics only.
+   */
+  readonly opsPerCall?: number;
+  /** Samples per side instead of the run's `rounds`, for samples that take seconds. */
+  readonly rounds?: number;
+  /**
+   * What is collected before each sample: `full` (the default), two full GCs; `minor`, only
+   * the young generation. A forced full GC slows the next milliseconds of allocation-heavy
+   * async code (by about a third in the grid suite, and not by the same amount for both
+   * sides), so a case timing such code, with its peer's server in another process, uses `minor`.
+   */
+  readonly gc?: 'full' | 'minor';
   /** Runs once before `check` and timing, e.g. to start a server. */
   readonly setup?: Hook;
   /** Throws if ours or the peer computes the wrong thing. Runs after `setup`, before timing. */
@@ -68,6 +98,17 @@ export function defineSuite(suite: Suite): Suite {
     }
     if (!metrics.includes(c.metric)) {
       throw new TypeError(`case ${c.name}: metric must be one of ${metrics.join(', ')}, got ${c.metric}`);
+    }
+    const opsPerCall = c.opsPerCall ?? 1;
+    if (!Number.isSafeInteger(opsPerCall) || opsPerCall < 1) {
+      throw new TypeError(`case ${c.name}: opsPerCall must be a positive integer, got ${opsPerCall}`);
+    }
+    // A latency is timed per call; spread over several operations it would mean nothing.
+    if (opsPerCall !== 1 && c.metric !== 'ops_per_s') {
+      throw new TypeError(`case ${c.name}: opsPerCall is for throughput (ops_per_s) only`);
+    }
+    if (c.rounds !== undefined && !(Number.isSafeInteger(c.rounds) && c.rounds >= 1)) {
+      throw new TypeError(`case ${c.name}: rounds must be a positive integer, got ${c.rounds}`);
     }
     if (c.ours.label === '' || c.peer.name === '') {
       throw new TypeError(`case ${c.name}: ours.label and peer.name are required`);
@@ -131,26 +172,38 @@ export async function runCase(c: BenchCase, options: MeasureOptions): Promise<Ca
 
 /** Warm-up, calibration and ABBA rounds for both sides of a case; returns the raw samples. */
 export async function measureCase(c: BenchCase, options: MeasureOptions): Promise<CaseSamples> {
-  const sides = { ours: new Contender(c.ours.fn, c.metric), peer: new Contender(c.peer.fn, c.metric) };
-  for (const side of [sides.ours, sides.peer]) await side.probe();
-  for (const side of [sides.ours, sides.peer]) {
-    collectGarbage();
-    await side.warmUp(options.warmupMs);
+  const opsPerCall = c.opsPerCall ?? 1;
+  const sides = {
+    ours: new Contender(c.ours.fn, c.metric, opsPerCall),
+    peer: new Contender(c.peer.fn, c.metric, opsPerCall),
+  };
+  // A side that measures itself needs no probe, warm-up or batch size.
+  if (c.metric !== 'heap_bytes_per_op') {
+    for (const side of [sides.ours, sides.peer]) await side.probe();
+    for (const side of [sides.ours, sides.peer]) {
+      collectGarbage(c.gc ?? 'full');
+      await side.warmUp(options.warmupMs);
+    }
+    for (const side of [sides.ours, sides.peer]) await side.calibrate(options.batchMs);
   }
-  for (const side of [sides.ours, sides.peer]) await side.calibrate(options.batchMs);
 
   const samples: { ours: number[]; peer: number[] } = { ours: [], peer: [] };
-  for (let round = 0; round < options.rounds; round++) {
+  const rounds = c.rounds ?? options.rounds;
+  for (let round = 0; round < rounds; round++) {
     for (const who of roundOrder(round)) {
       // Every sample starts from the same heap state, whichever side ran before it.
-      collectGarbage();
+      collectGarbage(c.gc ?? 'full');
       samples[who].push(await sides[who].sample());
     }
   }
   return samples;
 }
 
-function collectGarbage(): void {
+function collectGarbage(kind: 'full' | 'minor'): void {
+  if (kind === 'minor') {
+    globalThis.gc?.({ type: 'minor' });
+    return;
+  }
   // Twice: V8 frees dead ArrayBuffer memory on a background thread after a full GC, and that
   // work would otherwise overlap (and slow, by up to a third here) the next sample. The second
   // GC first waits for the first one's sweeping to finish, and finds next to nothing itself.
@@ -161,14 +214,18 @@ function collectGarbage(): void {
 /** One side of a case: knows whether its op is async and how many ops make one sample. */
 class Contender {
   readonly #fn: Operation;
+  readonly #metric: Metric;
   // The latency quantile this side reports, or undefined for throughput.
   readonly #quantile: number | undefined;
+  readonly #opsPerCall: number;
   #isAsync = false;
   #batchSize = 1;
   #latenciesUs = new Float64Array(0);
 
-  constructor(fn: Operation, metric: Metric) {
+  constructor(fn: Operation, metric: Metric, opsPerCall: number) {
     this.#fn = fn;
+    this.#metric = metric;
+    this.#opsPerCall = opsPerCall;
     this.#quantile = metric === 'latency_p50_us' ? 0.5 : metric === 'latency_p99_us' ? 0.99 : undefined;
   }
 
@@ -212,11 +269,20 @@ class Contender {
     this.#batchSize = Math.min(Math.max(size, this.#minBatchSize()), maxBatchSize);
   }
 
-  /** One timed batch: ops per second, or the batch's latency quantile in microseconds. */
+  /** One sample: ops per second, the batch's latency quantile in microseconds, or the measured heap. */
   async sample(): Promise<number> {
+    if (this.#metric === 'heap_bytes_per_op') {
+      const measured = await this.#fn();
+      if (typeof measured !== 'number' || !Number.isFinite(measured)) {
+        throw new TypeError(
+          `a heap_bytes_per_op operation must return a finite number, got ${String(measured)}`,
+        );
+      }
+      return measured;
+    }
     const n = this.#batchSize;
     const ms = await this.#runBatch(n);
-    if (this.#quantile === undefined) return (n / Math.max(ms, Number.EPSILON)) * 1000;
+    if (this.#quantile === undefined) return ((n * this.#opsPerCall) / Math.max(ms, Number.EPSILON)) * 1000;
     return quantileSorted(this.#latenciesUs.subarray(0, n).sort(), this.#quantile);
   }
 
@@ -293,7 +359,7 @@ export function relativeStdDevPct(values: readonly number[]): number {
   return (Math.sqrt(variance) / mean) * 100;
 }
 
-/** How many times better ours is: ours/peer for throughput, peer/ours for latency. */
+/** How many times better ours is: ours/peer for throughput, peer/ours for latency and heap. */
 export function ratioFor(metric: Metric, ours: number, peer: number): number {
   for (const v of [ours, peer]) {
     if (!(v > 0 && Number.isFinite(v))) {
@@ -345,7 +411,7 @@ export function summarizeCase(
   c: Pick<BenchCase, 'name' | 'metric' | 'ours' | 'peer'>,
   samples: CaseSamples,
 ): CaseResult {
-  const valueDigits = c.metric === 'ops_per_s' ? 0 : 3;
+  const valueDigits = c.metric === 'latency_p50_us' || c.metric === 'latency_p99_us' ? 3 : 0;
   return {
     name: c.name,
     metric: c.metric,
@@ -426,7 +492,7 @@ export function formatTable(result: SuiteResult): string {
 }
 
 function formatValue(metric: Metric, value: number): string {
-  return metric === 'ops_per_s'
+  return metric === 'ops_per_s' || metric === 'heap_bytes_per_op'
     ? value.toLocaleString('en-US', { maximumFractionDigits: 0 })
     : value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
