@@ -10,7 +10,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { Manager, type Connection } from '../../src/grid/index.ts';
+import type { Connection } from '../../src/grid/index.ts';
+import { loadGrid } from './load-grid.ts';
 import { GrpcEchoClient } from './grpc-echo.ts';
 import type { StatsMessage } from './ipc.ts';
 import { ServerProcess } from './server-process.ts';
@@ -79,6 +80,7 @@ async function start(): Promise<Running> {
   try {
     const ready = await server.ready;
     closeAll.push(reportConnectionErrors());
+    const { Manager } = await loadGrid();
     const manager = new Manager({
       local: benchHost,
       hosts: [benchHost, ready.gridHost],

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { WebSocketServer } from 'ws';
 
-import { Manager } from '../../src/grid/index.ts';
+import { loadGrid } from './load-grid.ts';
 import { registerGridServers } from './grid-echo.ts';
 import { addEchoService } from './grpc-echo.ts';
 import { parseToServer, type FromServer, type StatsRequest } from './ipc.ts';
@@ -62,6 +62,7 @@ async function main(benchHost: string): Promise<void> {
   const connectAllowed = new Promise<void>((resolve) => {
     allowConnect = resolve;
   });
+  const { Manager } = await loadGrid();
   const manager = new Manager({
     local: gridHost,
     hosts: [benchHost, gridHost],

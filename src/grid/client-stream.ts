@@ -15,7 +15,16 @@ import { callScope, type CallOptions, type CallScope } from '../internal/deadlin
 import { CancelledError, ClosedError } from '../internal/errors.ts';
 import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
-import { decodeError, decodePong, decodeWindow, encodePing, encodeStreamOpen } from './messages.ts';
+import { CreditReturn } from './credit-return.ts';
+import {
+  decodeCredits,
+  decodeError,
+  decodePong,
+  decodeWindow,
+  encodeCredits,
+  encodePing,
+  encodeStreamOpen,
+} from './messages.ts';
 import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
 import { Flag, Op, type Op as OpCode } from './protocol.ts';
 
@@ -50,6 +59,7 @@ export class ClientStream implements GridStream {
   readonly #credits = new CreditWindow({ initial: 0, name: 'stream input' });
   readonly #scope: CallScope;
   readonly #options: StreamOptions;
+  readonly #creditReturn: CreditReturn;
   #inputWindow = 0;
   #inputEnded = false;
   #done = false;
@@ -66,8 +76,11 @@ export class ClientStream implements GridStream {
       name: `stream ${muxId} responses`,
       maxWaiters: 1,
       onTake: () => {
-        if (!this.#done) this.#send(Op.UnblockSrvMux, 0, undefined);
+        this.#creditReturn.add();
       },
+    });
+    this.#creditReturn = new CreditReturn(this.#inbox.capacity, (count) => {
+      this.#send(Op.UnblockSrvMux, 0, encodeCredits(count));
     });
     this.#scope = callScope(host.clock, options);
     this.#lastHeardAt = host.clock.now();
@@ -187,12 +200,15 @@ export class ClientStream implements GridStream {
           return;
         case Op.UnblockClMux:
           this.#seq.check(frame.seq);
-          if (this.#credits.available + 1 > this.#inputWindow) {
-            throw new ProtocolError(
-              `stream ${this.muxId}: input credit beyond the window of ${this.#inputWindow}`,
-            );
+          {
+            const count = decodeCredits(frame.payload);
+            if (this.#credits.available + count > this.#inputWindow) {
+              throw new ProtocolError(
+                `stream ${this.muxId}: input credit beyond the window of ${this.#inputWindow}`,
+              );
+            }
+            this.#credits.grant(count);
           }
-          this.#credits.grant(1);
           return;
         case Op.Pong:
           if (decodePong(frame.payload).notFound) {
@@ -259,6 +275,7 @@ export class ClientStream implements GridStream {
   #finish(error: unknown): void {
     if (this.#done) return;
     this.#done = true;
+    this.#creditReturn.close();
     this.#pingTimer?.cancel();
     this.#stopOnAbort();
     this.#scope.dispose();

@@ -40,7 +40,7 @@ import {
 import { decodeMessage, encodeFrame, type Frame } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
-import { dialHandshake, type EarlyMessages } from './handshake.ts';
+import { dialHandshake, toBuffer, type EarlyMessages } from './handshake.ts';
 import {
   decodeError,
   decodePing,
@@ -706,7 +706,7 @@ export class Connection {
       this.#ignoredMessages += 1;
       return;
     }
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+    const buf = toBuffer(data);
     this.#bytesIn += buf.length;
     this.#messagesIn += 1;
     let frames: Frame[];
@@ -874,6 +874,14 @@ export class Connection {
       },
     };
     const finish = (flags: number, payload: Uint8Array | undefined): void => {
+      // Plain JavaScript callers get no type check: a result that is not bytes is their bug,
+      // reported to the caller rather than written as a broken frame.
+      if (payload !== undefined && !(payload instanceof Uint8Array)) {
+        flags = Flag.PayloadIsErr;
+        payload = encodeError(
+          new TypeError(`handler ${frame.handler} returned ${typeof payload}, not bytes`),
+        );
+      }
       this.#incomingRequests -= 1;
       scope?.dispose();
       // Past the deadline the caller has given up; a result now would only be dropped there.
@@ -888,16 +896,27 @@ export class Connection {
         respond(Flag.PayloadIsErr, encodeError(error));
       }
     };
-    Promise.resolve()
-      .then(() => handler(frame.payload, context))
-      .then(
-        (result) => {
-          finish(0, result);
-        },
-        (error: unknown) => {
-          finish(Flag.PayloadIsErr, encodeError(error));
-        },
-      );
+    // Called at once: a handler that answers synchronously costs no promise round, and one
+    // that awaits returns a promise. Either way the reader carries on with the next frame.
+    let result: ReturnType<typeof handler>;
+    try {
+      result = handler(frame.payload, context);
+    } catch (error) {
+      finish(Flag.PayloadIsErr, encodeError(error));
+      return;
+    }
+    if (result === undefined || result instanceof Uint8Array) {
+      finish(0, result);
+      return;
+    }
+    Promise.resolve(result).then(
+      (payload) => {
+        finish(0, payload);
+      },
+      (error: unknown) => {
+        finish(Flag.PayloadIsErr, encodeError(error));
+      },
+    );
   }
 
   #onConnectMux(frame: Frame): void {

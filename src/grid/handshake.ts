@@ -59,8 +59,11 @@ export interface Handshaken {
   readonly early: EarlyMessages;
 }
 
-function toBuffer(data: WebSocket.RawData): Buffer {
-  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+/** A message's bytes without copying them (`Buffer.from(buffer)` would copy). */
+export function toBuffer(data: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }
 
 /**

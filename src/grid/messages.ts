@@ -193,6 +193,18 @@ export function decodeWindow(bytes: Uint8Array | undefined): number {
   return value;
 }
 
+/** Unblock payload: the number of credits returned; an absent payload means one. */
+export function encodeCredits(count: number): Buffer | undefined {
+  return count === 1 ? undefined : pack(count);
+}
+
+export function decodeCredits(bytes: Uint8Array | undefined): number {
+  if (bytes === undefined) return 1;
+  const value = unpack(bytes, 'Unblock');
+  if (!isUint(value) || value === 0) throw new ProtocolError('Unblock: credits must be an integer >= 1');
+  return value;
+}
+
 /**
  * An error as it crosses the wire: code, message, retryable. A `WeftError` keeps its
  * code; any other error becomes `WEFT_GRID_REMOTE` with its message.

@@ -14,7 +14,15 @@ import { CancelledError, ClosedError } from '../internal/errors.ts';
 import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
 import type { StreamHandler } from './handler-registry.ts';
-import { decodePing, encodeError, encodePong, encodeWindow } from './messages.ts';
+import { CreditReturn } from './credit-return.ts';
+import {
+  decodeCredits,
+  decodePing,
+  encodeCredits,
+  encodeError,
+  encodePong,
+  encodeWindow,
+} from './messages.ts';
 import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
 import { Flag, Op, type Op as OpCode } from './protocol.ts';
 
@@ -27,6 +35,7 @@ export class ServerStream {
   readonly #credits: CreditWindow;
   readonly #scope: CallScope;
   readonly #stateless: boolean;
+  readonly #creditReturn: CreditReturn;
   #lastPingAt: number;
   #idleTimer: Timer | undefined;
   #done = false;
@@ -47,11 +56,14 @@ export class ServerStream {
       maxWaiters: 1,
       name: `stream ${frame.muxId} input`,
       onTake: () => {
-        if (!this.#done) this.#send(Op.UnblockClMux, 0, undefined);
+        this.#creditReturn.add();
       },
     });
     // A stateless stream takes no input and sends without credits (its caller drops what
     // does not fit), so the credit window is simply unbounded.
+    this.#creditReturn = new CreditReturn(this.#input.capacity, (count) => {
+      this.#send(Op.UnblockClMux, 0, encodeCredits(count));
+    });
     if (handler.inCapacity === 0 || stateless) this.#input.close();
     this.#credits = stateless
       ? new CreditWindow({ initial: Number.MAX_SAFE_INTEGER, name: 'stateless stream output' })
@@ -105,7 +117,8 @@ export class ServerStream {
           return;
         case Op.UnblockSrvMux:
           this.#seq.check(frame.seq);
-          this.#credits.grant(1);
+          // The window bounds the grant: more is a protocol error (CreditWindow throws).
+          this.#credits.grant(decodeCredits(frame.payload));
           return;
         case Op.Ping:
           this.#seq.check(frame.seq);
@@ -199,6 +212,7 @@ export class ServerStream {
 
   #finish(reason: unknown): void {
     this.#done = true;
+    this.#creditReturn.close();
     this.#idleTimer?.cancel();
     this.#credits.close(reason);
     if (reason === undefined) {
