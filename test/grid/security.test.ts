@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 
 import { hmacAuth } from '../../src/grid/auth.ts';
 import type { GridLimits } from '../../src/grid/config.ts';
@@ -20,12 +20,22 @@ import {
   DisconnectedError,
   FrameTooLargeError,
   HandshakeRefusedError,
+  IncorrectSequenceError,
   RemoteError,
   type RefusalReason,
 } from '../../src/grid/errors.ts';
 import { decodeFrame, decodeMessage, encodeFrame, type Frame } from '../../src/grid/frame.ts';
 import { Manager } from '../../src/grid/manager.ts';
-import { decodeConnectResponse, encodeConnect, type ConnectResponse } from '../../src/grid/messages.ts';
+import {
+  decodeConnect,
+  decodeConnectResponse,
+  decodeError,
+  encodeConnect,
+  encodeConnectResponse,
+  encodeStreamOpen,
+  encodeWindow,
+  type ConnectResponse,
+} from '../../src/grid/messages.ts';
 import { GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
 import { CapacityExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
@@ -972,6 +982,91 @@ describe('unknown handlers', () => {
       await assert.rejects(stream[Symbol.asyncIterator]().next(), isRemote('WEFT_GRID_UNKNOWN_HANDLER'));
       assert.equal(pair.clock.now(), 0);
       assert.equal(link.stats().streamsOut, 0);
+    },
+  );
+});
+
+describe('sequence numbers', () => {
+  const streamFrame = (op: OpCode, muxId: number, seq: number, payload?: Uint8Array): Buffer =>
+    encodeFrame(frameOf(op, { muxId, seq, handler: op === Op.ConnectMux ? ECHO_STREAM : 0, payload }), true);
+
+  test(
+    'a duplicated or skipped input frame ends that stream with IncorrectSequenceError, cleans it up, and leaves the link up',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      const peer = await rawDialler(t, node);
+      for (const [muxId, badSeq] of [
+        [9, 1], // the first item's number again: a duplicate
+        [10, 3], // jumps over 2: a lost or reordered frame
+      ] as const) {
+        peer.send(
+          streamFrame(Op.ConnectMux, muxId, 0, encodeStreamOpen({ outWindow: 4, initial: undefined })),
+        );
+        assert.ok(await peer.nextFrame((f) => f.op === Op.AckMux && f.muxId === muxId));
+        peer.send(streamFrame(Op.MuxClientMsg, muxId, 1, Buffer.from('first')));
+        const echo = await peer.nextFrame((f) => f.op === Op.MuxServerMsg && f.muxId === muxId);
+        assert.equal(Buffer.from(echo?.payload ?? []).toString(), 'first');
+        peer.send(streamFrame(Op.MuxClientMsg, muxId, badSeq, Buffer.from('second')));
+        const gone = await peer.nextFrame((f) => f.op === Op.DisconnectClientMux && f.muxId === muxId);
+        assert.ok(gone !== undefined, 'the caller is told the stream is gone');
+        assert.equal(decodeError(gone.payload).code, IncorrectSequenceError.code);
+        assert.equal(node.a.connection(node.dialler).stats().streamsIn, 0, 'the stream is cleaned up');
+      }
+      const reply = await rawRequest(peer, 77, Buffer.from('still here'));
+      assert.equal(Buffer.from(reply?.payload ?? []).toString(), 'still here');
+    },
+  );
+
+  test(
+    'a response frame out of sequence fails the caller’s stream with IncorrectSequenceError and cancels it on the other side',
+    BOUNDED,
+    async (t) => {
+      // A raw acceptor that completes the handshake, then answers a stream open out of order.
+      const clock = new FakeClock();
+      const aBound = await bind(t);
+      const rawBound = await bindWhere(t, (host) => shouldDial(aBound.host, host));
+      const wss = new WebSocketServer({ server: rawBound.server, path: GRID_PATH });
+      t.after(() => {
+        wss.close();
+      });
+      const cancelled = new Promise<Frame>((resolve) => {
+        wss.on('connection', (ws) => {
+          ws.on('message', (data: Buffer) => {
+            for (const frame of decodeMessage(data)) {
+              if (frame.op === Op.Connect) {
+                const connect = decodeConnect(frame.payload);
+                const payload = encodeConnectResponse({
+                  nodeId: randomBytes(16),
+                  accepted: true,
+                  timeMs: clock.wallTimeMs(),
+                  token: hmacAuth(SECRET).authToken(connect.host, clock.wallTimeMs()),
+                });
+                ws.send(encodeFrame(frameOf(Op.ConnectResponse, { payload }), false));
+              } else if (frame.op === Op.ConnectMux) {
+                ws.send(streamFrame(Op.AckMux, frame.muxId, 0, encodeWindow(4)));
+                ws.send(streamFrame(Op.MuxServerMsg, frame.muxId, 2, Buffer.from('skipped 1')));
+              } else if (frame.op === Op.DisconnectServerMux) {
+                resolve(frame);
+              }
+            }
+          });
+        });
+      });
+      const a = makeManager(t, aBound.host, [aBound.host, rawBound.host], { clock });
+      a.attach(aBound.server);
+      const link = a.connection(rawBound.host);
+      await link.waitForConnect();
+      const stream = link.openStream(90, { outCapacity: 4 });
+      await assert.rejects(
+        (async () => {
+          for await (const item of stream) assert.fail(`an item arrived: ${Buffer.from(item).toString()}`);
+        })(),
+        IncorrectSequenceError,
+      );
+      assert.equal((await cancelled).muxId, stream.muxId, 'the handler side is told to stop');
+      assert.equal(link.stats().streamsOut, 0);
+      assert.equal(link.state(), 'connected');
     },
   );
 });
