@@ -137,6 +137,9 @@ export class ClientStream implements GridStream {
   }
 
   async send(payload: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+    // Plain JavaScript callers get no type check: anything but bytes is refused here.
+    if (!(payload instanceof Uint8Array))
+      throw new TypeError(`stream items are bytes, got ${typeof payload}`);
     if (this.#inputEnded) throw new ClosedError(`stream ${this.muxId}: input already ended`);
     await this.#credits.acquire(options);
     // The stream may have ended while this send waited.

@@ -15,7 +15,7 @@ import { setMaxListeners } from 'node:events';
 import WebSocket from 'ws';
 
 import { onAbort } from '../internal/abort.ts';
-import type { Clock, Timer } from '../internal/clock.ts';
+import { sleep, type Clock, type Timer } from '../internal/clock.ts';
 import {
   callScope,
   type CallScope,
@@ -158,10 +158,10 @@ export class Connection {
   readonly #statelessStreams = new Set<StatelessStream>();
   readonly #statelessHost: StatelessHost;
   #outgoingStreams = 0;
+  #outgoingRequests = 0;
   readonly #incomingStreams = new Map<number, ServerStream>();
   #incomingRequests = 0;
   readonly #stateWaiters = new Set<() => void>();
-  #redialTimer: Timer | undefined;
   #dialLoopRunning = false;
   readonly #dialAbort = new AbortController();
   #lastConnectTime = Number.NEGATIVE_INFINITY;
@@ -209,7 +209,13 @@ export class Connection {
         if (this.#socket === undefined) return undefined;
         const muxId = this.#nextMuxId++;
         this.#outgoing.set(muxId, stream);
-        if (this.#trySend(makeFrame(muxId), false)) return muxId;
+        try {
+          // Small and rare: sent as a control frame. Invalid or too large, it throws to the caller.
+          if (this.#sendFrame(makeFrame(muxId), true) === 'sent') return muxId;
+        } catch (error) {
+          this.#outgoing.delete(muxId);
+          throw error;
+        }
         this.#outgoing.delete(muxId);
         return undefined;
       },
@@ -269,7 +275,7 @@ export class Connection {
       streamsOut: this.#outgoingStreams,
       statelessStreamsOut: this.#statelessStreams.size,
       requestsIn: this.#incomingRequests,
-      requestsOut: this.#outgoing.size - this.#outgoingStreams,
+      requestsOut: this.#outgoingRequests,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOutClosed + (writer?.bytesSent ?? 0),
       messagesIn: this.#messagesIn,
@@ -297,7 +303,7 @@ export class Connection {
   ): Promise<Uint8Array | undefined> {
     const socket = this.#socket;
     if (socket === undefined) throw new DisconnectedError(`not connected to ${this.remote} (${this.#state})`);
-    if (this.#outgoing.size - this.#outgoingStreams >= this.#limits.maxOutgoingRequests) {
+    if (this.#outgoingRequests >= this.#limits.maxOutgoingRequests) {
       throw new CapacityExceededError(
         `requests in flight to ${this.remote}`,
         this.#limits.maxOutgoingRequests,
@@ -325,12 +331,17 @@ export class Connection {
         fail(new DeadlineExceededError(`no response within ${remaining} ms`, { timeoutMs: remaining }));
       }, remaining);
       const stopListening = onAbort(signal, fail);
+      let settled = false;
       const settle = (result: RequestOutcome): void => {
+        if (settled) return;
+        settled = true;
+        this.#outgoingRequests -= 1;
         timer.cancel();
         stopListening();
         resolve(result);
       };
       this.#outgoing.set(muxId, { kind: 'request', settle });
+      this.#outgoingRequests += 1;
       try {
         const result = this.#sendFrame({
           muxId,
@@ -401,7 +412,12 @@ export class Connection {
     }
     const stream = new StatelessStream(this.#statelessHost, handler, options);
     this.#statelessStreams.add(stream);
-    stream.open();
+    try {
+      stream.open();
+    } catch (error) {
+      this.#statelessStreams.delete(stream);
+      throw error;
+    }
     return stream;
   }
 
@@ -461,13 +477,18 @@ export class Connection {
     }, this.#limits.pingIntervalMs);
     this.#setState('connected');
     for (const message of earlier) this.#onMessage(epoch, message, true);
-    for (const stream of this.#statelessStreams) stream.open();
+    for (const stream of [...this.#statelessStreams]) {
+      try {
+        stream.open();
+      } catch (error) {
+        stream.fail(error);
+      }
+    }
   }
 
   /** Ends the connection for good: calls fail, handlers abort, no redial. */
   close(): void {
     if (this.#state === 'shutdown') return;
-    this.#redialTimer?.cancel();
     this.#dialing?.terminate();
     // A handshake in progress ends now, with its timer, not when its socket's close arrives.
     this.#dialAbort.abort(new DisconnectedError(`connection to ${this.remote} shut down`));
@@ -523,19 +544,18 @@ export class Connection {
           return;
         }
         this.attach(ws, remoteNodeId, early);
-        return;
+        // What arrived with the handshake may already have ended the socket (a peer that
+        // is shutting down says so at once): then it counts as a failed dial.
+        if (this.#currentEpoch() !== undefined) return;
       } catch (error) {
         this.#dialing = undefined;
         if (this.#isShutdown()) return;
         this.#setState('connection-error', error);
-        const { redialMinMs, redialMaxMs } = this.#limits;
-        await new Promise<void>((resolve) => {
-          this.#redialTimer = this.#clock.setTimeout(
-            resolve,
-            redialMinMs + this.#options.random() * (redialMaxMs - redialMinMs),
-          );
-        });
       }
+      const { redialMinMs, redialMaxMs } = this.#limits;
+      const delay = redialMinMs + this.#options.random() * (redialMaxMs - redialMinMs);
+      // Settles on close too, so no dial loop outlives the connection.
+      await sleep(this.#clock, delay, this.#dialAbort.signal).catch(() => undefined);
     }
   }
 
@@ -554,6 +574,9 @@ export class Connection {
       handshakeTimeout: this.#limits.handshakeTimeoutMs,
     });
     this.#dialing = ws;
+    // Never without an 'error' listener, from here until attach adds its own: ws reports a
+    // bad frame from the peer as an 'error' event, which unheard would end the process.
+    ws.on('error', () => undefined);
     return new Promise((resolve, reject) => {
       const cleanup = (): void => {
         ws.off('open', onOpen);

@@ -44,7 +44,8 @@ export interface FrameWriterStats {
 
 export class FrameWriter {
   readonly #options: FrameWriterOptions;
-  #queue: Buffer[] = [];
+  /** Frames from `#queueHead` on are waiting; slots before it are emptied as they are sent. */
+  #queue: (Buffer | undefined)[] = [];
   #queueHead = 0;
   #queuedBytes = 0;
   #inFlightBytes = 0;
@@ -91,8 +92,11 @@ export class FrameWriter {
    * are tiny, bounded by the protocol, and must not be lost while the socket lives.
    */
   enqueue(frame: Buffer, control = false): boolean {
-    const full = this.#queuedBytes + frame.length > this.#options.maxQueuedBytes;
-    if (this.#closed || (full && !control)) {
+    const queued = this.#queuedBytes + frame.length;
+    // Control frames may go past the limit, but not without end: a peer that floods us with
+    // requests for pongs and errors while not reading would otherwise grow the queue freely.
+    const limit = control ? 2 * this.#options.maxQueuedBytes : this.#options.maxQueuedBytes;
+    if (this.#closed || queued > limit) {
       this.#framesRefused += 1;
       return false;
     }
@@ -149,8 +153,15 @@ export class FrameWriter {
       batchBytes += size;
       count += 1;
     }
-    const frames = this.#queue.slice(this.#queueHead, this.#queueHead + count);
+    const frames = this.#queue.slice(this.#queueHead, this.#queueHead + count) as Buffer[];
+    // Under steady backpressure the queue never drains to empty: empty the sent slots, or
+    // the array would keep every sent buffer alive, and compact it now and then.
+    this.#queue.fill(undefined, this.#queueHead, this.#queueHead + count);
     this.#queueHead += count;
+    if (this.#queueHead > 1_024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
     for (const frame of frames) this.#queuedBytes -= frame.length;
     return { message: count === 1 ? first : encodeMerged(frames), frames: count };
   }

@@ -231,11 +231,18 @@ export class Manager {
       rejectUpgrade(socket, 503, 'Service Unavailable');
       return;
     }
+    // Released once: when the handshake ends, or when the socket closes, since ws never
+    // calls back for an upgrade request it rejects (no key, wrong version, …).
     this.#pendingHandshakes += 1;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#pendingHandshakes -= 1;
+    };
+    socket.once('close', release);
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      void this.#accept(ws).finally(() => {
-        this.#pendingHandshakes -= 1;
-      });
+      void this.#accept(ws).finally(release);
     });
   };
 

@@ -211,13 +211,22 @@ export function decodeCredits(bytes: Uint8Array | undefined): number {
  */
 export function encodeError(error: unknown): Buffer {
   const code = error instanceof WeftError ? error.code : RemoteError.code;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = describe(error);
   // A message is for people; a huge one would only make the error frame itself too large.
   const trimmed = message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message;
   return pack({ code, message: trimmed, retryable: isRetryable(error) });
 }
 
 const MAX_ERROR_MESSAGE = 4_096;
+
+/** A thrown value's message; never throws, whatever was thrown (`String(Object.create(null))` does). */
+function describe(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'unprintable error';
+  }
+}
 
 /** Decodes an error payload into a `RemoteError`; a payload that is not one still yields one. */
 export function decodeError(bytes: Uint8Array | undefined): RemoteError {

@@ -36,6 +36,9 @@ export class ServerStream {
   readonly #scope: CallScope;
   readonly #stateless: boolean;
   readonly #creditReturn: CreditReturn;
+  /** The caller sent its end of input. */
+  #inputEnded = false;
+  readonly #inputWindow: number;
   #lastPingAt: number;
   #idleTimer: Timer | undefined;
   #done = false;
@@ -64,7 +67,8 @@ export class ServerStream {
     this.#creditReturn = new CreditReturn(this.#input.capacity, (count) => {
       this.#send(Op.UnblockClMux, 0, encodeCredits(count));
     });
-    if (handler.inCapacity === 0 || stateless) this.#input.close();
+    this.#inputWindow = stateless ? 0 : handler.inCapacity;
+    if (this.#inputWindow === 0) this.#input.close();
     this.#credits = stateless
       ? new CreditWindow({ initial: Number.MAX_SAFE_INTEGER, name: 'stateless stream output' })
       : new CreditWindow({ initial: open.outWindow, max: open.outWindow, name: 'stream output' });
@@ -74,7 +78,7 @@ export class ServerStream {
     });
     this.#lastPingAt = host.clock.now();
     // The ack comes first: it opens the caller's input.
-    this.#send(Op.AckMux, 0, encodeWindow(stateless ? 0 : handler.inCapacity));
+    this.#send(Op.AckMux, 0, encodeWindow(this.#inputWindow));
     const idleLimit = host.limits.handlerIdleTimeoutMs;
     // Stateless callers do not ping; their socket's liveness covers them.
     if (!stateless && (frame.deadlineMs === 0 || frame.deadlineMs > idleLimit)) {
@@ -104,11 +108,18 @@ export class ServerStream {
         case Op.MuxClientMsg:
           this.#seq.check(frame.seq);
           if ((frame.flags & Flag.EOF) !== 0) {
+            this.#inputEnded = true;
             this.#input.close();
             return;
           }
-          if (this.#input.closed)
+          if (this.#inputEnded || this.#inputWindow === 0) {
             throw new ProtocolError(`stream ${this.muxId}: input after the input ended`);
+          }
+          if (this.#input.closed) {
+            // The handler stopped reading its input: the item is dropped, its credit returned.
+            this.#creditReturn.add();
+            return;
+          }
           if (frame.payload !== undefined && !this.#input.offer(frame.payload)) {
             throw new ProtocolError(
               `stream ${this.muxId}: input beyond the handler's window (handler blocked)`,
@@ -149,6 +160,9 @@ export class ServerStream {
       signal,
       remote: this.#host.remote,
       send: async (payload: Uint8Array): Promise<void> => {
+        // Plain JavaScript callers get no type check: anything but bytes is refused here.
+        if (!(payload instanceof Uint8Array))
+          throw new TypeError(`stream items are bytes, got ${typeof payload}`);
         if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
         await this.#credits.acquire({ signal });
         // The stream may have ended while this send waited.

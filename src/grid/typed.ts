@@ -28,7 +28,8 @@ export function msgpackCodec<T>(): Codec<T> {
   return {
     encode: (value) => (value === undefined ? undefined : packr.pack(value)),
     decode(bytes) {
-      if (bytes === undefined) return undefined as T;
+      // An absent payload, and an empty stream item (streams carry no absent items), are `undefined`.
+      if (bytes === undefined || bytes.length === 0) return undefined as T;
       try {
         return packr.unpack(bytes) as T;
       } catch (error) {
@@ -167,9 +168,14 @@ function mapAsync<A, B>(source: AsyncIterable<A>, map: (a: A) => B): AsyncIterab
       return {
         async next() {
           const result = await inner.next();
-          return result.done === true
-            ? { done: true, value: undefined }
-            : { done: false, value: map(result.value) };
+          if (result.done === true) return { done: true, value: undefined };
+          try {
+            return { done: false, value: map(result.value) };
+          } catch (error) {
+            // A for-await loop does not call return() when next() throws: end the source here.
+            await inner.return?.();
+            throw error;
+          }
         },
         async return() {
           await inner.return?.();

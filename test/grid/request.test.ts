@@ -206,3 +206,29 @@ describe('typed single handlers', () => {
     );
   });
 });
+
+describe('handler mistakes never take the node down', () => {
+  test('a handler that throws something unprintable still answers the caller', async (t) => {
+    const g = await grid(t);
+    g.manager(1).registerSingle(FAIL, () => {
+      throw Object.create(null) as Error;
+    });
+    g.manager(1).registerSingle(FAIL + 1, () => Promise.reject(Object.create(null) as Error));
+    for (const handler of [FAIL, FAIL + 1]) {
+      await assert.rejects(
+        g.connection(0, 1).request(handler, undefined),
+        (e) => e instanceof RemoteError && e.message === 'unprintable error',
+      );
+    }
+    assert.equal(g.connection(0, 1).state(), 'connected');
+  });
+
+  test('a handler that returns something other than bytes gets the caller a clear error', async (t) => {
+    const g = await grid(t);
+    g.manager(1).registerSingle(FAIL, () => 'a string' as unknown as Uint8Array);
+    await assert.rejects(
+      g.connection(0, 1).request(FAIL, undefined),
+      (e) => e instanceof RemoteError && /returned string, not bytes/.test(e.message),
+    );
+  });
+});

@@ -3,11 +3,11 @@
 // it takes the node down or stops it serving legitimate peers.
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 
 import WebSocket, { WebSocketServer } from 'ws';
@@ -1070,3 +1070,112 @@ describe('sequence numbers', () => {
     },
   );
 });
+
+describe('hostile or broken peers at the edges of the handshake', () => {
+  test(
+    'a peer that answers the upgrade with a broken frame fails the dial, not the process',
+    BOUNDED,
+    async (t) => {
+      // A raw server: 101 Switching Protocols, then at once a masked frame, which a server
+      // must never send. ws reports it as an 'error' event on the dialling socket.
+      const raw = net.createServer((socket) => {
+        socket.once('data', (request) => {
+          const key = /sec-websocket-key: (.*)\r\n/i.exec(request.toString())?.[1] ?? '';
+          const accept = createHash('sha1')
+            .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+            .digest('base64');
+          socket.write(
+            Buffer.concat([
+              Buffer.from(
+                `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+              ),
+              Buffer.from([0x82, 0x81, 1, 2, 3, 4, 5]),
+            ]),
+          );
+        });
+      });
+      await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+      t.after(() => {
+        raw.close();
+      });
+      const rawHost = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+      const aBound = await bindWhere(t, (host) => shouldDial(host, rawHost));
+      const states = watchStates(t);
+      const a = makeManager(t, aBound.host, [aBound.host, rawHost], { clock: new FakeClock() });
+      a.attach(aBound.server);
+      // Reaching the failed state at all means the process survived the bad frame.
+      const failed = await states.next((m) => m.remote === rawHost && m.state === 'connection-error');
+      assert.match(String((failed.error as Error | undefined)?.message), /MASK|mask|closed/);
+    },
+  );
+
+  test('upgrade requests that ws rejects never use up the handshake slots', BOUNDED, async (t) => {
+    const node = await startAcceptor(t);
+    // 300 upgrades without a Sec-WebSocket-Key: more than the 256 handshakes allowed at once.
+    for (let i = 0; i < 300; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = net.connect(node.port, '127.0.0.1', () => {
+          socket.write(
+            `GET ${GRID_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+          );
+        });
+        socket.on('data', () => undefined);
+        socket.once('close', () => {
+          resolve();
+        });
+        socket.once('error', () => {
+          resolve();
+        });
+      });
+    }
+    await assertServesPeers(node);
+    assert.equal(node.a.stats().refused['too-many-handshakes'], undefined);
+  });
+});
+
+test(
+  'a peer that says Disconnect together with its handshake answer is dialled again later',
+  BOUNDED,
+  async (t) => {
+    const clock = new FakeClock();
+    const aBound = await bind(t);
+    const rawBound = await bindWhere(t, (host) => shouldDial(aBound.host, host));
+    const wss = new WebSocketServer({ server: rawBound.server, path: GRID_PATH });
+    t.after(() => {
+      wss.close();
+    });
+    let dials = 0;
+    wss.on('connection', (ws) => {
+      dials += 1;
+      ws.once('message', (data: Buffer) => {
+        const connect = decodeConnect(decodeFrame(data).payload);
+        const answeredAt = clock.wallTimeMs();
+        const payload = encodeConnectResponse({
+          nodeId: randomBytes(16),
+          accepted: true,
+          timeMs: answeredAt,
+          token: hmacAuth(SECRET).authToken(connect.host, answeredAt),
+        });
+        const response = encodeFrame(frameOf(Op.ConnectResponse, { payload }), false);
+        if (dials > 1) {
+          ws.send(response);
+          return;
+        }
+        // The first time, both in one TCP segment: the answer and "I am going away".
+        const socket = (ws as unknown as { _socket: Socket })._socket;
+        socket.cork();
+        ws.send(response);
+        ws.send(encodeFrame(frameOf(Op.Disconnect), true));
+        process.nextTick(() => { socket.uncork(); });
+      });
+    });
+    const states = watchStates(t);
+    const a = makeManager(t, aBound.host, [aBound.host, rawBound.host], { clock });
+    a.attach(aBound.server);
+    await states.next((m) => m.remote === rawBound.host && m.state === 'connection-error');
+    // The redial waits its jittered delay (1.5 s with this node's random source) on the fake clock.
+    await clock.advanceAsync(2_000);
+    await a.connection(rawBound.host).waitForConnect();
+    assert.equal(dials, 2);
+  },
+);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import type { StreamHandler } from '../../src/grid/index.ts';
+import { FrameTooLargeError, type StreamHandler } from '../../src/grid/index.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 import { TestGrid } from '../../src/testing/index.ts';
 
@@ -101,5 +101,20 @@ describe('stateless streams', () => {
     assert.deepEqual(opened, ['c', 'c']);
     assert.equal(stream.opens, 2);
     stream.cancel();
+  });
+});
+
+describe('stateless streams that cannot open', () => {
+  test('an invalid handler id or an initial payload over the frame limit fails at once, not silently', async (t) => {
+    const g = await TestGrid.start(2, { clock: new FakeClock(), limits: { maxFrameBytes: 64 * 1024 } });
+    t.after(() => g.close());
+    await g.waitAllConnected();
+    const connection = g.connection(0, 1);
+    assert.throws(() => connection.openStatelessStream(300), RangeError);
+    assert.throws(
+      () => connection.openStatelessStream(FEED, { initial: new Uint8Array(65 * 1024) }),
+      (e) => e instanceof FrameTooLargeError,
+    );
+    assert.equal(connection.stats().statelessStreamsOut, 0);
   });
 });

@@ -192,3 +192,77 @@ describe('typed streams', () => {
     assert.deepEqual(results, [3, 6, 9]);
   });
 });
+
+describe('stream edge cases', () => {
+  test('a handler that stops reading its input keeps streaming its output', async (t) => {
+    const g = await grid(t);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    g.manager(1).registerStream(64, {
+      inCapacity: 2,
+      handle: async ({ requests, send }) => {
+        // Read one item and leave the loop; what the caller sends after that is dropped.
+        for await (const first of requests) {
+          await send(first);
+          break;
+        }
+        await released;
+        for (let i = 0; i < 3; i++) await send(bytes(`after ${i}`));
+      },
+    });
+    const stream = g.connection(0, 1).openStream(64, { outCapacity: 8 });
+    const reading = collect(stream);
+    // More items than the handler's window: their credits must still come back.
+    for (const word of ['one', 'two', 'three', 'four', 'five']) await stream.send(bytes(word));
+    stream.end();
+    release();
+    assert.deepEqual(await reading, ['one', 'after 0', 'after 1', 'after 2']);
+  });
+
+  test('typed streams carry undefined items, and a bad item ends the stream on both sides', async (t) => {
+    const g = await grid(t);
+    const ticks = defineStream<undefined, never, undefined>(91, { inCapacity: 0, outCapacity: 2 });
+    ticks.register(g.manager(1), async ({ send }) => {
+      for (let i = 0; i < 3; i++) await send(undefined);
+    });
+    const seen: unknown[] = [];
+    for await (const tick of ticks.open(g.connection(0, 1), undefined)) seen.push(tick);
+    assert.deepEqual(seen, [undefined, undefined, undefined]);
+
+    let handlerSignal: AbortSignal | undefined;
+    g.manager(1).registerStream(92, {
+      inCapacity: 0,
+      handle: async ({ send, signal }) => {
+        handlerSignal = signal;
+        for (;;) await send(Buffer.from([0x92, 0x01])); // not whole MessagePack
+      },
+    });
+    const broken = defineStream<undefined, never, number>(92, { outCapacity: 2 });
+    await assert.rejects(
+      (async () => {
+        for await (const value of broken.open(g.connection(0, 1), undefined)) assert.fail(String(value));
+      })(),
+      /not valid MessagePack/,
+    );
+    await roundTrips(g, 2);
+    assert.equal(handlerSignal?.aborted, true, 'the handler was cancelled');
+    assert.equal(g.connection(0, 1).stats().streamsOut, 0);
+    assert.equal(g.connection(1, 0).stats().streamsIn, 0);
+  });
+
+  test('a stream item that is not bytes is refused on either side', async (t) => {
+    const g = await grid(t);
+    let handlerError: unknown;
+    g.manager(1).registerStream(64, {
+      inCapacity: 1,
+      handle: async ({ send }) => {
+        await send('text' as unknown as Uint8Array).catch((error: unknown) => (handlerError = error));
+      },
+    });
+    const stream = g.connection(0, 1).openStream(64);
+    await assert.rejects(stream.send(42 as unknown as Uint8Array), TypeError);
+    stream.end();
+    assert.deepEqual(await collect(stream), []);
+    assert.ok(handlerError instanceof TypeError);
+  });
+});
