@@ -1166,7 +1166,9 @@ test(
         socket.cork();
         ws.send(response);
         ws.send(encodeFrame(frameOf(Op.Disconnect), true));
-        process.nextTick(() => { socket.uncork(); });
+        process.nextTick(() => {
+          socket.uncork();
+        });
       });
     });
     const states = watchStates(t);
