@@ -7,19 +7,17 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 
 import fc from 'fast-check';
-import WebSocket from 'ws';
 
 import { hmacAuth } from '../../src/grid/auth.ts';
 import { defaultGridLimits } from '../../src/grid/config.ts';
 import { shouldDial } from '../../src/grid/dial-direction.ts';
 import type { RefusalReason } from '../../src/grid/errors.ts';
-import { decodeFrame, decodeMessage, encodeFrame, encodeMerged, type Frame } from '../../src/grid/frame.ts';
+import { decodeFrame, encodeFrame, encodeMerged, type Frame } from '../../src/grid/frame.ts';
 import { Manager } from '../../src/grid/manager.ts';
 import {
   decodeConnect,
@@ -33,8 +31,10 @@ import {
   pack,
   type ConnectResponse,
 } from '../../src/grid/messages.ts';
-import { GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
+import { Op, PROTOCOL_VERSION } from '../../src/grid/protocol.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
+
+import { frameOf, RawPeer } from './raw-peer.ts';
 
 const SECRET = 'weft-live-fuzz-cluster-secret';
 const ECHO = 64;
@@ -117,81 +117,6 @@ async function startTarget(t: TestContext): Promise<Target> {
 
 // ---------------------------------------------------------------------------------------
 // A raw grid client
-
-class RawPeer {
-  readonly ws: WebSocket;
-  readonly closed: Promise<number>;
-  readonly #inbox: Buffer[] = [];
-  #waiter: ((message: Buffer | undefined) => void) | undefined;
-  #isClosed = false;
-
-  private constructor(ws: WebSocket) {
-    this.ws = ws;
-    ws.on('error', () => {
-      // Surfaces as the close.
-    });
-    ws.on('message', (data, isBinary) => {
-      if (!isBinary) return;
-      const message = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      if (waiter === undefined) this.#inbox.push(message);
-      else waiter(message);
-    });
-    this.closed = new Promise((resolve) => {
-      ws.once('close', (code) => {
-        this.#isClosed = true;
-        this.#waiter?.(undefined);
-        this.#waiter = undefined;
-        resolve(code);
-      });
-    });
-  }
-
-  static async open(t: TestContext, port: number): Promise<RawPeer> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${GRID_PATH}`, { perMessageDeflate: false });
-    t.after(() => {
-      ws.terminate();
-    });
-    const peer = new RawPeer(ws);
-    await once(ws, 'open');
-    return peer;
-  }
-
-  get isOpen(): boolean {
-    return !this.#isClosed && this.ws.readyState === WebSocket.OPEN;
-  }
-
-  next(): Promise<Buffer | undefined> {
-    const message = this.#inbox.shift();
-    if (message !== undefined) return Promise.resolve(message);
-    if (this.#isClosed) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      this.#waiter = resolve;
-    });
-  }
-
-  /**
-   * The first frame satisfying `wanted`, or undefined once the socket closed. Every
-   * message the node sends must decode: a frame it cannot itself read fails the test.
-   */
-  async nextFrame(wanted: (frame: Frame) => boolean): Promise<Frame | undefined> {
-    for (;;) {
-      const message = await this.next();
-      if (message === undefined) return undefined;
-      const found = decodeMessage(message).find(wanted);
-      if (found !== undefined) return found;
-    }
-  }
-
-  send(bytes: Uint8Array): void {
-    this.ws.send(bytes, { binary: true });
-  }
-}
-
-function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {
-  return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined, ...fields };
-}
 
 /**
  * The replay rule as the wire document states it: per dialling process (node id), each
@@ -487,7 +412,7 @@ test(
         peer.ws.terminate();
       } else {
         refused += 1;
-        assert.equal(await peer.closed, 1008, 'a refused socket is closed');
+        assert.equal((await peer.closed).code, 1008, 'a refused socket is closed');
       }
       await peer.closed;
     });

@@ -1,0 +1,85 @@
+// A raw grid client for tests: a `ws` socket that speaks the wire by hand, to send what a
+// well-behaved node never would.
+
+import { once } from 'node:events';
+import type { TestContext } from 'node:test';
+
+import WebSocket from 'ws';
+
+import { decodeMessage, type Frame } from '../../src/grid/frame.ts';
+import { toBuffer } from '../../src/grid/handshake.ts';
+import { GRID_PATH, type Op as OpCode } from '../../src/grid/protocol.ts';
+
+export class RawPeer {
+  readonly ws: WebSocket;
+  /** Resolves with the close code and reason once the socket is closed. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly #inbox: Buffer[] = [];
+  #waiter: ((message: Buffer | undefined) => void) | undefined;
+  #isClosed = false;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('error', () => {
+      // Surfaces as the close.
+    });
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) return;
+      const message = toBuffer(data);
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      if (waiter === undefined) this.#inbox.push(message);
+      else waiter(message);
+    });
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => {
+        this.#isClosed = true;
+        this.#waiter?.(undefined);
+        this.#waiter = undefined;
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  static async open(t: TestContext, port: number): Promise<RawPeer> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${GRID_PATH}`, { perMessageDeflate: false });
+    t.after(() => {
+      ws.terminate();
+    });
+    const peer = new RawPeer(ws);
+    await once(ws, 'open');
+    return peer;
+  }
+
+  get isOpen(): boolean {
+    return !this.#isClosed && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** The next binary message, or undefined once the socket has closed. */
+  next(): Promise<Buffer | undefined> {
+    const message = this.#inbox.shift();
+    if (message !== undefined) return Promise.resolve(message);
+    if (this.#isClosed) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  /** The next frame that satisfies `wanted` (Merged batches are opened), or undefined on close. */
+  async nextFrame(wanted: (frame: Frame) => boolean): Promise<Frame | undefined> {
+    for (;;) {
+      const message = await this.next();
+      if (message === undefined) return undefined;
+      const found = decodeMessage(message).find(wanted);
+      if (found !== undefined) return found;
+    }
+  }
+
+  send(bytes: Uint8Array): void {
+    this.ws.send(bytes, { binary: true });
+  }
+}
+
+export function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {
+  return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined, ...fields };
+}
