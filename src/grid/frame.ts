@@ -250,14 +250,8 @@ export function decodeFrame(buf: Buffer): Frame {
   return readBody(reader, header, 0);
 }
 
-interface Header {
-  readonly muxId: number;
-  readonly seq: number;
-  readonly deadlineMs: number;
-  readonly handler: number;
-  readonly op: OpCode;
-  readonly flags: number;
-}
+/** The seven-tuple's fixed fields: a frame before its payload and trailers. */
+type Header = Omit<Frame, 'payload' | 'subroute'>;
 
 function readHeader(reader: Reader): Header {
   if (reader.byte('header') !== 0x97) throw new ProtocolError('a frame starts with a 7-element array (0x97)');
