@@ -8,8 +8,9 @@
 //
 // Cases (docs/grid.md explains them with the results):
 // - unary-512B-parN: a 512 B echo with N requests kept in flight (grid/concurrency.ts).
-//   One op is one request; a harness call completes 2 × N of them (`opsPerCall`): N callers,
-//   each issuing its second request as soon as its first returns.
+//   Throughput: one op is one request; a harness call completes 2 × N of them (`opsPerCall`):
+//   N callers, each issuing its second request as soon as its first returns. p99 latency: a
+//   call times 1 000 requests one by one with N in flight and returns their 99th percentile.
 // - stream-128B: a one-way stream of 128 B items; one op is one item received, a call is one
 //   stream of 1 000 items.
 // - request-1MiB: a 1 MiB echo, one request at a time.
@@ -17,7 +18,7 @@
 //   (grid/idle-streams.ts); measured, not timed.
 
 import { defineSuite, type BenchCase } from './harness.ts';
-import { runConcurrently } from './grid/concurrency.ts';
+import { latencyQuantileUs, runConcurrently } from './grid/concurrency.ts';
 import { SharedGridBench, type GridBench } from './grid/fixture.ts';
 import { gridEcho, gridItems, streamOutCapacity } from './grid/grid-echo.ts';
 import { openIdleStreams, type IdleKind } from './grid/idle-streams.ts';
@@ -96,6 +97,31 @@ for (const concurrency of [1, 32, 256]) {
         await checkConcurrentEcho(ourEcho, concurrency, 'weft/grid');
         await checkConcurrentEcho(peer.echo, concurrency, peer.name);
       },
+    });
+  }
+}
+
+// p99 latency of the same echo: N callers in flight, each request timed on its own. One
+// sample is 1 000 requests, so the 99th percentile stands on the ten slowest.
+const latencyRequests = 1_000;
+
+for (const concurrency of [1, 32, 256]) {
+  for (const peer of unaryPeers) {
+    cases.push({
+      name: `unary-${unaryBytes}B-par${concurrency}`,
+      metric: 'latency_p99_us',
+      selfMeasured: true,
+      // A sample is a thousand requests; grpc-js at par 1 takes half a second for one.
+      rounds: 5,
+      ours: {
+        label: 'weft/grid',
+        fn: () => latencyQuantileUs(latencyRequests, concurrency, 0.99, () => ourEcho(unaryPayload)),
+      },
+      peer: {
+        name: peer.name,
+        fn: () => latencyQuantileUs(latencyRequests, concurrency, 0.99, () => peer.echo(unaryPayload)),
+      },
+      ...lifecycle,
     });
   }
 }

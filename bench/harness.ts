@@ -71,6 +71,13 @@ export interface BenchCase {
    * sides), so a case timing such code, with its peer's server in another process, uses `minor`.
    */
   readonly gc?: 'full' | 'minor';
+  /**
+   * Each call of a side measures one whole sample itself and returns (or resolves to) it, in
+   * the case's metric: for a latency quantile of requests made concurrently, which one timed
+   * call cannot give. The harness warms each side up with one call, then takes the rounds.
+   * `heap_bytes_per_op` cases are always self-measured.
+   */
+  readonly selfMeasured?: boolean;
   /** Runs once before `check` and timing, e.g. to start a server. */
   readonly setup?: Hook;
   /** Throws if ours or the peer computes the wrong thing. Runs after `setup`, before timing. */
@@ -170,15 +177,24 @@ export async function runCase(c: BenchCase, options: MeasureOptions): Promise<Ca
   }
 }
 
+/** Whether each call of the case's sides returns its own sample (see BenchCase.selfMeasured). */
+export function isSelfMeasured(c: Pick<BenchCase, 'metric' | 'selfMeasured'>): boolean {
+  return c.metric === 'heap_bytes_per_op' || c.selfMeasured === true;
+}
+
 /** Warm-up, calibration and ABBA rounds for both sides of a case; returns the raw samples. */
 export async function measureCase(c: BenchCase, options: MeasureOptions): Promise<CaseSamples> {
   const opsPerCall = c.opsPerCall ?? 1;
+  const selfMeasured = isSelfMeasured(c);
   const sides = {
-    ours: new Contender(c.ours.fn, c.metric, opsPerCall),
-    peer: new Contender(c.peer.fn, c.metric, opsPerCall),
+    ours: new Contender(c.ours.fn, c.metric, opsPerCall, selfMeasured),
+    peer: new Contender(c.peer.fn, c.metric, opsPerCall, selfMeasured),
   };
-  // A side that measures itself needs no probe, warm-up or batch size.
-  if (c.metric !== 'heap_bytes_per_op') {
+  // A side that measures itself needs no probe or batch size; a timed one is warmed up by a call.
+  if (selfMeasured && c.metric !== 'heap_bytes_per_op') {
+    for (const side of [sides.ours, sides.peer]) await side.sample();
+  }
+  if (!selfMeasured) {
     for (const side of [sides.ours, sides.peer]) await side.probe();
     for (const side of [sides.ours, sides.peer]) {
       collectGarbage(c.gc ?? 'full');
@@ -222,9 +238,12 @@ class Contender {
   #batchSize = 1;
   #latenciesUs = new Float64Array(0);
 
-  constructor(fn: Operation, metric: Metric, opsPerCall: number) {
+  readonly #selfMeasured: boolean;
+
+  constructor(fn: Operation, metric: Metric, opsPerCall: number, selfMeasured: boolean) {
     this.#fn = fn;
     this.#metric = metric;
+    this.#selfMeasured = selfMeasured;
     this.#opsPerCall = opsPerCall;
     this.#quantile = metric === 'latency_p50_us' ? 0.5 : metric === 'latency_p99_us' ? 0.99 : undefined;
   }
@@ -271,11 +290,11 @@ class Contender {
 
   /** One sample: ops per second, the batch's latency quantile in microseconds, or the measured heap. */
   async sample(): Promise<number> {
-    if (this.#metric === 'heap_bytes_per_op') {
+    if (this.#selfMeasured) {
       const measured = await this.#fn();
       if (typeof measured !== 'number' || !Number.isFinite(measured)) {
         throw new TypeError(
-          `a heap_bytes_per_op operation must return a finite number, got ${String(measured)}`,
+          `a self-measured ${this.#metric} operation must return a finite number, got ${String(measured)}`,
         );
       }
       return measured;

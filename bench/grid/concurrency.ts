@@ -16,3 +16,28 @@ export async function runConcurrently(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, caller));
 }
+
+/**
+ * The `quantile` of request latency, in microseconds, over `total` calls made with
+ * `concurrency` in flight: each call is timed from its start to its completion.
+ */
+export async function latencyQuantileUs(
+  total: number,
+  concurrency: number,
+  quantile: number,
+  call: () => Promise<unknown>,
+): Promise<number> {
+  const latencies = new Float64Array(total);
+  let started = 0;
+  const caller = async (): Promise<void> => {
+    while (started < total) {
+      const index = started++;
+      const start = performance.now();
+      await call();
+      latencies[index] = (performance.now() - start) * 1000;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, caller));
+  latencies.sort();
+  return latencies[Math.min(total - 1, Math.ceil(quantile * total) - 1)] ?? Number.NaN;
+}

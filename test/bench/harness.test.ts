@@ -124,6 +124,39 @@ describe('rounds', () => {
   });
 });
 
+describe('self-measured cases', () => {
+  test('each call is one sample, taken as returned, after one warm-up call per side', async () => {
+    let oursCalls = 0;
+    let peerCalls = 0;
+    const samples = await measureCase(
+      throughputCase({
+        metric: 'latency_p99_us',
+        selfMeasured: true,
+        rounds: 3,
+        ours: { label: 'ours', fn: () => 100 + oursCalls++ },
+        peer: { name: 'peer', fn: () => Promise.resolve(200 + peerCalls++) },
+      }),
+      tinyOptions,
+    );
+    assert.deepEqual(samples.ours, [101, 102, 103], 'call 0 warmed up');
+    assert.deepEqual(samples.peer, [201, 202, 203]);
+  });
+
+  test('a self-measured call that returns no number fails the case', async () => {
+    await assert.rejects(
+      measureCase(
+        throughputCase({
+          metric: 'latency_p99_us',
+          selfMeasured: true,
+          ours: { label: 'ours', fn: () => 'fast' },
+        }),
+        tinyOptions,
+      ),
+      /must return a finite number/,
+    );
+  });
+});
+
 describe('case lifecycle', () => {
   test('a failing check stops the case before anything is timed, and teardown still runs', async () => {
     const calls: string[] = [];
