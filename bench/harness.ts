@@ -120,9 +120,12 @@ export function defineSuite(suite: Suite): Suite {
     if (c.ours.label === '' || c.peer.name === '') {
       throw new TypeError(`case ${c.name}: ours.label and peer.name are required`);
     }
-    // A result row is identified by (name, peer): the same workload against two peers is two rows.
-    const key = `${c.name}\0${c.peer.name}`;
-    if (seen.has(key)) throw new TypeError(`case ${c.name} against ${c.peer.name} is defined twice`);
+    // A result row is identified by (name, metric, peer): the same workload against two peers,
+    // or measured two ways (throughput and p99 latency), is two rows.
+    const key = `${c.name}\0${c.metric}\0${c.peer.name}`;
+    if (seen.has(key)) {
+      throw new TypeError(`case ${c.name} (${c.metric}) against ${c.peer.name} is defined twice`);
+    }
     seen.add(key);
   }
   const defined = Object.freeze({ ...suite, cases: Object.freeze([...suite.cases]) });
