@@ -112,7 +112,17 @@ export interface ConnectionOptions {
   readonly tls?: WebSocket.ClientOptions | undefined;
   /** Dialling waits for this to settle. */
   readonly blockConnect?: Promise<unknown> | undefined;
+  /** When frames carry a CRC (see ManagerOptions.frameChecksum). Default 'auto'. */
+  readonly frameChecksum?: FrameChecksum | undefined;
 }
+
+/**
+ * 'auto': a CRC on every frame unless both hosts are https (TLS already guards the bytes), as
+ * MinIO does; 'always'; 'never', for links trusted not to corrupt data, where the checksum is
+ * the largest single cost per frame. Receivers check a CRC whenever a frame carries one, so
+ * nodes with different settings interoperate.
+ */
+export type FrameChecksum = 'auto' | 'always' | 'never';
 
 const stateChannel = diagnosticChannel<{
   local: string;
@@ -430,7 +440,9 @@ export class Connection {
     if (this.#socket !== undefined)
       this.#dropSocket(new DisconnectedError(`replaced by a new socket from ${this.remote}`));
     const epoch = ++this.#epoch;
-    const crc = !(this.local.startsWith('https:') && this.remote.startsWith('https:'));
+    const checksum = this.#options.frameChecksum ?? 'auto';
+    const tls = this.local.startsWith('https:') && this.remote.startsWith('https:');
+    const crc = checksum === 'always' || (checksum === 'auto' && !tls);
     const closed = new AbortController();
     // Every request and stream served on this socket listens here, and removes its listener.
     setMaxListeners(0, closed.signal);

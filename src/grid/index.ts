@@ -30,7 +30,7 @@ export {
 } from './errors.ts';
 
 export type { ManagerOptions, ManagerStats } from './manager.ts';
-export type { ConnectionState, ConnectionStats, RequestOptions } from './connection.ts';
+export type { ConnectionState, ConnectionStats, FrameChecksum, RequestOptions } from './connection.ts';
 export type { GridStream, StreamOptions } from './client-stream.ts';
 export type { StatelessGridStream, StatelessStreamOptions } from './stateless-stream.ts';
 export type { GridAuth } from './auth.ts';

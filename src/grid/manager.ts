@@ -19,7 +19,7 @@ import { systemClock, type Clock } from '../internal/clock.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { hmacAuth, type GridAuth } from './auth.ts';
 import { resolveGridLimits, type GridLimits } from './config.ts';
-import { Connection, type ConnectionStats } from './connection.ts';
+import { Connection, type ConnectionStats, type FrameChecksum } from './connection.ts';
 import { shouldDial } from './dial-direction.ts';
 import { HandshakeRefusedError, type RefusalReason } from './errors.ts';
 import {
@@ -48,6 +48,8 @@ export interface ManagerOptions {
   readonly blockConnect?: Promise<unknown> | undefined;
   readonly limits?: Partial<GridLimits> | undefined;
   readonly clock?: Clock | undefined;
+  /** When frames carry a CRC: 'auto' (default: unless both ends are https), 'always' or 'never'. */
+  readonly frameChecksum?: FrameChecksum | undefined;
   /** Random source for redial jitter, in [0, 1). */
   readonly random?: (() => number) | undefined;
 }
@@ -93,6 +95,11 @@ export class Manager {
     this.#hosts = new Set(options.hosts);
     if (!this.#hosts.has(options.local))
       throw new ConfigError('grid.hosts', `must include the local host ${options.local}`);
+    // Checked at run time too: plain JavaScript callers get no type check.
+    const checksum: unknown = options.frameChecksum ?? 'auto';
+    if (checksum !== 'auto' && checksum !== 'always' && checksum !== 'never') {
+      throw new ConfigError('grid.frameChecksum', `must be auto, always or never, got ${String(checksum)}`);
+    }
     this.#clock = options.clock ?? systemClock;
     this.#limits = resolveGridLimits(options.limits);
     this.#replayGuard = new ReplayGuard(this.#limits.maxClockSkewMs);
@@ -120,6 +127,7 @@ export class Manager {
           auth: this.#auth,
           tls: options.tls?.client,
           blockConnect: options.blockConnect,
+          frameChecksum: options.frameChecksum,
         }),
       );
     }

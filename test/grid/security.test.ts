@@ -14,7 +14,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 import { hmacAuth } from '../../src/grid/auth.ts';
 import type { GridLimits } from '../../src/grid/config.ts';
-import type { ConnectionState } from '../../src/grid/connection.ts';
+import type { ConnectionState, FrameChecksum } from '../../src/grid/connection.ts';
 import { shouldDial } from '../../src/grid/dial-direction.ts';
 import {
   DisconnectedError,
@@ -36,7 +36,7 @@ import {
   encodeWindow,
   type ConnectResponse,
 } from '../../src/grid/messages.ts';
-import { GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
+import { Flag, GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
 import { CapacityExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
@@ -108,6 +108,7 @@ interface NodeOptions {
   readonly clock: FakeClock;
   readonly secret?: string | undefined;
   readonly limits?: Partial<GridLimits> | undefined;
+  readonly frameChecksum?: FrameChecksum | undefined;
 }
 
 /** A manager serving an echo request handler and an echo stream handler, closed after the test. */
@@ -118,6 +119,7 @@ function makeManager(t: TestContext, local: string, hosts: string[], options: No
     auth: { secret: options.secret ?? SECRET },
     clock: options.clock,
     limits: options.limits,
+    frameChecksum: options.frameChecksum,
     random: () => 0.5,
   });
   manager.registerSingle(ECHO, (payload) => payload);
@@ -151,7 +153,7 @@ interface Acceptor {
 
 async function startAcceptor(
   t: TestContext,
-  options: { limits?: Partial<GridLimits>; clock?: FakeClock } = {},
+  options: { limits?: Partial<GridLimits>; clock?: FakeClock; frameChecksum?: FrameChecksum } = {},
 ): Promise<Acceptor> {
   const clock = options.clock ?? new FakeClock();
   const aBound = await bind(t);
@@ -162,6 +164,7 @@ async function startAcceptor(
   const a = makeManager(t, aBound.host, [aBound.host, peerBound.host, dialler, dialled], {
     clock,
     limits: options.limits,
+    frameChecksum: options.frameChecksum,
   });
   a.attach(aBound.server);
   const peer = makeManager(t, peerBound.host, [aBound.host, peerBound.host], { clock });
@@ -1111,3 +1114,43 @@ test(
     assert.equal(dials, 2);
   },
 );
+
+describe('frame checksums', () => {
+  for (const [setting, expected] of [
+    ['auto', true],
+    ['never', false],
+  ] as const) {
+    test(
+      `with frameChecksum '${setting}' over plain http, frames ${expected ? 'carry' : 'omit'} the CRC, and a peer with another setting is still understood`,
+      BOUNDED,
+      async (t) => {
+        const node = await startAcceptor(t, { frameChecksum: setting });
+        const peer = await rawDialler(t, node);
+        // The raw peer always sends a CRC; the node checks it whatever its own setting.
+        const reply = await rawRequest(peer, 5, Buffer.from('sum'));
+        assert.ok(reply !== undefined);
+        assert.equal((reply.flags & Flag.CRC) !== 0, expected);
+        assert.equal(Buffer.from(reply.payload ?? []).toString(), 'sum');
+        // And it reads frames without one.
+        peer.send(
+          encodeFrame(frameOf(Op.Request, { muxId: 6, handler: ECHO, payload: Buffer.from('plain') }), false),
+        );
+        const plain = await peer.nextFrame((frame) => frame.op === Op.Response && frame.muxId === 6);
+        assert.equal(Buffer.from(plain?.payload ?? []).toString(), 'plain');
+      },
+    );
+  }
+
+  test('an unknown frameChecksum setting is refused with the field named', () => {
+    assert.throws(
+      () =>
+        new Manager({
+          local: 'http://127.0.0.1:1',
+          hosts: ['http://127.0.0.1:1'],
+          auth: { secret: SECRET },
+          frameChecksum: 'sometimes' as FrameChecksum,
+        }),
+      /grid.frameChecksum/,
+    );
+  });
+});
