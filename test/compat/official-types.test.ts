@@ -75,9 +75,14 @@ describe('primitive types against the official StateFun SDK', () => {
 
   test('float', () => {
     fc.assert(
-      fc.property(fc.float({ noNaN: true }), (v) => {
-        bothWays(floatType, StateFun.floatType(), v, (a, b) => Object.is(a, b));
-      }),
+      // -0 aside: protobuf writes it (its bits are not the default's), as we do, but
+      // google-protobuf, under the official SDK, compares with === and drops it as zero.
+      fc.property(
+        fc.float({ noNaN: true }).filter((v) => !Object.is(v, -0)),
+        (v) => {
+          bothWays(floatType, StateFun.floatType(), v, (a, b) => Object.is(a, b));
+        },
+      ),
     );
   });
 

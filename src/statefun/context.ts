@@ -1,0 +1,122 @@
+// What a function sees of the world during one invocation, and the effects it asks for.
+// Effects are not carried out here: they are recorded in the order the function called,
+// and returned to the runtime in the batch's response, which applies them exactly once.
+
+import { create } from '@bufbuild/protobuf';
+
+import {
+  AddressSchema,
+  FromFunction_DelayedInvocationSchema,
+  FromFunction_EgressMessageSchema,
+  FromFunction_InvocationSchema,
+  type Address as WireAddress,
+  type FromFunction_DelayedInvocation,
+  type FromFunction_EgressMessage,
+  type FromFunction_Invocation,
+} from '../gen/statefun/request-reply_pb.ts';
+import { ValueTypeError } from './errors.ts';
+import type { Address } from './address.ts';
+import type { EgressMessage } from './egress.ts';
+import type { Message } from './message.ts';
+import type { AddressScopedStorage } from './storage.ts';
+
+export interface Context {
+  /** The address this invocation runs as. */
+  readonly self: Address;
+  /** The function that sent the message, or null for a message from an ingress. */
+  readonly caller: Address | null;
+  readonly storage: AddressScopedStorage;
+  /** Aborted when the invocation is over (or the request that carried it is abandoned). */
+  readonly signal: AbortSignal;
+  /** Sends a message to another function (or to this one). */
+  send(message: Message): void;
+  /** Sends a message after `delayMs`; with a token, it can be cancelled until it is delivered. */
+  sendAfter(delayMs: number, message: Message, cancellationToken?: string): void;
+  /** Cancels a delayed message by its token; nothing happens if it was delivered already. */
+  cancelDelayedMessage(cancellationToken: string): void;
+  sendEgress(egress: EgressMessage): void;
+}
+
+/** The effects of a batch, in the order the functions asked for them. */
+export class Effects {
+  readonly outgoingMessages: FromFunction_Invocation[] = [];
+  readonly delayedInvocations: FromFunction_DelayedInvocation[] = [];
+  readonly outgoingEgresses: FromFunction_EgressMessage[] = [];
+}
+
+export function toWireAddress(address: Address): WireAddress {
+  return create(AddressSchema, {
+    namespace: address.type.namespace,
+    type: address.type.name,
+    id: address.id,
+  });
+}
+
+export class InvocationContext implements Context {
+  readonly self: Address;
+  readonly caller: Address | null;
+  readonly storage: AddressScopedStorage;
+  readonly signal: AbortSignal;
+  readonly #effects: Effects;
+
+  constructor(options: {
+    self: Address;
+    caller: Address | null;
+    storage: AddressScopedStorage;
+    signal: AbortSignal;
+    effects: Effects;
+  }) {
+    this.self = options.self;
+    this.caller = options.caller;
+    this.storage = options.storage;
+    this.signal = options.signal;
+    this.#effects = options.effects;
+  }
+
+  send(message: Message): void {
+    this.#effects.outgoingMessages.push(
+      create(FromFunction_InvocationSchema, {
+        target: toWireAddress(message.targetAddress),
+        argument: message.typedValue,
+      }),
+    );
+  }
+
+  sendAfter(delayMs: number, message: Message, cancellationToken = ''): void {
+    // The runtime rejects negative delays; whole milliseconds is what the wire carries.
+    if (!Number.isSafeInteger(delayMs) || delayMs < 0) {
+      throw new ValueTypeError(`a delay is a whole number of ms >= 0, got ${delayMs}`);
+    }
+    if (typeof cancellationToken !== 'string') {
+      throw new ValueTypeError('a cancellation token is a string');
+    }
+    this.#effects.delayedInvocations.push(
+      create(FromFunction_DelayedInvocationSchema, {
+        delayInMs: BigInt(delayMs),
+        target: toWireAddress(message.targetAddress),
+        argument: message.typedValue,
+        cancellationToken,
+      }),
+    );
+  }
+
+  cancelDelayedMessage(cancellationToken: string): void {
+    // An empty token would fail the runtime's job, so it is refused here.
+    if (typeof cancellationToken !== 'string' || cancellationToken === '') {
+      throw new ValueTypeError('a cancellation token is a non-empty string');
+    }
+    this.#effects.delayedInvocations.push(
+      create(FromFunction_DelayedInvocationSchema, { isCancellationRequest: true, cancellationToken }),
+    );
+  }
+
+  sendEgress(egress: EgressMessage): void {
+    this.#effects.outgoingEgresses.push(
+      create(FromFunction_EgressMessageSchema, {
+        egressNamespace: egress.typeName.namespace,
+        egressType: egress.typeName.name,
+        argument: egress.typedValue,
+      }),
+    );
+  }
+}

@@ -1,0 +1,170 @@
+// Messages for egresses. StateFun's generic Kafka and Kinesis egresses take a record message
+// (KafkaProducerRecord / KinesisEgressRecord, under their type.googleapis.com typenames) whose
+// value bytes are written out as they are; any other egress receives the TypedValue unchanged.
+// Without a valueType, record values are encoded as the official JS SDK does: strings as UTF-8,
+// 32-bit integers as 4 bytes big-endian, bytes as they are; bigints (which it lacks) as 8 bytes
+// big-endian, like the Go SDK's int64.
+
+import { create, toBinary } from '@bufbuild/protobuf';
+
+import { KafkaProducerRecordSchema } from '../gen/statefun/kafka-egress_pb.ts';
+import { KinesisEgressRecordSchema } from '../gen/statefun/kinesis-egress_pb.ts';
+import { TypedValueSchema, type TypedValue } from '../gen/statefun/request-reply_pb.ts';
+import { ValueTypeError } from './errors.ts';
+import type { SimpleType } from './simple-type.ts';
+import { TypeName } from './type-name.ts';
+
+export const KAFKA_PRODUCER_RECORD_TYPENAME =
+  'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
+export const KINESIS_EGRESS_RECORD_TYPENAME =
+  'type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord';
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+// A lone surrogate has no UTF-8 form; encoders would silently write U+FFFD instead.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A value for the egress `typeName` (the egress's id as configured in the module). */
+export interface EgressMessage {
+  readonly typeName: TypeName;
+  readonly typedValue: TypedValue;
+}
+
+export interface KafkaEgressOptions<T = unknown> {
+  readonly typeName: TypeName | string;
+  readonly topic: string;
+  /** The record key; "" or absent means the record has no key. */
+  readonly key?: string | undefined;
+  readonly value: T;
+  readonly valueType?: SimpleType<T> | undefined;
+}
+
+export interface KinesisEgressOptions<T = unknown> {
+  readonly typeName: TypeName | string;
+  readonly stream: string;
+  readonly partitionKey: string;
+  /** "" or absent lets Kinesis hash the partition key. */
+  readonly explicitHashKey?: string | undefined;
+  readonly value: T;
+  readonly valueType?: SimpleType<T> | undefined;
+}
+
+export interface GenericEgressOptions<T> {
+  readonly typeName: TypeName | string;
+  readonly value: T;
+  readonly valueType: SimpleType<T>;
+}
+
+/** A record for a generic Kafka egress (`io.statefun.kafka.v1/egress`). */
+export function kafkaEgressMessage<T>(options: KafkaEgressOptions<T>): EgressMessage {
+  const typeName = egressTypeName(options.typeName);
+  const topic = requiredString('topic', options.topic);
+  const key = optionalString('key', options.key);
+  const record = create(KafkaProducerRecordSchema, {
+    key,
+    topic,
+    valueBytes: recordValueBytes(options.value, options.valueType),
+  });
+  return {
+    typeName,
+    typedValue: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, toBinary(KafkaProducerRecordSchema, record)),
+  };
+}
+
+/** A record for a generic Kinesis egress (`io.statefun.kinesis.v1/egress`). */
+export function kinesisEgressMessage<T>(options: KinesisEgressOptions<T>): EgressMessage {
+  const typeName = egressTypeName(options.typeName);
+  const stream = requiredString('stream', options.stream);
+  const partitionKey = requiredString('partitionKey', options.partitionKey);
+  const explicitHashKey = optionalString('explicitHashKey', options.explicitHashKey);
+  const record = create(KinesisEgressRecordSchema, {
+    partitionKey,
+    stream,
+    explicitHashKey,
+    valueBytes: recordValueBytes(options.value, options.valueType),
+  });
+  return {
+    typeName,
+    typedValue: typedValue(KINESIS_EGRESS_RECORD_TYPENAME, toBinary(KinesisEgressRecordSchema, record)),
+  };
+}
+
+/** A value for any other egress, which receives it as a TypedValue under `valueType`'s typename. */
+export function egressMessage<T>(options: GenericEgressOptions<T>): EgressMessage {
+  const typeName = egressTypeName(options.typeName);
+  // Checked at run time too: JavaScript callers may leave it out.
+  const valueType = options.valueType as SimpleType<T> | undefined;
+  if (valueType === undefined) {
+    throw new ValueTypeError(`an egress message for ${typeName.toString()} needs a valueType`);
+  }
+  if (options.value === undefined) throw new ValueTypeError('an egress message needs a value, got undefined');
+  return {
+    typeName,
+    typedValue: typedValue(valueType.typeName.toString(), valueType.serialize(options.value)),
+  };
+}
+
+function typedValue(typename: string, value: Uint8Array): TypedValue {
+  return create(TypedValueSchema, { typename, hasValue: true, value });
+}
+
+function egressTypeName(typeName: TypeName | string): TypeName {
+  return typeName instanceof TypeName ? typeName : TypeName.parse(typeName);
+}
+
+function requiredString(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new ValueTypeError(`an egress record needs a non-empty ${field}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function optionalString(field: string, value: unknown): string {
+  if (value === undefined) return '';
+  if (typeof value !== 'string') throw new ValueTypeError(`${field} is a string, got ${describe(value)}`);
+  return value;
+}
+
+function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Uint8Array {
+  if (value === undefined || value === null) {
+    throw new ValueTypeError(`an egress record needs a value, got ${String(value)}`);
+  }
+  if (valueType !== undefined) return valueType.serialize(value);
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) {
+      throw new ValueTypeError('the record value is not valid UTF-8 (it has a lone surrogate)');
+    }
+    return Buffer.from(value, 'utf8');
+  }
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
+      const bytes = new Uint8Array(4);
+      new DataView(bytes.buffer).setInt32(0, value);
+      return bytes;
+    }
+    throw new ValueTypeError(
+      `a record value ${value} is not a 32-bit integer: pass a bigint for 8 bytes, or a valueType`,
+    );
+  }
+  if (typeof value === 'bigint') {
+    if (value < INT64_MIN || value > INT64_MAX) {
+      throw new ValueTypeError(`a record value ${value}n is outside 64 bits: pass a valueType`);
+    }
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigInt64(0, value);
+    return bytes;
+  }
+  throw new ValueTypeError(
+    `cannot encode a record value of type ${describe(value)} on its own: pass a valueType ` +
+      '(or a string, a Uint8Array, a 32-bit integer or a bigint)',
+  );
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  return Array.isArray(value) ? 'array' : typeof value;
+}

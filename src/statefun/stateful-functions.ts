@@ -1,0 +1,176 @@
+// The functions an endpoint serves, and the request-reply protocol that runs them.
+//
+// One request carries a batch of messages for one address, with that address's state. If
+// the request lacks any value a function declared (the runtime learns about values only
+// from functions), the answer lists every missing one and no user code runs; the runtime
+// registers them and sends the batch again. Otherwise the batch runs in order against one
+// storage, and the answer carries the final state changes and every effect, in the order
+// the functions asked for them.
+
+import type http from 'node:http';
+
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+
+import {
+  FromFunction_ExpirationSpec_ExpireMode as ExpireMode,
+  FromFunction_ExpirationSpecSchema,
+  FromFunction_IncompleteInvocationContextSchema,
+  FromFunction_InvocationResponseSchema,
+  FromFunction_PersistedValueSpecSchema,
+  FromFunctionSchema,
+  ToFunctionSchema,
+  type Address as WireAddress,
+  type TypedValue,
+} from '../gen/statefun/request-reply_pb.ts';
+import { linkSignals } from '../internal/abort.ts';
+import { ConfigError } from '../internal/errors.ts';
+import { Address } from './address.ts';
+import { Effects, InvocationContext, type Context } from './context.ts';
+import { requestReplyHandler, type HandlerOptions } from './http-handler.ts';
+import { Message } from './message.ts';
+import { FunctionFailedError, InvalidRequestError, UnknownFunctionError } from './request-errors.ts';
+import { BatchStorage } from './storage.ts';
+import { TypeName } from './type-name.ts';
+import type { ValueSpec } from './value-spec.ts';
+
+/** A stateful function: called once per message, in order, for one address at a time. */
+export type StatefulFunction = (context: Context, message: Message) => void | Promise<void>;
+
+export interface FunctionSpec {
+  readonly typeName: TypeName | string;
+  /** The persisted values it uses; each must be declared here to be read or written. */
+  readonly specs?: readonly ValueSpec<unknown>[] | undefined;
+  readonly fn: StatefulFunction;
+}
+
+interface Registered {
+  readonly typeName: TypeName;
+  readonly specs: ReadonlyMap<string, ValueSpec<unknown>>;
+  readonly fn: StatefulFunction;
+}
+
+export class StatefulFunctions {
+  readonly #functions = new Map<string, Registered>();
+
+  /** Registers a function; a second function of the same type, or a repeated spec name, is refused. */
+  withSpec(spec: FunctionSpec): this {
+    const typeName = typeof spec.typeName === 'string' ? TypeName.parse(spec.typeName) : spec.typeName;
+    const key = typeName.toString();
+    if (this.#functions.has(key))
+      throw new ConfigError('typeName', `a function of type ${key} is already registered`);
+    if (typeof spec.fn !== 'function') throw new ConfigError(`${key}.fn`, 'is not a function');
+    const specs = new Map<string, ValueSpec<unknown>>();
+    for (const value of spec.specs ?? []) {
+      if (specs.has(value.name))
+        throw new ConfigError(`${key}.specs`, `value ${value.name} is declared twice`);
+      specs.set(value.name, value);
+    }
+    this.#functions.set(key, { typeName, specs, fn: spec.fn });
+    return this;
+  }
+
+  /** A `node:http` request listener serving the functions to a StateFun runtime. */
+  handler(options?: HandlerOptions): (request: http.IncomingMessage, response: http.ServerResponse) => void {
+    return requestReplyHandler((body, invokeOptions) => this.invoke(body, invokeOptions), options);
+  }
+
+  /**
+   * Answers one ToFunction request (protobuf bytes) with a FromFunction (protobuf bytes).
+   * Throws `InvalidRequestError`, `UnknownFunctionError`, or `FunctionFailedError` (with the
+   * function's error as the cause); on failure no effect of the batch is reported.
+   */
+  async invoke(bytes: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<Uint8Array> {
+    let request;
+    try {
+      request = fromBinary(ToFunctionSchema, bytes);
+    } catch (error) {
+      throw new InvalidRequestError('the body is not a ToFunction message', { cause: error });
+    }
+    if (request.request.case !== 'invocation')
+      throw new InvalidRequestError('the request carries no invocation batch');
+    const batch = request.request.value;
+    if (batch.target === undefined) throw new InvalidRequestError('the batch has no target address');
+    const self = toAddress(batch.target, 'target');
+    const registered = this.#functions.get(self.type.toString());
+    if (registered === undefined) throw new UnknownFunctionError(self.type.toString());
+
+    const state = new Map<string, TypedValue | undefined>();
+    for (const value of batch.state) state.set(value.stateName, value.stateValue);
+    const missing = [...registered.specs.values()].filter((spec) => !state.has(spec.name));
+    if (missing.length > 0) return incompleteContext(missing);
+
+    let storage: BatchStorage;
+    try {
+      storage = new BatchStorage(registered.specs, state);
+    } catch (error) {
+      throw new InvalidRequestError(error instanceof Error ? error.message : String(error), { cause: error });
+    }
+    const effects = new Effects();
+    for (const invocation of batch.invocations) {
+      if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
+      const caller = invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
+      const message = Message.fromTypedValue(self, invocation.argument);
+      // The signal ends with the invocation, or earlier if the request is abandoned.
+      const linked = linkSignals(options.signal);
+      const context = new InvocationContext({ self, caller, storage, signal: linked.signal, effects });
+      try {
+        await registered.fn(context, message);
+      } catch (error) {
+        throw new FunctionFailedError(
+          `function ${self.toString()} failed: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      } finally {
+        linked.abort(new Error('invocation over'));
+      }
+    }
+    return toBinary(
+      FromFunctionSchema,
+      create(FromFunctionSchema, {
+        response: {
+          case: 'invocationResult',
+          value: create(FromFunction_InvocationResponseSchema, {
+            stateMutations: storage.mutations(),
+            outgoingMessages: effects.outgoingMessages,
+            delayedInvocations: effects.delayedInvocations,
+            outgoingEgresses: effects.outgoingEgresses,
+          }),
+        },
+      }),
+    );
+  }
+}
+
+function toAddress(address: WireAddress, what: string): Address {
+  try {
+    return Address.of(TypeName.of(address.namespace, address.type), address.id);
+  } catch (error) {
+    throw new InvalidRequestError(`the ${what} address is not valid`, { cause: error });
+  }
+}
+
+function incompleteContext(missing: readonly ValueSpec<unknown>[]): Uint8Array {
+  const missingValues = missing.map((spec) =>
+    create(FromFunction_PersistedValueSpecSchema, {
+      stateName: spec.name,
+      typeTypename: spec.type.typeName.toString(),
+      // Left out for a value that never expires, as the official JavaScript SDK does.
+      expirationSpec:
+        spec.expiration.mode === 'none'
+          ? undefined
+          : create(FromFunction_ExpirationSpecSchema, {
+              mode: spec.expiration.mode === 'after-write' ? ExpireMode.AFTER_WRITE : ExpireMode.AFTER_INVOKE,
+              expireAfterMillis: BigInt(spec.expiration.afterMs),
+            }),
+    }),
+  );
+  return toBinary(
+    FromFunctionSchema,
+    create(FromFunctionSchema, {
+      response: {
+        case: 'incompleteInvocationContext',
+        value: create(FromFunction_IncompleteInvocationContextSchema, { missingValues }),
+      },
+    }),
+  );
+}

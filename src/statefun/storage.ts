@@ -1,0 +1,104 @@
+// The persisted values of one address during one batch. Every invocation of the batch sees
+// the writes of the ones before it; only the final value of each value touched is reported
+// back to the runtime (MODIFY or DELETE), under the type name its spec registered.
+
+import { create } from '@bufbuild/protobuf';
+
+import {
+  FromFunction_PersistedValueMutation_MutationType as MutationType,
+  FromFunction_PersistedValueMutationSchema,
+  TypedValueSchema,
+  type FromFunction_PersistedValueMutation,
+  type TypedValue,
+} from '../gen/statefun/request-reply_pb.ts';
+import { ConfigError } from '../internal/errors.ts';
+import { ValueTypeError } from './errors.ts';
+import type { ValueSpec } from './value-spec.ts';
+
+interface Cell {
+  /** undefined: no value. */
+  bytes: Uint8Array | undefined;
+  touched: boolean;
+}
+
+export interface AddressScopedStorage {
+  /** The value, or undefined when there is none (a present zero is returned as zero). */
+  get<T>(spec: ValueSpec<T>): T | undefined;
+  set<T>(spec: ValueSpec<T>, value: T): void;
+  remove(spec: ValueSpec<unknown>): void;
+}
+
+export class BatchStorage implements AddressScopedStorage {
+  readonly #specs: ReadonlyMap<string, ValueSpec<unknown>>;
+  readonly #cells = new Map<string, Cell>();
+
+  /** `state` is what the request carried, by name; every declared spec must be among them. */
+  constructor(
+    specs: ReadonlyMap<string, ValueSpec<unknown>>,
+    state: ReadonlyMap<string, TypedValue | undefined>,
+  ) {
+    this.#specs = specs;
+    for (const [name, spec] of specs) {
+      const value = state.get(name);
+      if (value?.hasValue === true && value.typename !== spec.type.typeName.toString()) {
+        throw new ValueTypeError(
+          `state ${name} holds a ${value.typename} value, but its spec says ${spec.type.typeName.toString()}`,
+        );
+      }
+      this.#cells.set(name, { bytes: value?.hasValue === true ? value.value : undefined, touched: false });
+    }
+  }
+
+  get<T>(spec: ValueSpec<T>): T | undefined {
+    const cell = this.#cell(spec);
+    return cell.bytes === undefined ? undefined : spec.type.deserialize(cell.bytes);
+  }
+
+  set<T>(spec: ValueSpec<T>, value: T): void {
+    const cell = this.#cell(spec);
+    // Serialized now, so a value the type cannot hold fails where it is set.
+    cell.bytes = spec.type.serialize(value);
+    cell.touched = true;
+  }
+
+  remove(spec: ValueSpec<unknown>): void {
+    const cell = this.#cell(spec);
+    cell.bytes = undefined;
+    cell.touched = true;
+  }
+
+  /** The final change of every value touched during the batch. */
+  mutations(): FromFunction_PersistedValueMutation[] {
+    const mutations: FromFunction_PersistedValueMutation[] = [];
+    for (const [name, cell] of this.#cells) {
+      if (!cell.touched) continue;
+      const spec = this.#specs.get(name) as ValueSpec<unknown>;
+      mutations.push(
+        cell.bytes === undefined
+          ? create(FromFunction_PersistedValueMutationSchema, {
+              mutationType: MutationType.DELETE,
+              stateName: name,
+            })
+          : create(FromFunction_PersistedValueMutationSchema, {
+              mutationType: MutationType.MODIFY,
+              stateName: name,
+              stateValue: create(TypedValueSchema, {
+                typename: spec.type.typeName.toString(),
+                hasValue: true,
+                value: cell.bytes,
+              }),
+            }),
+      );
+    }
+    return mutations;
+  }
+
+  #cell(spec: ValueSpec<unknown>): Cell {
+    const registered = this.#specs.get(spec.name);
+    // The same name with another type is a mistake too: its bytes would not read back.
+    if (registered === undefined || !registered.type.typeName.equals(spec.type.typeName)) {
+      throw new ConfigError(`state ${spec.name}`, 'is not one of the specs this function declared');
+    }
+    return this.#cells.get(spec.name) as Cell;
+  }
+}

@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import fc from 'fast-check';
+
+import { KafkaProducerRecordSchema } from '../../src/gen/statefun/kafka-egress_pb.ts';
+import {
+  AddressSchema,
+  FromFunction_ExpirationSpec_ExpireMode as ExpireMode,
+  FromFunction_PersistedValueMutation_MutationType as MutationType,
+  FromFunctionSchema,
+  ToFunction_InvocationBatchRequestSchema,
+  ToFunction_InvocationSchema,
+  ToFunction_PersistedValueSchema,
+  ToFunctionSchema,
+  TypedValueSchema,
+  type FromFunction_InvocationResponse,
+  type TypedValue,
+} from '../../src/gen/statefun/request-reply_pb.ts';
+import { Address } from '../../src/statefun/address.ts';
+import { kafkaEgressMessage } from '../../src/statefun/egress.ts';
+import { messageBuilder } from '../../src/statefun/message.ts';
+import { intType, stringType } from '../../src/statefun/primitive-types.ts';
+import {
+  FunctionFailedError,
+  InvalidRequestError,
+  UnknownFunctionError,
+} from '../../src/statefun/request-errors.ts';
+import { StatefulFunctions } from '../../src/statefun/stateful-functions.ts';
+import { valueSpec } from '../../src/statefun/value-spec.ts';
+
+const seen = valueSpec({ name: 'seen', type: intType, expireAfterWrite: 60_000 });
+const lastName = valueSpec({ name: 'last_name', type: stringType });
+
+function typed(
+  type: { typeName: { toString(): string }; serialize(v: never): Uint8Array },
+  value: unknown,
+): TypedValue {
+  return create(TypedValueSchema, {
+    typename: type.typeName.toString(),
+    hasValue: true,
+    value: type.serialize(value as never),
+  });
+}
+
+/** A ToFunction for example/greeter:`id` with `state` (name → value, undefined = no value) and string messages. */
+function request(
+  state: Record<string, TypedValue | undefined> | undefined,
+  names: readonly string[],
+  target = { namespace: 'example', type: 'greeter', id: 'alice' },
+): Uint8Array {
+  return toBinary(
+    ToFunctionSchema,
+    create(ToFunctionSchema, {
+      request: {
+        case: 'invocation',
+        value: create(ToFunction_InvocationBatchRequestSchema, {
+          target: create(AddressSchema, target),
+          state: Object.entries(state ?? {}).map(([stateName, stateValue]) =>
+            create(ToFunction_PersistedValueSchema, { stateName, stateValue }),
+          ),
+          invocations: names.map((name, i) =>
+            create(ToFunction_InvocationSchema, {
+              caller:
+                i === 0
+                  ? undefined
+                  : create(AddressSchema, { namespace: 'example', type: 'caller', id: `c${i}` }),
+              argument: typed(stringType, name),
+            }),
+          ),
+        }),
+      },
+    }),
+  );
+}
+
+function greeter(): StatefulFunctions {
+  return new StatefulFunctions().withSpec({
+    typeName: 'example/greeter',
+    specs: [seen, lastName],
+    fn(context, message) {
+      const count = (context.storage.get(seen) ?? 0) + 1;
+      context.storage.set(seen, count);
+      context.storage.set(lastName, message.asString());
+      const reply = messageBuilder({
+        target: Address.of('example/printer', context.self.id),
+        value: `#${count}`,
+      });
+      context.send(reply);
+      context.sendAfter(1_000, reply, `reminder-${count}`);
+      if (count > 42) context.cancelDelayedMessage('reminder-42');
+      context.sendEgress(
+        kafkaEgressMessage({
+          typeName: 'example/out',
+          topic: 'greetings',
+          key: context.self.id,
+          value: message.asString(),
+        }),
+      );
+    },
+  });
+}
+
+function invocationResult(bytes: Uint8Array): FromFunction_InvocationResponse {
+  const reply = fromBinary(FromFunctionSchema, bytes);
+  assert.equal(reply.response.case, 'invocationResult');
+  return reply.response.value;
+}
+
+describe('invoke', () => {
+  test('a request without declared state gets every missing value, with types and expiration, and runs nothing', async () => {
+    let ran = false;
+    const functions = greeter().withSpec({
+      typeName: 'example/other',
+      fn: () => {
+        ran = true;
+      },
+    });
+    const reply = fromBinary(
+      FromFunctionSchema,
+      await functions.invoke(request({ seen: typed(intType, 1) }, ['Bob'])),
+    );
+    assert.equal(reply.response.case, 'incompleteInvocationContext');
+    const missing = reply.response.value.missingValues;
+    assert.deepEqual(
+      missing.map((m) => [m.stateName, m.typeTypename, m.expirationSpec]),
+      [['last_name', 'io.statefun.types/string', undefined]],
+    );
+    const none = fromBinary(FromFunctionSchema, await functions.invoke(request(undefined, ['Bob'])));
+    assert.equal(none.response.case, 'incompleteInvocationContext');
+    const seenSpec = none.response.value.missingValues.find((m) => m.stateName === 'seen');
+    assert.ok(seenSpec?.expirationSpec !== undefined);
+    assert.equal(seenSpec.expirationSpec.mode, ExpireMode.AFTER_WRITE);
+    assert.equal(seenSpec.expirationSpec.expireAfterMillis, 60_000n);
+    assert.equal(ran, false);
+  });
+
+  test('a batch runs in order on one storage and reports only the final state, and every effect in order', async () => {
+    const result = invocationResult(
+      await greeter().invoke(request({ seen: typed(intType, 41), last_name: undefined }, ['Ann', 'Bob'])),
+    );
+    assert.deepEqual(
+      result.stateMutations.map((m) => [
+        m.mutationType,
+        m.stateName,
+        m.stateValue?.typename,
+        Buffer.from(m.stateValue?.value ?? []).toString('hex'),
+      ]),
+      [
+        [MutationType.MODIFY, 'seen', 'io.statefun.types/int', '0d2b000000'],
+        [
+          MutationType.MODIFY,
+          'last_name',
+          'io.statefun.types/string',
+          Buffer.from(stringType.serialize('Bob')).toString('hex'),
+        ],
+      ],
+    );
+    assert.deepEqual(
+      result.outgoingMessages.map((m) => [
+        m.target?.namespace,
+        m.target?.type,
+        m.target?.id,
+        stringType.deserialize(m.argument?.value ?? new Uint8Array()),
+      ]),
+      [
+        ['example', 'printer', 'alice', '#42'],
+        ['example', 'printer', 'alice', '#43'],
+      ],
+    );
+    assert.deepEqual(
+      result.delayedInvocations.map((d) => [d.isCancellationRequest, d.cancellationToken, d.delayInMs]),
+      [
+        [false, 'reminder-42', 1_000n],
+        [false, 'reminder-43', 1_000n],
+        [true, 'reminder-42', 0n],
+      ],
+    );
+    assert.deepEqual(
+      result.outgoingEgresses.map((e) => {
+        const record = fromBinary(KafkaProducerRecordSchema, e.argument?.value ?? new Uint8Array());
+        return [
+          e.egressNamespace,
+          e.egressType,
+          record.topic,
+          record.key,
+          Buffer.from(record.valueBytes).toString(),
+        ];
+      }),
+      [
+        ['example', 'out', 'greetings', 'alice', 'Ann'],
+        ['example', 'out', 'greetings', 'alice', 'Bob'],
+      ],
+    );
+  });
+
+  test('a removed value is reported as DELETE, an untouched one not at all, and a present zero is not missing', async () => {
+    const counter = valueSpec({ name: 'counter', type: intType });
+    const flag = valueSpec({ name: 'flag', type: stringType });
+    const values: (number | undefined)[] = [];
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/zero',
+      specs: [counter, flag],
+      fn(context) {
+        values.push(context.storage.get(counter));
+        context.storage.remove(flag);
+      },
+    });
+    const bytes = request({ counter: typed(intType, 0), flag: typed(stringType, 'x') }, ['go'], {
+      namespace: 'example',
+      type: 'zero',
+      id: '1',
+    });
+    const result = invocationResult(await functions.invoke(bytes));
+    assert.deepEqual(values, [0], 'zero is a value, not a missing one');
+    assert.deepEqual(
+      result.stateMutations.map((m) => [m.mutationType, m.stateName, m.stateValue]),
+      [[MutationType.DELETE, 'flag', undefined]],
+    );
+  });
+
+  test('bad requests, unknown functions and failing functions each get their own error', async () => {
+    const functions = greeter();
+    await assert.rejects(functions.invoke(Buffer.from([0xff, 0xff, 0xff])), InvalidRequestError);
+    await assert.rejects(functions.invoke(new Uint8Array()), InvalidRequestError);
+    await assert.rejects(
+      functions.invoke(request({}, ['x'], { namespace: 'example', type: 'nobody', id: '1' })),
+      UnknownFunctionError,
+    );
+    await assert.rejects(
+      functions.invoke(request({ seen: typed(stringType, 'not an int'), last_name: undefined }, ['x'])),
+      (e) => e instanceof InvalidRequestError && /holds a io.statefun.types\/string value/.test(e.message),
+    );
+    const failing = new StatefulFunctions().withSpec({
+      typeName: 'example/failing',
+      fn() {
+        throw new Error('boom');
+      },
+    });
+    await assert.rejects(
+      failing.invoke(request({}, ['x'], { namespace: 'example', type: 'failing', id: '1' })),
+      (e) => e instanceof FunctionFailedError && e.retryable && (e.cause as Error).message === 'boom',
+    );
+  });
+
+  test('a function using a value it did not declare gets a clear error', async () => {
+    const undeclared = valueSpec({ name: 'other', type: intType });
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/sloppy',
+      fn(context) {
+        context.storage.get(undeclared);
+      },
+    });
+    await assert.rejects(
+      functions.invoke(request({}, ['x'], { namespace: 'example', type: 'sloppy', id: '1' })),
+      (e) => e instanceof FunctionFailedError && /other/.test(e.message),
+    );
+  });
+
+  test('duplicate functions and duplicate value names are refused when registered', () => {
+    assert.throws(
+      () => greeter().withSpec({ typeName: 'example/greeter', fn: () => undefined }),
+      /already registered/,
+    );
+    assert.throws(
+      () => new StatefulFunctions().withSpec({ typeName: 'a/b', specs: [seen, seen], fn: () => undefined }),
+      /declared twice/,
+    );
+    assert.throws(() => valueSpec({ name: '1bad', type: intType }), /does not match/);
+    assert.throws(
+      () => valueSpec({ name: 'x', type: intType, expireAfterCall: 1, expireAfterWrite: 1 }),
+      /not both/,
+    );
+  });
+
+  test('fuzz: random bodies never crash invoke: it answers or rejects with a request error', async () => {
+    const functions = greeter();
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 256 }), async (bytes) => {
+        try {
+          await functions.invoke(bytes);
+        } catch (error) {
+          assert.ok(
+            error instanceof InvalidRequestError || error instanceof UnknownFunctionError,
+            `unexpected ${String(error)}`,
+          );
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+});
+
+describe('the HTTP handler', () => {
+  async function serve(t: TestContext, logged: unknown[]): Promise<string> {
+    const failing = greeter().withSpec({
+      typeName: 'example/failing',
+      fn() {
+        throw new Error('boom');
+      },
+    });
+    const server = http.createServer(
+      failing.handler({ logger: { error: (message) => logged.push(message) } }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/statefun`;
+  }
+
+  test('answers POSTed octet-stream requests, and each kind of refusal with its status', async (t) => {
+    const logged: unknown[] = [];
+    const url = await serve(t, logged);
+    const post = (body: Uint8Array, contentType = 'application/octet-stream'): Promise<Response> =>
+      fetch(url, { method: 'POST', body, headers: { 'content-type': contentType } });
+
+    const ok = await post(request({ seen: typed(intType, 1), last_name: undefined }, ['Bob']));
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('content-type'), 'application/octet-stream');
+    assert.equal(invocationResult(new Uint8Array(await ok.arrayBuffer())).stateMutations.length, 2);
+
+    assert.equal((await fetch(url)).status, 405);
+    assert.equal((await post(Buffer.from('x'), 'text/plain')).status, 415);
+    assert.equal((await post(new Uint8Array())).status, 400);
+    assert.equal((await post(Buffer.from([0xff, 0xff]))).status, 400);
+    assert.equal(
+      (await post(request({}, ['x'], { namespace: 'example', type: 'nobody', id: '1' }))).status,
+      404,
+    );
+    const failed = await post(request({}, ['x'], { namespace: 'example', type: 'failing', id: '1' }));
+    assert.equal(failed.status, 500);
+    assert.match(await failed.text(), /boom/);
+    assert.equal(logged.length, 1, 'the failure was logged, not swallowed');
+  });
+});
