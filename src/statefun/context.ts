@@ -14,6 +14,7 @@ import {
   type FromFunction_EgressMessage,
   type FromFunction_Invocation,
 } from '../gen/statefun/request-reply_pb.ts';
+import { linkSignals, type LinkedSignal } from '../internal/abort.ts';
 import { ValueTypeError } from './errors.ts';
 import type { Address } from './address.ts';
 import type { EgressMessage } from './egress.ts';
@@ -56,21 +57,39 @@ export class InvocationContext implements Context {
   readonly self: Address;
   readonly caller: Address | null;
   readonly storage: AddressScopedStorage;
-  readonly signal: AbortSignal;
   readonly #effects: Effects;
+  readonly #parentSignal: AbortSignal | undefined;
+  // Made only if the function reads `signal`: most never do, and an AbortController per
+  // invocation is a measurable share of a batch's cost.
+  #linked: LinkedSignal | undefined;
+  #over = false;
 
   constructor(options: {
     self: Address;
     caller: Address | null;
     storage: AddressScopedStorage;
-    signal: AbortSignal;
+    parentSignal: AbortSignal | undefined;
     effects: Effects;
   }) {
     this.self = options.self;
     this.caller = options.caller;
     this.storage = options.storage;
-    this.signal = options.signal;
+    this.#parentSignal = options.parentSignal;
     this.#effects = options.effects;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#linked === undefined) {
+      this.#linked = linkSignals(this.#parentSignal);
+      if (this.#over) this.#linked.abort(new Error('invocation over'));
+    }
+    return this.#linked.signal;
+  }
+
+  /** The invocation is over: its signal (if anyone took it) aborts. */
+  end(): void {
+    this.#over = true;
+    this.#linked?.abort(new Error('invocation over'));
   }
 
   send(message: Message): void {

@@ -22,7 +22,6 @@ import {
   type Address as WireAddress,
   type TypedValue,
 } from '../gen/statefun/request-reply_pb.ts';
-import { linkSignals } from '../internal/abort.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { Address } from './address.ts';
 import { Effects, InvocationContext, type Context } from './context.ts';
@@ -110,18 +109,19 @@ export class StatefulFunctions {
       if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
       const caller = invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
       const message = Message.fromTypedValue(self, invocation.argument);
-      // The signal ends with the invocation, or earlier if the request is abandoned.
-      const linked = linkSignals(options.signal);
-      const context = new InvocationContext({ self, caller, storage, signal: linked.signal, effects });
+      const context = new InvocationContext({ self, caller, storage, parentSignal: options.signal, effects });
       try {
-        await registered.fn(context, message);
+        // A synchronous function is not awaited: no promise round per invocation.
+        const result = registered.fn(context, message);
+        if (result instanceof Promise) await result;
       } catch (error) {
         throw new FunctionFailedError(
           `function ${self.toString()} failed: ${error instanceof Error ? error.message : String(error)}`,
           { cause: error },
         );
       } finally {
-        linked.abort(new Error('invocation over'));
+        // Its signal, if it took one, ends with the invocation.
+        context.end();
       }
     }
     return toBinary(

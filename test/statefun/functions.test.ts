@@ -338,3 +338,27 @@ describe('the HTTP handler', () => {
     assert.equal(logged.length, 1, 'the failure was logged, not swallowed');
   });
 });
+
+describe('the invocation signal', () => {
+  test('aborts when the invocation is over, and when the request is abandoned during it', async () => {
+    const signals: AbortSignal[] = [];
+    const abandon = new AbortController();
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/watcher',
+      async fn(context, message) {
+        signals.push(context.signal);
+        assert.equal(context.signal.aborted, false, 'live while the invocation runs');
+        if (message.asString() === 'abandon') {
+          abandon.abort(new Error('client left'));
+          assert.equal(context.signal.aborted, true, 'the request was abandoned');
+        }
+        await Promise.resolve();
+      },
+    });
+    const target = { namespace: 'example', type: 'watcher', id: '1' };
+    await functions.invoke(request({}, ['one', 'two'], target));
+    assert.equal(signals.length, 2);
+    assert.ok(signals.every((signal) => signal.aborted));
+    await functions.invoke(request({}, ['abandon'], target), { signal: abandon.signal });
+  });
+});
