@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import type { Connection } from '../../src/grid/index.ts';
+import { SharedResource } from '../shared-resource.ts';
 import { loadGrid } from './load-grid.ts';
 import { GrpcEchoClient } from './grpc-echo.ts';
 import type { StatsMessage } from './ipc.ts';
@@ -32,8 +33,6 @@ export interface GridBench {
 
 const loopback = '127.0.0.1';
 const startTimeoutMs = 20_000;
-// Long enough for the harness to go from one case's teardown to the next one's setup.
-const releaseGraceMs = 200;
 
 /**
  * Reports the bench node's grid connection failing. A dropped link is redialled and the next
@@ -119,45 +118,21 @@ async function start(): Promise<Running> {
 
 /** The server process and clients, shared by the cases that hold them. */
 export class SharedGridBench {
-  #running: Promise<Running> | undefined;
-  #users = 0;
-  #closeTimer: NodeJS.Timeout | undefined;
+  readonly #shared = new SharedResource<Running>('grid bench server process', start);
 
   async acquire(): Promise<GridBench> {
-    clearTimeout(this.#closeTimer);
-    this.#closeTimer = undefined;
-    this.#running ??= start().catch((error: unknown) => {
-      this.#running = undefined;
-      throw error;
-    });
-    const { bench } = await this.#running;
+    const { bench } = await this.#shared.acquire();
     try {
       // An earlier case may have lost the link (it is redialled); measure on a live one.
       await waitForGrid(bench.grid);
     } catch (error) {
-      if (this.#users === 0) this.#closeSoon();
+      this.#shared.release();
       throw error;
     }
-    this.#users += 1;
     return bench;
   }
 
   release(): void {
-    this.#users -= 1;
-    if (this.#users === 0) this.#closeSoon();
-  }
-
-  #closeSoon(): void {
-    const running = this.#running;
-    if (running === undefined) return;
-    this.#closeTimer = setTimeout(() => {
-      this.#running = undefined;
-      running
-        .then((r) => r.close())
-        .catch((error: unknown) => {
-          console.error('grid bench: stopping the server process failed:', error);
-          process.exitCode = 1;
-        });
-    }, releaseGraceMs);
+    this.#shared.release();
   }
 }

@@ -7,6 +7,7 @@
 // release, unless the next case's setup acquires it again first.
 
 import { runConcurrently } from '../grid/concurrency.ts';
+import { SharedResource } from '../shared-resource.ts';
 import { PostClient } from './http-client.ts';
 import { ServerProcess } from './server-process.ts';
 
@@ -26,8 +27,6 @@ const startTimeoutMs = 20_000;
 // Each server runs each request body this long before the first case: a fresh server process
 // takes about a second of load to reach its steady speed, longer than --quick's warm-up.
 const serverWarmUpMs = 300;
-// Long enough for the harness to go from one case's teardown to the next one's setup.
-const releaseGraceMs = 200;
 
 async function warmUp(client: PostClient, body: Buffer, concurrency: number): Promise<void> {
   const end = performance.now() + serverWarmUpMs;
@@ -63,46 +62,20 @@ async function start(concurrency: number, warmUpBodies: readonly Buffer[]): Prom
 }
 
 export class SharedStatefunServers {
-  readonly #concurrency: number;
-  readonly #warmUpBodies: readonly Buffer[];
-  #running: Promise<Running> | undefined;
-  #users = 0;
-  #closeTimer: NodeJS.Timeout | undefined;
+  readonly #shared: SharedResource<Running>;
 
   /** Each client keeps `concurrency` connections; each server first runs every warm-up body a while. */
   constructor(concurrency: number, warmUpBodies: readonly Buffer[]) {
-    this.#concurrency = concurrency;
-    this.#warmUpBodies = warmUpBodies;
+    this.#shared = new SharedResource('statefun bench server process', () =>
+      start(concurrency, warmUpBodies),
+    );
   }
 
   async acquire(): Promise<StatefunServers> {
-    clearTimeout(this.#closeTimer);
-    this.#closeTimer = undefined;
-    this.#running ??= start(this.#concurrency, this.#warmUpBodies).catch((error: unknown) => {
-      this.#running = undefined;
-      throw error;
-    });
-    const { servers } = await this.#running;
-    this.#users += 1;
-    return servers;
+    return (await this.#shared.acquire()).servers;
   }
 
   release(): void {
-    this.#users -= 1;
-    if (this.#users === 0) this.#closeSoon();
-  }
-
-  #closeSoon(): void {
-    const running = this.#running;
-    if (running === undefined) return;
-    this.#closeTimer = setTimeout(() => {
-      this.#running = undefined;
-      running
-        .then((r) => r.close())
-        .catch((error: unknown) => {
-          console.error('statefun bench: stopping the server process failed:', error);
-          process.exitCode = 1;
-        });
-    }, releaseGraceMs);
+    this.#shared.release();
   }
 }
