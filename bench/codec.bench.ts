@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { Packr } from 'msgpackr';
 import { defineSuite, type BenchCase } from './harness.ts';
+import { seededBytes } from './seeded-bytes.ts';
 
 /** A grid-shaped frame: [muxId, seq, deadlineMs, handler, op, flags, payload]. */
 type Frame = readonly [
@@ -131,17 +132,3 @@ export default defineSuite({
       [ours, msgpack, json].map((c) => `${c.name} ${encodedFor(c).length} B`).join(', '),
   ],
 });
-
-/** Deterministic bytes that look random (xorshift32), so every run encodes the same frame. */
-function seededBytes(length: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}

@@ -22,7 +22,8 @@ import { latencyQuantileUs, runConcurrently } from './grid/concurrency.ts';
 import { SharedGridBench, type GridBench } from './grid/fixture.ts';
 import { gridEcho, gridItems, streamOutCapacity } from './grid/grid-echo.ts';
 import { openIdleStreams, type IdleKind } from './grid/idle-streams.ts';
-import { assertEcho, assertItems, encodeItemsRequest, seededBytes } from './grid/workload.ts';
+import { assertEcho, assertItems, encodeItemsRequest } from './grid/workload.ts';
+import { seededBytes } from './seeded-bytes.ts';
 
 const shared = new SharedGridBench();
 let running: GridBench | undefined;

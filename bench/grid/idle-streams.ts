@@ -9,7 +9,8 @@
 
 import type { GridBench } from './fixture.ts';
 import { openGridIdle } from './grid-echo.ts';
-import { assertEcho, seededBytes } from './workload.ts';
+import { seededBytes } from '../seeded-bytes.ts';
+import { assertEcho } from './workload.ts';
 
 export type IdleKind = 'grid' | 'grpc';
 

@@ -5,16 +5,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
+import { profilingFlags, stopChild } from '../forked-server.ts';
+
 import { parseFromServer, type ReadyMessage, type StatsMessage, type ToServer } from './ipc.ts';
 
 const serverModule = path.join(import.meta.dirname, 'server.ts');
-const exitTimeoutMs = 5_000;
-
-/** `node --cpu-prof … bench/run.ts grid` profiles the server process too, into the same directory. */
-function profilingFlags(): string[] {
-  return process.execArgv.filter((flag) => flag.startsWith('--cpu-prof'));
-}
-
 /** The forked server process and the IPC requests waiting on it. */
 export class ServerProcess {
   readonly #child: ChildProcess;
@@ -77,15 +72,8 @@ export class ServerProcess {
   }
 
   /** Asks the server to exit (it does when the IPC channel closes); kills it if it does not. */
-  async stop(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      if (this.#child.connected) this.#child.disconnect();
-      const timer = setTimeout(() => {
-        this.#child.kill('SIGKILL');
-      }, exitTimeoutMs);
-      await this.#exited;
-      clearTimeout(timer);
-    }
+  stop(): Promise<void> {
+    return stopChild(this.#child, this.#exited);
   }
 
   // The first failure sticks: later requests fail at once instead of waiting for an answer.

@@ -16,20 +16,6 @@ export const GridHandler = { Echo: 64, Items: 65, Idle: 66 } as const;
 /** Cluster secret of the two-node bench grid; both processes are ours, so a constant is fine. */
 export const gridSecret = 'weft-bench-grid-cluster-secret';
 
-/** Deterministic bytes that look random (xorshift32), so every run sends the same payloads. */
-export function seededBytes(length: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
-
 const countBytes = 4;
 
 export function encodeItemsRequest(count: number, template: Uint8Array): Buffer {

@@ -5,16 +5,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
+import { profilingFlags, stopChild } from '../forked-server.ts';
+
 import { parseReady, type ReadyMessage } from './ipc.ts';
 
 const serverModule = path.join(import.meta.dirname, 'server.ts');
-const exitTimeoutMs = 5_000;
-
-/** `node --cpu-prof … bench/run.ts statefun` profiles the server process too, into the same directory. */
-function profilingFlags(): string[] {
-  return process.execArgv.filter((flag) => flag.startsWith('--cpu-prof'));
-}
-
 export class ServerProcess {
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
@@ -55,14 +50,7 @@ export class ServerProcess {
   }
 
   /** Asks the server to exit (it does when the IPC channel closes); kills it if it does not. */
-  async stop(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      if (this.#child.connected) this.#child.disconnect();
-      const timer = setTimeout(() => {
-        this.#child.kill('SIGKILL');
-      }, exitTimeoutMs);
-      await this.#exited;
-      clearTimeout(timer);
-    }
+  stop(): Promise<void> {
+    return stopChild(this.#child, this.#exited);
   }
 }
