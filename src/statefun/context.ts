@@ -2,24 +2,13 @@
 // Effects are not carried out here: they are recorded in the order the function called,
 // and returned to the runtime in the batch's response, which applies them exactly once.
 
-import { create } from '@bufbuild/protobuf';
-
-import {
-  AddressSchema,
-  FromFunction_DelayedInvocationSchema,
-  FromFunction_EgressMessageSchema,
-  FromFunction_InvocationSchema,
-  type Address as WireAddress,
-  type FromFunction_DelayedInvocation,
-  type FromFunction_EgressMessage,
-  type FromFunction_Invocation,
-} from '../gen/statefun/request-reply_pb.ts';
 import { linkSignals, type LinkedSignal } from '../internal/abort.ts';
 import { ValueTypeError } from './errors.ts';
 import type { Address } from './address.ts';
 import type { EgressMessage } from './egress.ts';
 import type { Message } from './message.ts';
 import type { AddressScopedStorage } from './storage.ts';
+import type { DelayedInvocation, OutgoingEgress, OutgoingMessage } from './wire/from-function-encoder.ts';
 
 export interface Context {
   /** The address this invocation runs as. */
@@ -38,19 +27,11 @@ export interface Context {
   sendEgress(egress: EgressMessage): void;
 }
 
-/** The effects of a batch, in the order the functions asked for them. */
+/** The effects of a batch, in the order the functions asked for them; encoded once, at the end. */
 export class Effects {
-  readonly outgoingMessages: FromFunction_Invocation[] = [];
-  readonly delayedInvocations: FromFunction_DelayedInvocation[] = [];
-  readonly outgoingEgresses: FromFunction_EgressMessage[] = [];
-}
-
-export function toWireAddress(address: Address): WireAddress {
-  return create(AddressSchema, {
-    namespace: address.type.namespace,
-    type: address.type.name,
-    id: address.id,
-  });
+  readonly outgoingMessages: OutgoingMessage[] = [];
+  readonly delayedInvocations: DelayedInvocation[] = [];
+  readonly outgoingEgresses: OutgoingEgress[] = [];
 }
 
 export class InvocationContext implements Context {
@@ -58,7 +39,7 @@ export class InvocationContext implements Context {
   readonly caller: Address | null;
   readonly storage: AddressScopedStorage;
   readonly #effects: Effects;
-  readonly #parentSignal: AbortSignal | undefined;
+  readonly #parentSignal: () => AbortSignal | undefined;
   // Made only if the function reads `signal`: most never do, and an AbortController per
   // invocation is a measurable share of a batch's cost.
   #linked: LinkedSignal | undefined;
@@ -68,7 +49,8 @@ export class InvocationContext implements Context {
     self: Address;
     caller: Address | null;
     storage: AddressScopedStorage;
-    parentSignal: AbortSignal | undefined;
+    /** Asked for only when the function reads `signal`. */
+    parentSignal: () => AbortSignal | undefined;
     effects: Effects;
   }) {
     this.self = options.self;
@@ -80,7 +62,7 @@ export class InvocationContext implements Context {
 
   get signal(): AbortSignal {
     if (this.#linked === undefined) {
-      this.#linked = linkSignals(this.#parentSignal);
+      this.#linked = linkSignals(this.#parentSignal());
       if (this.#over) this.#linked.abort(new Error('invocation over'));
     }
     return this.#linked.signal;
@@ -93,12 +75,7 @@ export class InvocationContext implements Context {
   }
 
   send(message: Message): void {
-    this.#effects.outgoingMessages.push(
-      create(FromFunction_InvocationSchema, {
-        target: toWireAddress(message.targetAddress),
-        argument: message.typedValue,
-      }),
-    );
+    this.#effects.outgoingMessages.push({ target: message.targetAddress, argument: message.typedValue });
   }
 
   sendAfter(delayMs: number, message: Message, cancellationToken = ''): void {
@@ -109,14 +86,13 @@ export class InvocationContext implements Context {
     if (typeof cancellationToken !== 'string') {
       throw new ValueTypeError('a cancellation token is a string');
     }
-    this.#effects.delayedInvocations.push(
-      create(FromFunction_DelayedInvocationSchema, {
-        delayInMs: BigInt(delayMs),
-        target: toWireAddress(message.targetAddress),
-        argument: message.typedValue,
-        cancellationToken,
-      }),
-    );
+    this.#effects.delayedInvocations.push({
+      isCancellationRequest: false,
+      cancellationToken,
+      delayMs,
+      target: message.targetAddress,
+      argument: message.typedValue,
+    });
   }
 
   cancelDelayedMessage(cancellationToken: string): void {
@@ -124,18 +100,16 @@ export class InvocationContext implements Context {
     if (typeof cancellationToken !== 'string' || cancellationToken === '') {
       throw new ValueTypeError('a cancellation token is a non-empty string');
     }
-    this.#effects.delayedInvocations.push(
-      create(FromFunction_DelayedInvocationSchema, { isCancellationRequest: true, cancellationToken }),
-    );
+    this.#effects.delayedInvocations.push({
+      isCancellationRequest: true,
+      cancellationToken,
+      delayMs: 0,
+      target: undefined,
+      argument: undefined,
+    });
   }
 
   sendEgress(egress: EgressMessage): void {
-    this.#effects.outgoingEgresses.push(
-      create(FromFunction_EgressMessageSchema, {
-        egressNamespace: egress.typeName.namespace,
-        egressType: egress.typeName.name,
-        argument: egress.typedValue,
-      }),
-    );
+    this.#effects.outgoingEgresses.push({ typeName: egress.typeName, argument: egress.typedValue });
   }
 }

@@ -5,14 +5,12 @@
 // 32-bit integers as 4 bytes big-endian, bytes as they are; bigints (which it lacks) as 8 bytes
 // big-endian, like the Go SDK's int64.
 
-import { create, toBinary } from '@bufbuild/protobuf';
-
-import { KafkaProducerRecordSchema } from '../gen/statefun/kafka-egress_pb.ts';
-import { KinesisEgressRecordSchema } from '../gen/statefun/kinesis-egress_pb.ts';
-import { TypedValueSchema, type TypedValue } from '../gen/statefun/request-reply_pb.ts';
+import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ValueTypeError } from './errors.ts';
 import type { SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
+import { ProtoWriter, utf8Length, varintSize } from './wire/proto-writer.ts';
+import { typedValue } from './wire/typed-value.ts';
 
 export const KAFKA_PRODUCER_RECORD_TYPENAME =
   'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
@@ -62,15 +60,20 @@ export function kafkaEgressMessage<T>(options: KafkaEgressOptions<T>): EgressMes
   const typeName = egressTypeName(options.typeName);
   const topic = requiredString('topic', options.topic);
   const key = optionalString('key', options.key);
-  const record = create(KafkaProducerRecordSchema, {
-    key,
-    topic,
-    valueBytes: recordValueBytes(options.value, options.valueType),
-  });
-  return {
-    typeName,
-    typedValue: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, toBinary(KafkaProducerRecordSchema, record)),
-  };
+  const valueBytes = recordValueBytes(options.value, options.valueType);
+  // KafkaProducerRecord (proto/statefun/kafka-egress.proto): key = 1, value_bytes = 2, topic = 3.
+  const writer = new ProtoWriter(stringFieldSize(key) + bytesFieldSize(valueBytes) + stringFieldSize(topic));
+  if (key !== '') {
+    writer.byte(0x0a);
+    writer.string(key);
+  }
+  if (valueBytes.length > 0) {
+    writer.byte(0x12);
+    writer.bytes(valueBytes);
+  }
+  writer.byte(0x1a);
+  writer.string(topic);
+  return { typeName, typedValue: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, true, writer.finish()) };
 }
 
 /** A record for a generic Kinesis egress (`io.statefun.kinesis.v1/egress`). */
@@ -79,16 +82,28 @@ export function kinesisEgressMessage<T>(options: KinesisEgressOptions<T>): Egres
   const stream = requiredString('stream', options.stream);
   const partitionKey = requiredString('partitionKey', options.partitionKey);
   const explicitHashKey = optionalString('explicitHashKey', options.explicitHashKey);
-  const record = create(KinesisEgressRecordSchema, {
-    partitionKey,
-    stream,
-    explicitHashKey,
-    valueBytes: recordValueBytes(options.value, options.valueType),
-  });
-  return {
-    typeName,
-    typedValue: typedValue(KINESIS_EGRESS_RECORD_TYPENAME, toBinary(KinesisEgressRecordSchema, record)),
-  };
+  const valueBytes = recordValueBytes(options.value, options.valueType);
+  // KinesisEgressRecord (proto/statefun/kinesis-egress.proto): partition_key = 1,
+  // value_bytes = 2, stream = 3, explicit_hash_key = 4.
+  const writer = new ProtoWriter(
+    stringFieldSize(partitionKey) +
+      bytesFieldSize(valueBytes) +
+      stringFieldSize(stream) +
+      stringFieldSize(explicitHashKey),
+  );
+  writer.byte(0x0a);
+  writer.string(partitionKey);
+  if (valueBytes.length > 0) {
+    writer.byte(0x12);
+    writer.bytes(valueBytes);
+  }
+  writer.byte(0x1a);
+  writer.string(stream);
+  if (explicitHashKey !== '') {
+    writer.byte(0x22);
+    writer.string(explicitHashKey);
+  }
+  return { typeName, typedValue: typedValue(KINESIS_EGRESS_RECORD_TYPENAME, true, writer.finish()) };
 }
 
 /** A value for any other egress, which receives it as a TypedValue under `valueType`'s typename. */
@@ -102,12 +117,19 @@ export function egressMessage<T>(options: GenericEgressOptions<T>): EgressMessag
   if (options.value === undefined) throw new ValueTypeError('an egress message needs a value, got undefined');
   return {
     typeName,
-    typedValue: typedValue(valueType.typeName.toString(), valueType.serialize(options.value)),
+    typedValue: typedValue(valueType.typeName.toString(), true, valueType.serialize(options.value)),
   };
 }
 
-function typedValue(typename: string, value: Uint8Array): TypedValue {
-  return create(TypedValueSchema, { typename, hasValue: true, value });
+// The exact size of a record, so its buffer is made once and returned as it is.
+function stringFieldSize(value: string): number {
+  if (value === '') return 0;
+  const length = utf8Length(value);
+  return 1 + varintSize(length) + length;
+}
+
+function bytesFieldSize(value: Uint8Array): number {
+  return value.length === 0 ? 0 : 1 + varintSize(value.length) + value.length;
 }
 
 function egressTypeName(typeName: TypeName | string): TypeName {
@@ -142,7 +164,10 @@ function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Ui
   if (typeof value === 'number') {
     if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
       const bytes = new Uint8Array(4);
-      new DataView(bytes.buffer).setInt32(0, value);
+      bytes[0] = value >>> 24;
+      bytes[1] = value >>> 16;
+      bytes[2] = value >>> 8;
+      bytes[3] = value;
       return bytes;
     }
     throw new ValueTypeError(

@@ -2,13 +2,12 @@
 // (typename, has_value, bytes), exactly as the request-reply protocol carries it. Reading
 // checks the typename first, so a value is never decoded as a type it was not written as.
 
-import { create } from '@bufbuild/protobuf';
-
-import { TypedValueSchema, type TypedValue } from '../gen/statefun/request-reply_pb.ts';
+import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { Address } from './address.ts';
 import { ValueTypeError } from './errors.ts';
 import { boolType, doubleType, floatType, intType, longType, stringType } from './primitive-types.ts';
 import type { SimpleType } from './simple-type.ts';
+import { typedValue } from './wire/typed-value.ts';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -111,11 +110,7 @@ export function messageBuilder<T>(options: MessageOptions<T>): Message {
   const type = options.valueType ?? inferType(value);
   return Message.fromTypedValue(
     options.target,
-    create(TypedValueSchema, {
-      typename: type.typeName.toString(),
-      hasValue: true,
-      value: type.serialize(value),
-    }),
+    typedValue(type.typeName.toString(), true, type.serialize(value)),
   );
 }
 

@@ -3,7 +3,7 @@
 // StateFun SDK encodes it. int and long are sfixed32 and sfixed64 (not varints); a zero value
 // encodes to no bytes at all, and is still a present value (TypedValue.has_value says so).
 
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 
 import {
   BooleanWrapperSchema,
@@ -16,26 +16,43 @@ import {
 import { ValueTypeError } from './errors.ts';
 import type { SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
+import { ProtoWriter } from './wire/proto-writer.ts';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+// The largest finite float32; @bufbuild/protobuf refuses a finite number beyond it, and so do we.
+const FLOAT32_MAX = 3.4028234663852886e38;
+// The one field of every wrapper, as its tag byte: field 1 with the wire type of its scalar.
+const TAG_VARINT = 0x08;
+const TAG_FIXED64 = 0x09;
+const TAG_LENGTH_DELIMITED = 0x0a;
+const TAG_FIXED32 = 0x0d;
 
+// Fatal, as fromBinary is for a proto3 string: invalid UTF-8 falls through to it and is refused.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A wrapper type. Values are encoded by hand, to the bytes @bufbuild/protobuf's `toBinary`
+ * writes (a zero value is no bytes). Decoding takes the one form every SDK writes (nothing, or
+ * the tag and the value) directly and hands anything else to `fromBinary`, so unusual but
+ * valid encodings (unknown fields, a repeated field) read exactly as they always did.
+ */
 function wrapperType<S extends DescMessage, T>(
   name: string,
   schema: S,
-  check: (value: unknown) => T,
+  encode: (value: unknown) => Uint8Array,
+  decodeCanonical: (bytes: Uint8Array) => T | undefined,
   read: (message: MessageShape<S>) => T,
 ): SimpleType<T> {
   const typeName = TypeName.parse(`io.statefun.types/${name}`);
   return {
     typeName,
-    serialize(value) {
-      const checked = check(value);
-      return toBinary(schema, create(schema, { value: checked } as never));
-    },
+    serialize: encode,
     deserialize(bytes) {
+      const fast = decodeCanonical(bytes);
+      if (fast !== undefined) return fast;
       try {
         return read(fromBinary(schema, bytes));
       } catch (error) {
@@ -43,6 +60,19 @@ function wrapperType<S extends DescMessage, T>(
       }
     },
   };
+}
+
+const NO_BYTES = new Uint8Array(0);
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function fixedWidth(tag: number, width: number, write: (view: DataView) => void): Uint8Array {
+  const bytes = new Uint8Array(1 + width);
+  bytes[0] = tag;
+  write(viewOf(bytes));
+  return bytes;
 }
 
 function expect(kind: string, ok: boolean, value: unknown): void {
@@ -60,7 +90,12 @@ export const boolType: SimpleType<boolean> = wrapperType(
   BooleanWrapperSchema,
   (v) => {
     expect('a boolean', typeof v === 'boolean', v);
-    return v as boolean;
+    return v === true ? Uint8Array.of(TAG_VARINT, 1) : NO_BYTES;
+  },
+  (bytes) => {
+    if (bytes.length === 0) return false;
+    if (bytes.length === 2 && bytes[0] === TAG_VARINT && (bytes[1] as number) < 0x80) return bytes[1] !== 0;
+    return undefined;
   },
   (m) => m.value,
 );
@@ -74,7 +109,27 @@ export const intType: SimpleType<number> = wrapperType(
       Number.isInteger(v) && (v as number) >= INT32_MIN && (v as number) <= INT32_MAX,
       v,
     );
-    return v as number;
+    const value = v as number;
+    if (value === 0) return NO_BYTES;
+    const bytes = new Uint8Array(5);
+    bytes[0] = TAG_FIXED32;
+    bytes[1] = value;
+    bytes[2] = value >>> 8;
+    bytes[3] = value >>> 16;
+    bytes[4] = value >>> 24;
+    return bytes;
+  },
+  (bytes) => {
+    if (bytes.length === 0) return 0;
+    if (bytes.length === 5 && bytes[0] === TAG_FIXED32) {
+      return (
+        (bytes[1] as number) |
+        ((bytes[2] as number) << 8) |
+        ((bytes[3] as number) << 16) |
+        ((bytes[4] as number) << 24)
+      );
+    }
+    return undefined;
   },
   (m) => m.value,
 );
@@ -84,7 +139,16 @@ export const longType: SimpleType<bigint> = wrapperType(
   LongWrapperSchema,
   (v) => {
     expect('a bigint within 64 bits', typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX, v);
-    return v as bigint;
+    const value = v as bigint;
+    return value === 0n
+      ? NO_BYTES
+      : fixedWidth(TAG_FIXED64, 8, (view) => {
+          view.setBigInt64(1, value, true);
+        });
+  },
+  (bytes) => {
+    if (bytes.length === 0) return 0n;
+    return bytes.length === 9 && bytes[0] === TAG_FIXED64 ? viewOf(bytes).getBigInt64(1, true) : undefined;
   },
   (m) => m.value,
 );
@@ -95,7 +159,20 @@ export const floatType: SimpleType<number> = wrapperType(
   (v) => {
     // A float is 32 bits: the value is rounded to the nearest float, as every SDK does.
     expect('a number', typeof v === 'number', v);
-    return v as number;
+    const value = v as number;
+    if (Number.isFinite(value) && Math.abs(value) > FLOAT32_MAX) {
+      throw new ValueTypeError(`expected a number within the float range, got ${value}`);
+    }
+    // -0 is not zero here: it is written, as @bufbuild/protobuf writes it.
+    return Object.is(value, 0)
+      ? NO_BYTES
+      : fixedWidth(TAG_FIXED32, 4, (view) => {
+          view.setFloat32(1, value, true);
+        });
+  },
+  (bytes) => {
+    if (bytes.length === 0) return 0;
+    return bytes.length === 5 && bytes[0] === TAG_FIXED32 ? viewOf(bytes).getFloat32(1, true) : undefined;
   },
   (m) => m.value,
 );
@@ -105,7 +182,16 @@ export const doubleType: SimpleType<number> = wrapperType(
   DoubleWrapperSchema,
   (v) => {
     expect('a number', typeof v === 'number', v);
-    return v as number;
+    const value = v as number;
+    return Object.is(value, 0)
+      ? NO_BYTES
+      : fixedWidth(TAG_FIXED64, 8, (view) => {
+          view.setFloat64(1, value, true);
+        });
+  },
+  (bytes) => {
+    if (bytes.length === 0) return 0;
+    return bytes.length === 9 && bytes[0] === TAG_FIXED64 ? viewOf(bytes).getFloat64(1, true) : undefined;
   },
   (m) => m.value,
 );
@@ -115,7 +201,33 @@ export const stringType: SimpleType<string> = wrapperType(
   StringWrapperSchema,
   (v) => {
     expect('a string', typeof v === 'string', v);
-    return v as string;
+    const value = v as string;
+    if (value === '') return NO_BYTES;
+    const writer = new ProtoWriter(6 + value.length * 3);
+    writer.byte(TAG_LENGTH_DELIMITED);
+    writer.string(value);
+    return writer.finish();
+  },
+  (bytes) => {
+    if (bytes.length === 0) return '';
+    if (bytes[0] !== TAG_LENGTH_DELIMITED) return undefined;
+    // The length varint, then exactly that many bytes and nothing after.
+    let length = 0;
+    let shift = 0;
+    let pos = 1;
+    for (;;) {
+      if (pos >= bytes.length || shift > 28) return undefined;
+      const byte = bytes[pos++] as number;
+      length += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) break;
+      shift += 7;
+    }
+    if (pos + length !== bytes.length) return undefined;
+    try {
+      return utf8.decode(bytes.subarray(pos));
+    } catch {
+      return undefined;
+    }
   },
   (m) => m.value,
 );

@@ -9,19 +9,7 @@
 
 import type http from 'node:http';
 
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-
-import {
-  FromFunction_ExpirationSpec_ExpireMode as ExpireMode,
-  FromFunction_ExpirationSpecSchema,
-  FromFunction_IncompleteInvocationContextSchema,
-  FromFunction_InvocationResponseSchema,
-  FromFunction_PersistedValueSpecSchema,
-  FromFunctionSchema,
-  ToFunctionSchema,
-  type Address as WireAddress,
-  type TypedValue,
-} from '../gen/statefun/request-reply_pb.ts';
+import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { Address } from './address.ts';
 import { Effects, InvocationContext, type Context } from './context.ts';
@@ -31,6 +19,8 @@ import { FunctionFailedError, InvalidRequestError, UnknownFunctionError } from '
 import { BatchStorage } from './storage.ts';
 import { TypeName } from './type-name.ts';
 import type { ValueSpec } from './value-spec.ts';
+import { encodeIncompleteContext, encodeInvocationResult } from './wire/from-function-encoder.ts';
+import { decodeToFunction, type InvocationBatch, type WireAddress } from './wire/to-function-decoder.ts';
 
 /** A stateful function: called once per message, in order, for one address at a time. */
 export type StatefulFunction = (context: Context, message: Message) => void | Promise<void>;
@@ -70,7 +60,7 @@ export class StatefulFunctions {
 
   /** A `node:http` request listener serving the functions to a StateFun runtime. */
   handler(options?: HandlerOptions): (request: http.IncomingMessage, response: http.ServerResponse) => void {
-    return requestReplyHandler((body, invokeOptions) => this.invoke(body, invokeOptions), options);
+    return requestReplyHandler((body, parentSignal) => this.#invoke(body, parentSignal), options);
   }
 
   /**
@@ -78,25 +68,30 @@ export class StatefulFunctions {
    * Throws `InvalidRequestError`, `UnknownFunctionError`, or `FunctionFailedError` (with the
    * function's error as the cause); on failure no effect of the batch is reported.
    */
-  async invoke(bytes: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<Uint8Array> {
-    let request;
+  invoke(bytes: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<Uint8Array> {
+    const { signal } = options;
+    return this.#invoke(bytes, () => signal);
+  }
+
+  // `parentSignal` is asked for only when a function reads its own signal, so a host can make
+  // it lazily (the HTTP handler does: most functions never look).
+  async #invoke(bytes: Uint8Array, parentSignal: () => AbortSignal | undefined): Promise<Uint8Array> {
+    let batch: InvocationBatch | undefined;
     try {
-      request = fromBinary(ToFunctionSchema, bytes);
+      batch = decodeToFunction(bytes);
     } catch (error) {
       throw new InvalidRequestError('the body is not a ToFunction message', { cause: error });
     }
-    if (request.request.case !== 'invocation')
-      throw new InvalidRequestError('the request carries no invocation batch');
-    const batch = request.request.value;
+    if (batch === undefined) throw new InvalidRequestError('the request carries no invocation batch');
     if (batch.target === undefined) throw new InvalidRequestError('the batch has no target address');
     const self = toAddress(batch.target, 'target');
     const registered = this.#functions.get(self.type.toString());
     if (registered === undefined) throw new UnknownFunctionError(self.type.toString());
 
     const state = new Map<string, TypedValue | undefined>();
-    for (const value of batch.state) state.set(value.stateName, value.stateValue);
+    for (const value of batch.state) state.set(value.name, value.value);
     const missing = [...registered.specs.values()].filter((spec) => !state.has(spec.name));
-    if (missing.length > 0) return incompleteContext(missing);
+    if (missing.length > 0) return encodeIncompleteContext(missing);
 
     let storage: BatchStorage;
     try {
@@ -109,7 +104,7 @@ export class StatefulFunctions {
       if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
       const caller = invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
       const message = Message.fromTypedValue(self, invocation.argument);
-      const context = new InvocationContext({ self, caller, storage, parentSignal: options.signal, effects });
+      const context = new InvocationContext({ self, caller, storage, parentSignal, effects });
       try {
         // A synchronous function is not awaited: no promise round per invocation.
         const result = registered.fn(context, message);
@@ -124,20 +119,12 @@ export class StatefulFunctions {
         context.end();
       }
     }
-    return toBinary(
-      FromFunctionSchema,
-      create(FromFunctionSchema, {
-        response: {
-          case: 'invocationResult',
-          value: create(FromFunction_InvocationResponseSchema, {
-            stateMutations: storage.mutations(),
-            outgoingMessages: effects.outgoingMessages,
-            delayedInvocations: effects.delayedInvocations,
-            outgoingEgresses: effects.outgoingEgresses,
-          }),
-        },
-      }),
-    );
+    return encodeInvocationResult({
+      mutations: storage.mutations(),
+      outgoingMessages: effects.outgoingMessages,
+      delayedInvocations: effects.delayedInvocations,
+      outgoingEgresses: effects.outgoingEgresses,
+    });
   }
 }
 
@@ -147,30 +134,4 @@ function toAddress(address: WireAddress, what: string): Address {
   } catch (error) {
     throw new InvalidRequestError(`the ${what} address is not valid`, { cause: error });
   }
-}
-
-function incompleteContext(missing: readonly ValueSpec<unknown>[]): Uint8Array {
-  const missingValues = missing.map((spec) =>
-    create(FromFunction_PersistedValueSpecSchema, {
-      stateName: spec.name,
-      typeTypename: spec.type.typeName.toString(),
-      // Left out for a value that never expires, as the official JavaScript SDK does.
-      expirationSpec:
-        spec.expiration.mode === 'none'
-          ? undefined
-          : create(FromFunction_ExpirationSpecSchema, {
-              mode: spec.expiration.mode === 'after-write' ? ExpireMode.AFTER_WRITE : ExpireMode.AFTER_INVOKE,
-              expireAfterMillis: BigInt(spec.expiration.afterMs),
-            }),
-    }),
-  );
-  return toBinary(
-    FromFunctionSchema,
-    create(FromFunctionSchema, {
-      response: {
-        case: 'incompleteInvocationContext',
-        value: create(FromFunction_IncompleteInvocationContextSchema, { missingValues }),
-      },
-    }),
-  );
 }

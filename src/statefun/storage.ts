@@ -2,18 +2,11 @@
 // the writes of the ones before it; only the final value of each value touched is reported
 // back to the runtime (MODIFY or DELETE), under the type name its spec registered.
 
-import { create } from '@bufbuild/protobuf';
-
-import {
-  FromFunction_PersistedValueMutation_MutationType as MutationType,
-  FromFunction_PersistedValueMutationSchema,
-  TypedValueSchema,
-  type FromFunction_PersistedValueMutation,
-  type TypedValue,
-} from '../gen/statefun/request-reply_pb.ts';
+import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { ValueTypeError } from './errors.ts';
 import type { ValueSpec } from './value-spec.ts';
+import type { StateMutation } from './wire/from-function-encoder.ts';
 
 interface Cell {
   /** undefined: no value. */
@@ -68,27 +61,12 @@ export class BatchStorage implements AddressScopedStorage {
   }
 
   /** The final change of every value touched during the batch. */
-  mutations(): FromFunction_PersistedValueMutation[] {
-    const mutations: FromFunction_PersistedValueMutation[] = [];
+  mutations(): StateMutation[] {
+    const mutations: StateMutation[] = [];
     for (const [name, cell] of this.#cells) {
       if (!cell.touched) continue;
       const spec = this.#specs.get(name) as ValueSpec<unknown>;
-      mutations.push(
-        cell.bytes === undefined
-          ? create(FromFunction_PersistedValueMutationSchema, {
-              mutationType: MutationType.DELETE,
-              stateName: name,
-            })
-          : create(FromFunction_PersistedValueMutationSchema, {
-              mutationType: MutationType.MODIFY,
-              stateName: name,
-              stateValue: create(TypedValueSchema, {
-                typename: spec.type.typeName.toString(),
-                hasValue: true,
-                value: cell.bytes,
-              }),
-            }),
-      );
+      mutations.push({ name, typename: spec.type.typeName.toString(), bytes: cell.bytes });
     }
     return mutations;
   }

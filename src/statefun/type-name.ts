@@ -7,10 +7,13 @@ import { InvalidTypeNameError } from './errors.ts';
 export class TypeName {
   readonly namespace: string;
   readonly name: string;
+  // Built once: typenames are compared on every message read and written on every reply.
+  readonly #whole: string;
 
-  private constructor(namespace: string, name: string) {
+  private constructor(namespace: string, name: string, whole: string) {
     this.namespace = namespace;
     this.name = name;
+    this.#whole = whole;
   }
 
   /** Parses `namespace/name`; a missing slash or an empty part is an `InvalidTypeNameError`. */
@@ -26,7 +29,7 @@ export class TypeName {
     if (namespace === '') throw new InvalidTypeNameError(whole, 'the namespace is empty');
     if (name === '') throw new InvalidTypeNameError(whole, 'the name is empty');
     if (name.includes('/')) throw new InvalidTypeNameError(whole, 'the name contains a slash');
-    return new TypeName(namespace, name);
+    return new TypeName(namespace, name, whole);
   }
 
   equals(other: TypeName): boolean {
@@ -34,6 +37,6 @@ export class TypeName {
   }
 
   toString(): string {
-    return `${this.namespace}/${this.name}`;
+    return this.#whole;
   }
 }

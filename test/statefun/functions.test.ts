@@ -339,6 +339,99 @@ describe('the HTTP handler', () => {
   });
 });
 
+describe('the HTTP handler, signals and bodies', () => {
+  async function listen(t: TestContext, functions: StatefulFunctions): Promise<number> {
+    const server = http.createServer(functions.handler());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  test('a function that reads its signal over HTTP gets a live one, aborted when the invocation ends', async (t) => {
+    const signals: AbortSignal[] = [];
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/watcher',
+      fn(context) {
+        assert.equal(context.signal.aborted, false);
+        signals.push(context.signal);
+      },
+    });
+    const port = await listen(t, functions);
+    const reply = await fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      body: request({}, ['one', 'two'], { namespace: 'example', type: 'watcher', id: '1' }),
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(signals.length, 2);
+    assert.ok(signals.every((signal) => signal.aborted));
+  });
+
+  test('a client that goes away aborts the signal of the invocation still running', async (t) => {
+    let reachedFunction!: () => void;
+    const reached = new Promise<void>((resolve) => (reachedFunction = resolve));
+    let abortedWith: unknown;
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/slow',
+      async fn(context) {
+        const { signal } = context;
+        reachedFunction();
+        await new Promise<void>((resolve) => {
+          signal.addEventListener(
+            'abort',
+            () => {
+              resolve();
+            },
+            { once: true },
+          );
+        });
+        abortedWith = signal.reason;
+      },
+    });
+    const port = await listen(t, functions);
+    const body = request({}, ['x'], { namespace: 'example', type: 'slow', id: '1' });
+    const client = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/' });
+    client.on('error', () => undefined);
+    client.end(body);
+    await reached;
+    client.destroy();
+    await new Promise<void>((resolve) => {
+      const poll = (): void => {
+        if (abortedWith !== undefined) resolve();
+        else setImmediate(poll);
+      };
+      poll();
+    });
+    assert.match(String(abortedWith), /went away/);
+  });
+
+  test('a body that arrives in several chunks is read whole', async (t) => {
+    const port = await listen(t, greeter());
+    const body = request({ seen: typed(intType, 1), last_name: undefined }, ['Bob']);
+    const status = await new Promise<number>((resolve, reject) => {
+      const client = http.request(
+        {
+          port,
+          host: '127.0.0.1',
+          method: 'POST',
+          path: '/',
+          headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' },
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      client.on('error', reject);
+      client.write(body.subarray(0, 5));
+      setImmediate(() => client.end(body.subarray(5)));
+    });
+    assert.equal(status, 200);
+  });
+});
+
 describe('the invocation signal', () => {
   test('aborts when the invocation is over, and when the request is abandoned during it', async () => {
     const signals: AbortSignal[] = [];

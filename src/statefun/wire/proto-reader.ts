@@ -1,0 +1,141 @@
+// A strict reader of the protobuf wire format over one byte array. Every read is bounded by
+// the end of the message it belongs to, so a truncated body, a length that runs past its
+// parent, an over-long varint or a tag the format does not allow is a `ProtoDecodeError`,
+// never a read past the end. Unknown fields are skipped; groups (deprecated, and absent from
+// StateFun's protocol) are refused rather than skipped.
+
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LENGTH_DELIMITED = 2;
+export const WIRE_FIXED32 = 5;
+
+const MAX_VARINT_BYTES = 10;
+// Strings up to this many bytes are decoded by a JavaScript loop when they are ASCII.
+const SHORT_STRING = 32;
+
+// Fatal: proto3 strings must be valid UTF-8, and @bufbuild/protobuf's fromBinary refuses them too.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Bytes that are not a well-formed protobuf message of the expected kind. */
+export class ProtoDecodeError extends Error {
+  override readonly name = 'ProtoDecodeError';
+}
+
+export class ProtoReader {
+  readonly buf: Uint8Array;
+  pos = 0;
+
+  constructor(buf: Uint8Array) {
+    this.buf = buf;
+  }
+
+  /** A field tag (field number << 3 | wire type) before `end`. */
+  tag(end: number): number {
+    const start = this.pos;
+    const tag = this.varint(end);
+    if (this.pos - start > 5 || tag > 0xffffffff) throw new ProtoDecodeError('a tag overflows 32 bits');
+    if (tag >>> 3 === 0) throw new ProtoDecodeError('a tag has field number 0');
+    return tag;
+  }
+
+  /**
+   * A varint of at most 10 bytes, as a number: exact up to 2^53, which covers every length,
+   * tag and bool; only whether it is zero matters beyond that.
+   */
+  varint(end: number): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (pos >= end) throw new ProtoDecodeError('a varint is truncated');
+      const byte = buf[pos++] as number;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        this.pos = pos;
+        return value;
+      }
+      scale *= 128;
+    }
+    throw new ProtoDecodeError('a varint is longer than 10 bytes');
+  }
+
+  /** Reads a length prefix and returns where the data it announces ends (at most `end`). */
+  lengthDelimitedEnd(end: number): number {
+    const length = this.varint(end);
+    if (length > end - this.pos) throw new ProtoDecodeError('a length-delimited field runs past its message');
+    return this.pos + length;
+  }
+
+  bytes(end: number): Uint8Array {
+    const dataEnd = this.lengthDelimitedEnd(end);
+    const start = this.pos;
+    this.pos = dataEnd;
+    // A plain view: a Buffer's own subarray costs several times more.
+    return this.#view(start, dataEnd);
+  }
+
+  /** A length-delimited UTF-8 string: invalid UTF-8 is refused and a leading BOM dropped, as fromBinary does. */
+  string(end: number): string {
+    const dataEnd = this.lengthDelimitedEnd(end);
+    const start = this.pos;
+    this.pos = dataEnd;
+    const length = dataEnd - start;
+    if (length === 0) return '';
+    if (length <= SHORT_STRING) {
+      const buf = this.buf;
+      let ascii = true;
+      for (let i = start; i < dataEnd; i++) {
+        if ((buf[i] as number) >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return String.fromCharCode.apply(null, this.#view(start, dataEnd) as unknown as number[]);
+    }
+    try {
+      return utf8.decode(this.#view(start, dataEnd));
+    } catch (error) {
+      throw new ProtoDecodeError('a string is not valid UTF-8', { cause: error });
+    }
+  }
+
+  /** Skips a field of `wireType` whose tag was just read. */
+  skip(wireType: number, end: number): void {
+    switch (wireType) {
+      case WIRE_VARINT:
+        this.varint(end);
+        return;
+      case WIRE_FIXED64:
+        this.#advance(8, end);
+        return;
+      case WIRE_LENGTH_DELIMITED:
+        this.pos = this.lengthDelimitedEnd(end);
+        return;
+      case WIRE_FIXED32:
+        this.#advance(4, end);
+        return;
+      case 3:
+      case 4:
+        throw new ProtoDecodeError('groups are not supported');
+      default:
+        throw new ProtoDecodeError(`wire type ${wireType} does not exist`);
+    }
+  }
+
+  #view(start: number, end: number): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset + start, end - start);
+  }
+
+  #advance(bytes: number, end: number): void {
+    if (bytes > end - this.pos) throw new ProtoDecodeError('a fixed-width field is truncated');
+    this.pos += bytes;
+  }
+}
+
+/** Throws unless the field whose `tag` was just read came with the wire type its declared type uses. */
+export function expectWireType(tag: number, wireType: number): void {
+  if ((tag & 7) !== wireType) {
+    throw new ProtoDecodeError(`field ${tag >>> 3} has wire type ${tag & 7}, expected ${wireType}`);
+  }
+}

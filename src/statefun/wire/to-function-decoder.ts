@@ -1,0 +1,208 @@
+// Decodes a ToFunction request (proto/statefun/request-reply.proto) into plain objects. Strict
+// where @bufbuild/protobuf's reflective reader is lenient: a known field with the wrong wire
+// type, a sub-message running past its parent or a group is a `ProtoDecodeError`. Otherwise it
+// agrees with `fromBinary`: unknown fields are skipped (and not kept), invalid UTF-8 is refused,
+// a repeated singular field keeps the last value, and a repeated message field is merged into
+// the first, as protobuf requires.
+
+import type { TypedValue } from '../../gen/statefun/request-reply_pb.ts';
+import { expectWireType, ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './proto-reader.ts';
+import { NO_BYTES, typedValue } from './typed-value.ts';
+
+export interface WireAddress {
+  namespace: string;
+  type: string;
+  id: string;
+}
+
+export interface PersistedValue {
+  name: string;
+  value: TypedValue | undefined;
+}
+
+export interface Invocation {
+  caller: WireAddress | undefined;
+  argument: TypedValue | undefined;
+}
+
+export interface InvocationBatch {
+  target: WireAddress | undefined;
+  state: PersistedValue[];
+  invocations: Invocation[];
+}
+
+/** The request's invocation batch, or undefined when it carries none. */
+export function decodeToFunction(bytes: Uint8Array): InvocationBatch | undefined {
+  return new ToFunctionDecoder(bytes).decode();
+}
+
+class ToFunctionDecoder {
+  readonly #reader: ProtoReader;
+  // The typename last decoded and where its bytes were: a batch repeats the same few
+  // typenames, and the same string object makes every later comparison cheap.
+  #lastTypename = '';
+  #lastTypenameStart = 0;
+  #lastTypenameLength = -1;
+
+  constructor(bytes: Uint8Array) {
+    this.#reader = new ProtoReader(bytes);
+  }
+
+  decode(): InvocationBatch | undefined {
+    const reader = this.#reader;
+    const end = reader.buf.length;
+    let batch: InvocationBatch | undefined;
+    while (reader.pos < end) {
+      const tag = reader.tag(end);
+      if (tag >>> 3 === 100) {
+        expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        batch = this.#batch(reader.lengthDelimitedEnd(end), batch);
+      } else {
+        reader.skip(tag & 7, end);
+      }
+    }
+    return batch;
+  }
+
+  #batch(end: number, merged: InvocationBatch | undefined): InvocationBatch {
+    const reader = this.#reader;
+    const batch = merged ?? { target: undefined, state: [], invocations: [] };
+    while (reader.pos < end) {
+      const tag = reader.tag(end);
+      switch (tag >>> 3) {
+        case 1:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          batch.target = this.#address(reader.lengthDelimitedEnd(end), batch.target);
+          break;
+        case 2:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          batch.state.push(this.#persistedValue(reader.lengthDelimitedEnd(end)));
+          break;
+        case 3:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          batch.invocations.push(this.#invocation(reader.lengthDelimitedEnd(end)));
+          break;
+        default:
+          reader.skip(tag & 7, end);
+      }
+    }
+    return batch;
+  }
+
+  #persistedValue(end: number): PersistedValue {
+    const reader = this.#reader;
+    const value: PersistedValue = { name: '', value: undefined };
+    while (reader.pos < end) {
+      const tag = reader.tag(end);
+      switch (tag >>> 3) {
+        case 1:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          value.name = reader.string(end);
+          break;
+        case 2:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          value.value = this.#typedValue(reader.lengthDelimitedEnd(end), value.value);
+          break;
+        default:
+          reader.skip(tag & 7, end);
+      }
+    }
+    return value;
+  }
+
+  #invocation(end: number): Invocation {
+    const reader = this.#reader;
+    const invocation: Invocation = { caller: undefined, argument: undefined };
+    while (reader.pos < end) {
+      const tag = reader.tag(end);
+      switch (tag >>> 3) {
+        case 1:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          invocation.caller = this.#address(reader.lengthDelimitedEnd(end), invocation.caller);
+          break;
+        case 2:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          invocation.argument = this.#typedValue(reader.lengthDelimitedEnd(end), invocation.argument);
+          break;
+        default:
+          reader.skip(tag & 7, end);
+      }
+    }
+    return invocation;
+  }
+
+  #address(end: number, merged: WireAddress | undefined): WireAddress {
+    const reader = this.#reader;
+    const address = merged ?? { namespace: '', type: '', id: '' };
+    while (reader.pos < end) {
+      const tag = reader.tag(end);
+      switch (tag >>> 3) {
+        case 1:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          address.namespace = reader.string(end);
+          break;
+        case 2:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          address.type = reader.string(end);
+          break;
+        case 3:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          address.id = reader.string(end);
+          break;
+        default:
+          reader.skip(tag & 7, end);
+      }
+    }
+    return address;
+  }
+
+  #typedValue(end: number, merged: TypedValue | undefined): TypedValue {
+    const reader = this.#reader;
+    const value = merged ?? typedValue('', false, NO_BYTES);
+    while (reader.pos < end) {
+      const tag = reader.tag(end);
+      switch (tag >>> 3) {
+        case 1:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          value.typename = this.#typename(end);
+          break;
+        case 2:
+          expectWireType(tag, WIRE_VARINT);
+          value.hasValue = reader.varint(end) !== 0;
+          break;
+        case 3:
+          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+          value.value = reader.bytes(end);
+          break;
+        default:
+          reader.skip(tag & 7, end);
+      }
+    }
+    return value;
+  }
+
+  #typename(end: number): string {
+    const reader = this.#reader;
+    const start = reader.pos;
+    const dataEnd = reader.lengthDelimitedEnd(end);
+    const length = dataEnd - reader.pos;
+    if (
+      length === this.#lastTypenameLength &&
+      sameBytes(reader.buf, this.#lastTypenameStart, reader.pos, length)
+    ) {
+      reader.pos = dataEnd;
+      return this.#lastTypename;
+    }
+    reader.pos = start;
+    const typename = reader.string(end);
+    this.#lastTypename = typename;
+    this.#lastTypenameStart = dataEnd - length;
+    this.#lastTypenameLength = length;
+    return typename;
+  }
+}
+
+function sameBytes(buf: Uint8Array, a: number, b: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
+}
