@@ -1,0 +1,27 @@
+// What a materializer keeps up to date. A View folds batches of events into a value; it is
+// only ever called from its materializer, one batch at a time, and never sees framing items.
+
+import type { Event } from './event.ts';
+
+export interface View<P, T> {
+  /**
+   * Applies one atomic batch (or a whole snapshot, after a reset). Throwing resets the view
+   * and rebuilds it from a fresh snapshot: a view must not be left half-applied.
+   */
+  update(events: readonly Event<P>[]): void;
+  /**
+   * The value at `index`, handed to every caller waiting for it. It must not change when
+   * later batches are applied (return a copy or an immutable value).
+   */
+  result(index: number): T;
+  /** Forgets everything: a new snapshot follows. */
+  reset(): void;
+}
+
+/** A materialized value and the index it is at. */
+export interface ViewResult<T> {
+  readonly index: number;
+  readonly value: T;
+  /** True when it was returned at once, without waiting for an update. */
+  readonly cached: boolean;
+}
