@@ -7,7 +7,7 @@
 
 import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ValueTypeError } from './errors.ts';
-import type { SimpleType } from './simple-type.ts';
+import { serializeValue, type SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
 import { ProtoWriter, utf8Length, varintSize } from './wire/proto-writer.ts';
 import { typedValue } from './wire/typed-value.ts';
@@ -117,7 +117,7 @@ export function egressMessage<T>(options: GenericEgressOptions<T>): EgressMessag
   if (options.value === undefined) throw new ValueTypeError('an egress message needs a value, got undefined');
   return {
     typeName,
-    typedValue: typedValue(valueType.typeName.toString(), true, valueType.serialize(options.value)),
+    typedValue: typedValue(valueType.typeName.toString(), true, serializeValue(valueType, options.value)),
   };
 }
 
@@ -153,7 +153,7 @@ function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Ui
   if (value === undefined || value === null) {
     throw new ValueTypeError(`an egress record needs a value, got ${String(value)}`);
   }
-  if (valueType !== undefined) return valueType.serialize(value);
+  if (valueType !== undefined) return serializeValue(valueType, value);
   if (typeof value === 'string') {
     if (LONE_SURROGATE.test(value)) {
       throw new ValueTypeError('the record value is not valid UTF-8 (it has a lone surrogate)');

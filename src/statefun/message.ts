@@ -6,7 +6,7 @@ import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { Address } from './address.ts';
 import { ValueTypeError } from './errors.ts';
 import { boolType, doubleType, floatType, intType, longType, stringType } from './primitive-types.ts';
-import type { SimpleType } from './simple-type.ts';
+import { serializeValue, type SimpleType } from './simple-type.ts';
 import { typedValue } from './wire/typed-value.ts';
 
 const INT32_MIN = -(2 ** 31);
@@ -110,7 +110,7 @@ export function messageBuilder<T>(options: MessageOptions<T>): Message {
   const type = options.valueType ?? inferType(value);
   return Message.fromTypedValue(
     options.target,
-    typedValue(type.typeName.toString(), true, type.serialize(value)),
+    typedValue(type.typeName.toString(), true, serializeValue(type, value)),
   );
 }
 

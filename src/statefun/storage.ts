@@ -5,6 +5,7 @@
 import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { ValueTypeError } from './errors.ts';
+import { serializeValue } from './simple-type.ts';
 import type { ValueSpec } from './value-spec.ts';
 import type { StateMutation } from './wire/from-function-encoder.ts';
 
@@ -50,7 +51,7 @@ export class BatchStorage implements AddressScopedStorage {
   set<T>(spec: ValueSpec<T>, value: T): void {
     const cell = this.#cell(spec);
     // Serialized now, so a value the type cannot hold fails where it is set.
-    cell.bytes = spec.type.serialize(value);
+    cell.bytes = serializeValue(spec.type, value);
     cell.touched = true;
   }
 

@@ -52,12 +52,30 @@ export interface MaterializerStats {
   readonly refusedSnapshots: number;
 }
 
+/**
+ * A blocked fetch. A plain record rather than closures: thousands may wait on one view, and
+ * what each holds is what a publish must wake and the heap must keep.
+ */
 interface Waiter<T> {
   readonly minIndex: number;
   /** Resets seen when it started waiting: after a reset, the next value is news whatever its index. */
   readonly resets: number;
-  resolve(result: ViewResult<T>): void;
-  reject(error: unknown): void;
+  readonly resolve: (result: ViewResult<T>) => void;
+  readonly reject: (error: unknown) => void;
+  timer: Timer | undefined;
+  stopListening: (() => void) | undefined;
+}
+
+function settle<T>(waiter: Waiter<T>, result: ViewResult<T>): void {
+  waiter.timer?.cancel();
+  waiter.stopListening?.();
+  waiter.resolve(result);
+}
+
+function fail<T>(waiter: Waiter<T>, error: unknown): void {
+  waiter.timer?.cancel();
+  waiter.stopListening?.();
+  waiter.reject(error);
 }
 
 const SNAPSHOT = 0;
@@ -172,35 +190,25 @@ export class Materializer<P, T> {
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     return new Promise<ViewResult<T>>((resolve, reject) => {
-      let timer: Timer | undefined;
-      let stopListening: (() => void) | undefined;
-      const finish = (): void => {
-        timer?.cancel();
-        stopListening?.();
-      };
       const waiter: Waiter<T> = {
         minIndex,
         resets: this.#stats.resets,
-        resolve(result) {
-          finish();
-          resolve(result);
-        },
-        reject(error) {
-          finish();
-          reject(error);
-        },
+        resolve,
+        reject,
+        timer: undefined,
+        stopListening: undefined,
       };
       this.#waiters.add(waiter);
       if (timeoutMs !== undefined) {
-        timer = this.#clock.setTimeout(() => {
+        waiter.timer = this.#clock.setTimeout(() => {
           this.#waiters.delete(waiter);
-          waiter.resolve({ index: this.#index, value: this.#currentValue(), cached: false });
+          settle(waiter, { index: this.#index, value: this.#currentValue(), cached: false });
         }, timeoutMs);
       }
       if (signal !== undefined) {
-        stopListening = onAbort(signal, (reason) => {
+        waiter.stopListening = onAbort(signal, (reason) => {
           this.#waiters.delete(waiter);
-          waiter.reject(reason);
+          fail(waiter, reason);
         });
       }
     });
@@ -264,14 +272,20 @@ export class Materializer<P, T> {
     this.#stats.updates += 1;
     if (this.#waiters.size === 0) return;
     let result: ViewResult<T> | undefined;
+    // Usually every waiter is woken: the set is cleared once after the loop (deleting entry by
+    // entry while iterating costs twice the whole wake-up), and the few that keep waiting go back.
+    let still: Waiter<T>[] | undefined;
     for (const waiter of this.#waiters) {
       // A rebuilt view (a restarted publisher) may be at a lower index than the caller had seen.
-      if (index <= waiter.minIndex && waiter.resets === this.#stats.resets) continue;
+      if (index <= waiter.minIndex && waiter.resets === this.#stats.resets) {
+        (still ??= []).push(waiter);
+        continue;
+      }
       result ??= { index, value: this.#currentValue(), cached: false };
-      // Deleting the entry being visited is safe while iterating a Set.
-      this.#waiters.delete(waiter);
-      waiter.resolve(result);
+      settle(waiter, result);
     }
+    this.#waiters.clear();
+    if (still !== undefined) for (const waiter of still) this.#waiters.add(waiter);
   }
 
   /** Forgets the view (no waiter is told: they wait for the snapshot that follows). */
@@ -292,7 +306,7 @@ export class Materializer<P, T> {
   #rejectWaiters(error: unknown): void {
     const waiting = [...this.#waiters];
     this.#waiters.clear();
-    for (const waiter of waiting) waiter.reject(error);
+    for (const waiter of waiting) fail(waiter, error);
   }
 
   #stop(reason: unknown): void {

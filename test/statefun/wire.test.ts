@@ -42,6 +42,8 @@ import {
 } from '../../src/gen/statefun/types_pb.ts';
 import { Address } from '../../src/statefun/address.ts';
 import { kafkaEgressMessage, kinesisEgressMessage } from '../../src/statefun/egress.ts';
+import { ValueTypeError } from '../../src/statefun/errors.ts';
+import { messageBuilder } from '../../src/statefun/message.ts';
 import {
   boolType,
   doubleType,
@@ -611,6 +613,54 @@ describe('egress records by hand', () => {
           );
         },
       ),
+    );
+  });
+});
+
+describe('bytes handed to users', () => {
+  const ownsItsBuffer = (bytes: Uint8Array, what: string): void => {
+    // A host may pass `.buffer` on: it must hold these bytes and nothing else of the process.
+    assert.equal(bytes.byteOffset, 0, what);
+    assert.equal(bytes.buffer.byteLength, bytes.byteLength, what);
+  };
+
+  test('replies, records and serialized strings sit in an ArrayBuffer of their own', () => {
+    const kafka = kafkaEgressMessage({ typeName: 'a/b', topic: 'counts', key: 'k', value: 'v'.repeat(100) });
+    const kinesis = kinesisEgressMessage({ typeName: 'a/b', stream: 's', partitionKey: 'p', value: 7 });
+    ownsItsBuffer(kafka.typedValue.value, 'kafka record');
+    ownsItsBuffer(kinesis.typedValue.value, 'kinesis record');
+    ownsItsBuffer(stringType.serialize('hello'), 'short string');
+    ownsItsBuffer(stringType.serialize('x'.repeat(10_000)), 'long string');
+    const target = Address.of(TypeName.parse('a/sink'), 'id');
+    const big = encodeInvocationResult({
+      mutations: [],
+      outgoingMessages: Array.from({ length: 200 }, () => ({ target, argument: kafka.typedValue })),
+      delayedInvocations: [],
+      outgoingEgresses: [],
+    });
+    ownsItsBuffer(big, 'a reply that outgrew its first buffer');
+  });
+
+  test('a varint beyond 64 bits keeps only its low 64, as fromBinary does (has_value of 2^64 is false)', () => {
+    const typed = '0a03742f78' + '10' + '80808080808080808002'; // typename "t/x", has_value = 2^64
+    const invocation = '12' + (typed.length / 2).toString(16).padStart(2, '0') + typed;
+    const batch = '1a' + (invocation.length / 2).toString(16).padStart(2, '0') + invocation;
+    const bytes = Buffer.from('a206' + (batch.length / 2).toString(16).padStart(2, '0') + batch, 'hex');
+    assert.deepEqual(decode(bytes), referenceDecode(bytes));
+    assert.equal(decodeToFunction(bytes)?.invocations[0]?.argument?.hasValue, false);
+  });
+
+  test('a custom type whose serialize returns something other than bytes is refused, not written as zeros', () => {
+    const sloppy = {
+      typeName: TypeName.parse('com.example/sloppy'),
+      serialize: (value: string) => value as unknown as Uint8Array,
+      deserialize: (bytes: Uint8Array) => Buffer.from(bytes).toString(),
+    };
+    const target = Address.of(TypeName.parse('a/b'), 'id');
+    assert.throws(() => messageBuilder({ target, value: 'hello', valueType: sloppy }), ValueTypeError);
+    assert.throws(
+      () => kafkaEgressMessage({ typeName: 'a/b', topic: 't', value: 'hello', valueType: sloppy }),
+      ValueTypeError,
     );
   });
 });

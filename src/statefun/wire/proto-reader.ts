@@ -40,7 +40,7 @@ export class ProtoReader {
 
   /**
    * A varint of at most 10 bytes, as a number: exact up to 2^53, which covers every length,
-   * tag and bool; only whether it is zero matters beyond that.
+   * tag and bool; beyond that only whether its low 64 bits are zero is kept right.
    */
   varint(end: number): number {
     const buf = this.buf;
@@ -50,7 +50,8 @@ export class ProtoReader {
     for (let i = 0; i < MAX_VARINT_BYTES; i++) {
       if (pos >= end) throw new ProtoDecodeError('a varint is truncated');
       const byte = buf[pos++] as number;
-      value += (byte & 0x7f) * scale;
+      // Protobuf keeps the low 64 bits: of a 10th byte only its lowest bit counts.
+      value += (i === MAX_VARINT_BYTES - 1 ? byte & 0x01 : byte & 0x7f) * scale;
       if (byte < 0x80) {
         this.pos = pos;
         return value;

@@ -28,11 +28,17 @@ export class ProtoWriter {
     this.#capacity = capacity;
   }
 
-  /** The bytes written: the buffer itself when it is exactly full, else a view of it (no copy). */
+  /**
+   * The bytes written, in an ArrayBuffer of their own and of their exact size: callers hand
+   * them to users, who may pass `.buffer` on, so it must hold nothing else (the working
+   * buffer may sit in Node's shared pool, or hold stale memory past what was written).
+   */
   finish(): Uint8Array {
     const buf = this.#buf;
     if (this.#pos === buf.length && buf.constructor === Uint8Array) return buf;
-    return new Uint8Array(buf.buffer, buf.byteOffset, this.#pos);
+    const exact = new Uint8Array(this.#pos);
+    exact.set(buf.subarray(0, this.#pos));
+    return exact;
   }
 
   /** One byte: a tag of a field below 16, or a bool. */
@@ -96,7 +102,7 @@ export class ProtoWriter {
     if (encoded === undefined) {
       const writer = new ProtoWriter(5 + value.length * 3);
       writer.string(value);
-      encoded = writer.finish().slice();
+      encoded = writer.finish();
       if (encodedStrings.size >= MAX_CACHED_STRINGS) encodedStrings.clear();
       encodedStrings.set(value, encoded);
     }
