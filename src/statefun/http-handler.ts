@@ -19,7 +19,8 @@ export interface HandlerOptions {
 const OCTET_STREAM = 'application/octet-stream';
 
 /** Runs a request body; `signal` is called only if a function asks for its signal. */
-export type Invoke = (body: Uint8Array, signal: () => AbortSignal) => Promise<Uint8Array>;
+/** Throws or rejects on failure; returns the reply itself when it could answer synchronously. */
+export type Invoke = (body: Uint8Array, signal: () => AbortSignal) => Uint8Array | Promise<Uint8Array>;
 
 export function requestReplyHandler(
   invoke: Invoke,
@@ -94,28 +95,31 @@ export function requestReplyHandler(
         fail(400, 'the body is empty');
         return;
       }
-      invoke(chunks === undefined ? body : Buffer.concat(chunks, size), signal).then(
-        (result) => {
-          if (response.headersSent) return;
-          // Set explicitly: the runtime checks this content type exactly.
-          response.writeHead(200, [
-            'Content-Type',
-            OCTET_STREAM,
-            'Content-Length',
-            String(result.byteLength),
-          ]);
-          response.end(result);
-        },
-        (error: unknown) => {
-          if (error instanceof InvalidRequestError) fail(400, error.message);
-          else if (error instanceof UnknownFunctionError) fail(404, error.message);
-          else {
-            const message = error instanceof FunctionFailedError ? error.message : 'internal error';
-            logger.error('stateful function request failed', { error });
-            fail(500, message.length > 1024 ? `${message.slice(0, 1024)}…` : message);
-          }
-        },
-      );
+      const answer = (result: Uint8Array): void => {
+        if (response.headersSent) return;
+        // Set explicitly: the runtime checks this content type exactly.
+        response.writeHead(200, ['Content-Type', OCTET_STREAM, 'Content-Length', String(result.byteLength)]);
+        response.end(result);
+      };
+      const refuse = (error: unknown): void => {
+        if (error instanceof InvalidRequestError) fail(400, error.message);
+        else if (error instanceof UnknownFunctionError) fail(404, error.message);
+        else {
+          const message = error instanceof FunctionFailedError ? error.message : 'internal error';
+          logger.error('stateful function request failed', { error });
+          fail(500, message.length > 1024 ? `${message.slice(0, 1024)}…` : message);
+        }
+      };
+      let result: Uint8Array | Promise<Uint8Array>;
+      try {
+        result = invoke(chunks === undefined ? body : Buffer.concat(chunks, size), signal);
+      } catch (error) {
+        refuse(error);
+        return;
+      }
+      // A batch of synchronous functions is answered at once, without a promise round.
+      if (result instanceof Promise) result.then(answer, refuse);
+      else answer(result);
     });
   };
 }

@@ -69,13 +69,18 @@ export class StatefulFunctions {
    * function's error as the cause); on failure no effect of the batch is reported.
    */
   invoke(bytes: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<Uint8Array> {
-    const { signal } = options;
-    return this.#invoke(bytes, () => signal);
+    try {
+      const signal = options.signal;
+      return Promise.resolve(this.#invoke(bytes, () => signal));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   // `parentSignal` is asked for only when a function reads its own signal, so a host can make
-  // it lazily (the HTTP handler does: most functions never look).
-  async #invoke(bytes: Uint8Array, parentSignal: () => AbortSignal | undefined): Promise<Uint8Array> {
+  // it lazily (the HTTP handler does: most functions never look). A batch whose functions are
+  // all synchronous is answered synchronously, with no promise at all; failures are thrown.
+  #invoke(bytes: Uint8Array, parentSignal: () => AbortSignal | undefined): Uint8Array | Promise<Uint8Array> {
     let batch: InvocationBatch | undefined;
     try {
       batch = decodeToFunction(bytes);
@@ -99,33 +104,76 @@ export class StatefulFunctions {
     } catch (error) {
       throw new InvalidRequestError(error instanceof Error ? error.message : String(error), { cause: error });
     }
-    const effects = new Effects();
-    for (const invocation of batch.invocations) {
-      if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
-      const caller = invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
-      const message = Message.fromTypedValue(self, invocation.argument);
-      const context = new InvocationContext({ self, caller, storage, parentSignal, effects });
-      try {
-        // A synchronous function is not awaited: no promise round per invocation.
-        const result = registered.fn(context, message);
-        if (result instanceof Promise) await result;
-      } catch (error) {
-        throw new FunctionFailedError(
-          `function ${self.toString()} failed: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error },
-        );
-      } finally {
-        // Its signal, if it took one, ends with the invocation.
-        context.end();
-      }
-    }
-    return encodeInvocationResult({
-      mutations: storage.mutations(),
-      outgoingMessages: effects.outgoingMessages,
-      delayedInvocations: effects.delayedInvocations,
-      outgoingEgresses: effects.outgoingEgresses,
-    });
+    const run: BatchRun = { registered, self, storage, parentSignal, effects: new Effects() };
+    return runInvocations(run, batch.invocations, 0);
   }
+}
+
+interface BatchRun {
+  readonly registered: Registered;
+  readonly self: Address;
+  readonly storage: BatchStorage;
+  readonly parentSignal: () => AbortSignal | undefined;
+  readonly effects: Effects;
+}
+
+/**
+ * Runs the batch's invocations from `from` on, in order, then encodes the reply. A function
+ * that returns a promise is awaited, and the rest of the batch continues after it; as long as
+ * none does, everything runs in this call.
+ */
+function runInvocations(
+  run: BatchRun,
+  invocations: InvocationBatch['invocations'],
+  from: number,
+): Uint8Array | Promise<Uint8Array> {
+  for (let i = from; i < invocations.length; i++) {
+    const invocation = invocations[i] as InvocationBatch['invocations'][number];
+    if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
+    const caller = invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
+    const message = Message.fromTypedValue(run.self, invocation.argument);
+    const context = new InvocationContext({
+      self: run.self,
+      caller,
+      storage: run.storage,
+      parentSignal: run.parentSignal,
+      effects: run.effects,
+    });
+    let result: void | Promise<void>;
+    try {
+      result = run.registered.fn(context, message);
+    } catch (error) {
+      context.end();
+      throw functionFailed(run.self, error);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        () => {
+          context.end();
+          return runInvocations(run, invocations, i + 1);
+        },
+        (error: unknown) => {
+          context.end();
+          throw functionFailed(run.self, error);
+        },
+      );
+    }
+    // Its signal, if it took one, ends with the invocation.
+    context.end();
+  }
+  return encodeInvocationResult({
+    mutations: run.storage.mutations(),
+    outgoingMessages: run.effects.outgoingMessages,
+    delayedInvocations: run.effects.delayedInvocations,
+    outgoingEgresses: run.effects.outgoingEgresses,
+  });
+}
+
+function functionFailed(self: Address, error: unknown): FunctionFailedError {
+  return new FunctionFailedError(
+    `function ${self.toString()} failed: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
 }
 
 function toAddress(address: WireAddress, what: string): Address {

@@ -246,6 +246,46 @@ describe('invoke', () => {
     );
   });
 
+  test('a batch mixing synchronous and asynchronous invocations runs in order on one storage, and async failures are reported', async () => {
+    const order: string[] = [];
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/mixed',
+      specs: [seen],
+      fn(context, message) {
+        const name = message.asString();
+        const step = (): void => {
+          context.storage.set(seen, (context.storage.get(seen) ?? 0) + 1);
+          order.push(`${name}@${context.storage.get(seen) ?? 0}`);
+          if (name.endsWith('fail')) throw new Error('late boom');
+        };
+        // Every other message finishes after a promise round, the rest at once.
+        if (name.startsWith('async')) return Promise.resolve().then(step);
+        step();
+        return undefined;
+      },
+    });
+    const target = { namespace: 'example', type: 'mixed', id: '1' };
+    const reply = invocationResult(
+      await functions.invoke(request({ seen: undefined }, ['a', 'async-b', 'c', 'async-d', 'e'], target)),
+    );
+    assert.deepEqual(order, ['a@1', 'async-b@2', 'c@3', 'async-d@4', 'e@5']);
+    assert.equal(reply.stateMutations.length, 1);
+    await assert.rejects(
+      functions.invoke(request({ seen: undefined }, ['a', 'async-fail', 'never'], target)),
+      (e) => e instanceof FunctionFailedError && (e.cause as Error).message === 'late boom',
+    );
+    assert.ok(!order.includes('never@3'), 'nothing runs after a failed invocation');
+  });
+
+  test('invoke always answers with a promise, also for input it refuses at once', () => {
+    const functions = greeter();
+    const refused = functions.invoke(Buffer.from([0xff]));
+    assert.ok(refused instanceof Promise);
+    refused.catch(() => undefined);
+    const answered = functions.invoke(request({ seen: undefined, last_name: undefined }, ['x']));
+    assert.ok(answered instanceof Promise);
+  });
+
   test('a function using a value it did not declare gets a clear error', async () => {
     const undeclared = valueSpec({ name: 'other', type: intType });
     const functions = new StatefulFunctions().withSpec({
