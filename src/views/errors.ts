@@ -1,9 +1,9 @@
 // The failure kinds of views, with stable codes (see internal/errors.ts for the base).
 //
 // A materializer sorts every failure into temporary (resubscribe after the retry waiter's
-// delay) or terminal (after a configured number in a row, stop and tell the waiters). The
-// `retryable` verdict of each class is that sorting; errors that cross the grid keep their
-// code and verdict, and `viewsErrorFromCode` turns the code back into the class.
+// delay) or terminal (after a configured number in a row, stop and tell the waiters):
+// `isTerminalViewError` decides by the error's code, which errors keep when they cross the
+// grid (their class does not).
 
 import { WeftError, type WeftErrorOptions } from '../internal/errors.ts';
 
@@ -91,12 +91,28 @@ export class MaterializerStoppedError extends WeftError {
   }
 }
 
+/**
+ * An event larger than a grid message can carry: the subscription can never get past it.
+ * Terminal, so the materializer stops and says so instead of resubscribing into it forever.
+ */
+export class EventTooLargeError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.views.EventTooLargeError');
+  static readonly code = 'WEFT_VIEWS_EVENT_TOO_LARGE';
+
+  constructor(topic: string, index: number, options?: WeftErrorOptions) {
+    super(
+      EventTooLargeError.code,
+      `an event of topic ${JSON.stringify(topic)} at index ${index} is too large to send over the grid`,
+      false,
+      options,
+    );
+  }
+}
+
+const terminalCodes = new Set([UnknownTopicError.code, UnauthorizedError.code, EventTooLargeError.code]);
+
 /** True for the failures that stop a materializer (after enough of them in a row). */
 export function isTerminalViewError(error: unknown): boolean {
-  if (error instanceof UnknownTopicError || error instanceof UnauthorizedError) return true;
   // Across the grid the class is lost but the code is kept.
-  if (error instanceof WeftError) {
-    return error.code === UnknownTopicError.code || error.code === UnauthorizedError.code;
-  }
-  return false;
+  return error instanceof WeftError && terminalCodes.has(error.code);
 }

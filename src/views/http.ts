@@ -14,9 +14,9 @@
 import type http from 'node:http';
 
 import { systemClock, type Clock, type Timer } from '../internal/clock.ts';
-import { CancelledError, ConfigError, WeftError } from '../internal/errors.ts';
+import { CancelledError, ClosedError, ConfigError, WeftError } from '../internal/errors.ts';
 import { parseDuration } from './duration.ts';
-import { UnauthorizedError } from './errors.ts';
+import { MaterializerStoppedError, UnauthorizedError } from './errors.ts';
 import type { ViewRequest, ViewStore, ViewUpdate } from './store.ts';
 
 /** Builds the store request for one query of a view; throws a TypeError for bad parameters (400). */
@@ -134,6 +134,9 @@ export function viewsHttpHandler(store: ViewStore, options: ViewsHttpOptions): V
     } else if (error instanceof WeftError && error.retryable) {
       // The view may come back (an entry being evicted, a full store): ask again shortly.
       fail(response, 503, reasonOf(error), { 'Retry-After': '1' });
+    } else if (error instanceof ClosedError || error instanceof MaterializerStoppedError) {
+      // Shutting down (the store closed under the query): not a fault worth a log line.
+      fail(response, 503, reasonOf(error));
     } else {
       logger.error('view query failed', { view, error });
       fail(response, 500, reasonOf(error));

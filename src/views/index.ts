@@ -19,6 +19,7 @@ export { serveEventPublisher, remoteEventSource, VIEWS_SUBSCRIBE_HANDLER } from 
 export {
   EntryEvictingError,
   EventStreamError,
+  EventTooLargeError,
   isTerminalViewError,
   MaterializerStoppedError,
   SubscriberTooSlowError,

@@ -14,8 +14,8 @@
 import { systemClock, type Clock, type Timer } from '../internal/clock.ts';
 import { RetryWaiter, type RetryWaiterConfig } from '../internal/backoff.ts';
 import { ConfigError, WeftError } from '../internal/errors.ts';
-import { onAbort } from '../internal/abort.ts';
-import { checkIndex, type Event, type EventSource, type SubscribeRequest } from './event.ts';
+import { onAbort, raceSignal } from '../internal/abort.ts';
+import { checkIndex, type Event, type EventSource, type StreamItem, type SubscribeRequest } from './event.ts';
 import { EventStreamError, isTerminalViewError, MaterializerStoppedError, ViewStaleError } from './errors.ts';
 import type { View, ViewResult } from './view.ts';
 
@@ -186,7 +186,11 @@ export class Materializer<P, T> {
     }
     if (this.#stopped !== undefined) return Promise.reject(stoppedError(this.#stopped));
     if (this.#index > 0 && this.#index > minIndex) {
-      return Promise.resolve({ index: this.#index, value: this.#currentValue(), cached: true });
+      try {
+        return Promise.resolve({ index: this.#index, value: this.#currentValue(), cached: true });
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     return new Promise<ViewResult<T>>((resolve, reject) => {
@@ -202,7 +206,15 @@ export class Materializer<P, T> {
       if (timeoutMs !== undefined) {
         waiter.timer = this.#clock.setTimeout(() => {
           this.#waiters.delete(waiter);
-          settle(waiter, { index: this.#index, value: this.#currentValue(), cached: false });
+          let value: T;
+          try {
+            value = this.#currentValue();
+          } catch (error) {
+            // A View whose result throws fails this caller, never the process (this is a timer).
+            fail(waiter, error);
+            return;
+          }
+          settle(waiter, { index: this.#index, value, cached: false });
         }, timeoutMs);
       }
       if (signal !== undefined) {
@@ -219,39 +231,49 @@ export class Materializer<P, T> {
     let phase = this.#index === 0 ? SNAPSHOT : RESUME;
     let snapshot: Event<P>[] = [];
     this.#stats.subscriptions += 1;
-    for await (const item of this.#source(request, signal)) {
-      switch (item.kind) {
-        case 'events':
-          if (phase === SNAPSHOT) {
-            if (snapshot.length + item.events.length > this.#maxSnapshotEvents) {
-              this.#stats.refusedSnapshots += 1;
-              throw new EventStreamError(
-                `a snapshot of more than ${this.#maxSnapshotEvents} events was refused`,
-              );
-            }
-            for (const event of item.events) snapshot.push(event);
-          } else {
-            this.#apply(item.events, item.index);
-            phase = STREAM;
-          }
-          break;
-        case 'end-of-snapshot':
-          if (phase !== SNAPSHOT) throw new EventStreamError('end-of-snapshot outside a snapshot');
-          this.#generation = item.generation;
-          this.#apply(snapshot, item.index);
-          snapshot = [];
-          phase = STREAM;
-          break;
-        case 'new-snapshot-to-follow':
-          if (phase !== RESUME) throw new EventStreamError('new-snapshot-to-follow after the stream started');
-          this.#reset();
-          phase = SNAPSHOT;
-          break;
-        default:
-          throw new EventStreamError(
-            `unknown stream item ${JSON.stringify((item as { kind: unknown }).kind)}`,
-          );
+    const items = this.#source(request, signal)[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        // Raced with the signal: a source that ignores it must not keep the materializer alive
+        // after it was stopped or evicted.
+        const next = await raceSignal(items.next(), signal);
+        if (next.done === true) return;
+        phase = this.#handle(next.value, phase, snapshot);
+        if (phase !== SNAPSHOT && snapshot.length > 0) snapshot = [];
       }
+    } finally {
+      // Not awaited, for the same reason; a failure to close is of no interest here.
+      items.return?.().catch(ignore);
+    }
+  }
+
+  /** One stream item through the state machine; returns the phase after it. */
+  #handle(item: StreamItem<P>, phase: number, snapshot: Event<P>[]): number {
+    switch (item.kind) {
+      case 'events':
+        if (phase === SNAPSHOT) {
+          if (snapshot.length + item.events.length > this.#maxSnapshotEvents) {
+            this.#stats.refusedSnapshots += 1;
+            throw new EventStreamError(
+              `a snapshot of more than ${this.#maxSnapshotEvents} events was refused`,
+            );
+          }
+          for (const event of item.events) snapshot.push(event);
+          return SNAPSHOT;
+        }
+        this.#apply(item.events, item.index);
+        return STREAM;
+      case 'end-of-snapshot':
+        if (phase !== SNAPSHOT) throw new EventStreamError('end-of-snapshot outside a snapshot');
+        this.#generation = item.generation;
+        this.#apply(snapshot, item.index);
+        return STREAM;
+      case 'new-snapshot-to-follow':
+        if (phase !== RESUME) throw new EventStreamError('new-snapshot-to-follow after the stream started');
+        this.#reset();
+        return SNAPSHOT;
+      default:
+        throw new EventStreamError(`unknown stream item ${JSON.stringify((item as { kind: unknown }).kind)}`);
     }
   }
 
@@ -271,7 +293,15 @@ export class Materializer<P, T> {
     this.#retry.reset();
     this.#stats.updates += 1;
     if (this.#waiters.size === 0) return;
-    let result: ViewResult<T> | undefined;
+    let result: ViewResult<T>;
+    try {
+      result = { index, value: this.#currentValue(), cached: false };
+    } catch (error) {
+      // The value cannot be read: treated as a failed update, so the waiters keep waiting
+      // for the rebuilt view rather than some of them getting nothing.
+      this.#reset();
+      throw new ViewStaleError('the view failed to produce its value and was reset', { cause: error });
+    }
     // Usually every waiter is woken: the set is cleared once after the loop (deleting entry by
     // entry while iterating costs twice the whole wake-up), and the few that keep waiting go back.
     let still: Waiter<T>[] | undefined;
@@ -281,7 +311,6 @@ export class Materializer<P, T> {
         (still ??= []).push(waiter);
         continue;
       }
-      result ??= { index, value: this.#currentValue(), cached: false };
       settle(waiter, result);
     }
     this.#waiters.clear();
@@ -333,4 +362,8 @@ function stoppedError(reason: unknown): unknown {
   return isTerminalViewError(reason) || reason instanceof MaterializerStoppedError
     ? reason
     : new MaterializerStoppedError('the materializer has stopped', { cause: reason });
+}
+
+function ignore(): void {
+  // Closing a finished source may fail; nothing depends on it.
 }

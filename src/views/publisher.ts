@@ -55,7 +55,10 @@ export interface TopicState<P> {
 
 export interface PublisherStats {
   readonly topics: number;
+  /** Subscriptions streaming now. */
   readonly subscriptions: number;
+  /** Subscriptions started over the publisher's life. */
+  readonly subscriptionsStarted: number;
   /** Batches dropped from full buffers. */
   readonly droppedBatches: number;
   /** Subscriptions ended because they fell behind the buffer. */
@@ -68,7 +71,13 @@ export class EventPublisher {
   readonly #bufferBatches: number;
   readonly #snapshotChunkEvents: number;
   readonly #authorize: ((request: SubscribeRequest) => unknown) | undefined;
-  readonly #counters = { subscriptions: 0, slowSubscribers: 0, snapshots: 0, droppedBatches: 0 };
+  readonly #counters = {
+    subscriptions: 0,
+    subscriptionsStarted: 0,
+    slowSubscribers: 0,
+    snapshots: 0,
+    droppedBatches: 0,
+  };
 
   constructor(options: EventPublisherOptions = {}) {
     this.#bufferBatches = positiveInteger(options.bufferBatches ?? 4096, 'bufferBatches');
@@ -169,7 +178,7 @@ export class EventPublisher {
       }
       if (allowed === false) throw new UnauthorizedError();
     }
-    this.#counters.subscriptions += 1;
+    this.#counters.subscriptionsStarted += 1;
     return subscribeToTopic(state, request, {
       signal: options.signal,
       chunkEvents: this.#snapshotChunkEvents,

@@ -10,11 +10,14 @@
 // Wire (MessagePack, on reserved handler id 8):
 //   open:  { topic, subject?, index?, token?, generation? }
 //   items: [0, index, [[subject, payload], ...]]   a batch (or a chunk of a snapshot)
+//          [3, index, [[subject, payload], ...]]   part of a batch too large for one message;
+//                                                  the parts end with a [0, …] at the same index
 //          [1, index, generation]                  end-of-snapshot
 //          [2]                                     new-snapshot-to-follow
 
 import {
   defineStream,
+  FrameTooLargeError,
   msgpackCodec,
   ProtocolError,
   type Codec,
@@ -22,15 +25,20 @@ import {
   type Manager,
 } from '../grid/index.ts';
 import { checkIndex, type Event, type EventSource, type StreamItem, type SubscribeRequest } from './event.ts';
+import { EventTooLargeError } from './errors.ts';
 import type { EventPublisher } from './publisher.ts';
 
 /** The grid handler id of event subscriptions (one of the ids reserved for Weft's modules). */
 export const VIEWS_SUBSCRIBE_HANDLER = 8;
 
-type WireItem = [0, number, [string, unknown][]] | [1, number, string] | [2];
+type WireItem = [0 | 3, number, [string, unknown][]] | [1, number, string] | [2];
 
 /** Items in flight per subscription: enough to keep a link busy, few enough to bound memory. */
 const STREAM_WINDOW = 64;
+/** A batch encoded larger than this is sent in parts (far below the grid's 16 MiB frame limit). */
+const PART_BYTES = 1024 * 1024;
+/** Events a split batch may gather on the receiving side. */
+const MAX_BATCH_EVENTS = 1_000_000;
 
 const requestCodec: Codec<SubscribeRequest> = {
   encode: (request) => msgpackCodec<SubscribeRequest>().encode(compact(request)),
@@ -58,58 +66,90 @@ const requestCodec: Codec<SubscribeRequest> = {
   },
 };
 
-const itemCodec: Codec<StreamItem<unknown>> = {
-  encode(item) {
-    const wire: WireItem =
-      item.kind === 'events'
-        ? [0, item.index, item.events.map((event) => [event.subject, event.payload])]
-        : item.kind === 'end-of-snapshot'
-          ? [1, item.index, item.generation]
-          : [2];
-    return msgpackCodec<WireItem>().encode(wire);
-  },
-  decode(bytes) {
-    const wire = msgpackCodec<unknown>().decode(bytes);
-    if (!Array.isArray(wire)) throw new ProtocolError('a stream item is an array');
-    switch (wire[0]) {
-      case 0: {
-        const [, index, pairs] = wire as unknown[];
-        wireIndex(index);
-        if (!Array.isArray(pairs)) throw new ProtocolError('a batch carries an array of events');
-        const events = pairs.map((pair: unknown): Event<unknown> => {
-          if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') {
-            throw new ProtocolError('an event is [subject, payload]');
-          }
-          return { subject: pair[0], payload: pair[1] as unknown };
-        });
-        return { kind: 'events', index, events };
-      }
-      case 1: {
-        const [, index, generation] = wire as unknown[];
-        wireIndex(index);
-        if (typeof generation !== 'string') throw new ProtocolError('end-of-snapshot carries a generation');
-        return { kind: 'end-of-snapshot', index, generation };
-      }
-      case 2:
-        return { kind: 'new-snapshot-to-follow' };
-      default:
-        throw new ProtocolError(`unknown stream item kind ${String(wire[0])}`);
+/** Encodes one stream item as one or more wire messages (a batch too large for one is split). */
+export function encodeItem(item: StreamItem<unknown>, partBytes = PART_BYTES): Uint8Array[] {
+  if (item.kind === 'end-of-snapshot') return [pack([1, item.index, item.generation])];
+  if (item.kind === 'new-snapshot-to-follow') return [pack([2])];
+  const pairs = item.events.map((event): [string, unknown] => [event.subject, event.payload]);
+  const whole = pack([0, item.index, pairs]);
+  if (whole.length <= partBytes || pairs.length < 2) return [whole];
+  // Rare: split in halves until each part fits; every part but the last says more follow.
+  const parts: [string, unknown][][] = [];
+  const split = (slice: [string, unknown][]): void => {
+    if (slice.length < 2 || pack([3, item.index, slice]).length <= partBytes) parts.push(slice);
+    else {
+      const half = slice.length >> 1;
+      split(slice.slice(0, half));
+      split(slice.slice(half));
     }
-  },
+  };
+  split(pairs);
+  return parts.map((part, i) => pack([i === parts.length - 1 ? 0 : 3, item.index, part]));
+}
+
+/** Decodes one wire message; a part of a batch comes back as `part: true`. */
+export function decodeItem(bytes: Uint8Array | undefined): StreamItem<unknown> & { part?: boolean } {
+  const wire = msgpackCodec<unknown>().decode(bytes);
+  if (!Array.isArray(wire)) throw new ProtocolError('a stream item is an array');
+  switch (wire[0]) {
+    case 0:
+    case 3: {
+      const [kind, index, pairs] = wire as unknown[];
+      wireIndex(index);
+      if (!Array.isArray(pairs)) throw new ProtocolError('a batch carries an array of events');
+      const events = pairs.map((pair: unknown): Event<unknown> => {
+        if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') {
+          throw new ProtocolError('an event is [subject, payload]');
+        }
+        return { subject: pair[0], payload: pair[1] as unknown };
+      });
+      return { kind: 'events', index, events, part: kind === 3 };
+    }
+    case 1: {
+      const [, index, generation] = wire as unknown[];
+      wireIndex(index);
+      if (typeof generation !== 'string') throw new ProtocolError('end-of-snapshot carries a generation');
+      return { kind: 'end-of-snapshot', index, generation };
+    }
+    case 2:
+      return { kind: 'new-snapshot-to-follow' };
+    default:
+      throw new ProtocolError(`unknown stream item kind ${String(wire[0])}`);
+  }
+}
+
+const rawBytes: Codec<Uint8Array> = {
+  encode: (bytes) => bytes,
+  decode: (bytes) => bytes ?? new Uint8Array(0),
 };
 
-const subscribeStream = defineStream<SubscribeRequest, never, StreamItem<unknown>>(VIEWS_SUBSCRIBE_HANDLER, {
+const subscribeStream = defineStream<SubscribeRequest, never, Uint8Array>(VIEWS_SUBSCRIBE_HANDLER, {
   reserved: true,
   inCapacity: 0,
   outCapacity: STREAM_WINDOW,
   params: requestCodec,
-  response: itemCodec,
+  response: rawBytes,
 });
 
 /** Serves `publisher`'s topics to materializers on other nodes of `manager`'s grid. */
 export function serveEventPublisher(manager: Manager, publisher: EventPublisher): void {
   subscribeStream.register(manager, async ({ params, send, signal }) => {
-    for await (const item of publisher.subscribe(params, { signal })) await send(item);
+    for await (const item of publisher.subscribe(params, { signal })) {
+      for (const message of encodeItem(item)) {
+        try {
+          await send(message);
+        } catch (error) {
+          // One event larger than a grid frame can never be sent: say so, rather than have
+          // the subscriber resubscribe into the same wall forever.
+          if (error instanceof FrameTooLargeError) {
+            throw new EventTooLargeError(params.topic, item.kind === 'events' ? item.index : 0, {
+              cause: error,
+            });
+          }
+          throw error;
+        }
+      }
+    }
   });
 }
 
@@ -120,8 +160,42 @@ export function serveEventPublisher(manager: Manager, publisher: EventPublisher)
 export function remoteEventSource<P>(connection: Connection | (() => Connection)): EventSource<P> {
   return (request, signal) => {
     const target = typeof connection === 'function' ? connection() : connection;
-    return subscribeStream.open(target, request, { signal }) as AsyncIterable<StreamItem<P>>;
+    const stream = subscribeStream.open(target, request, { signal });
+    return reassemble(stream) as AsyncIterable<StreamItem<P>>;
   };
+}
+
+/** Joins the parts of a split batch back into one atomic batch, bounded by `MAX_BATCH_EVENTS`. */
+async function* reassemble(messages: AsyncIterable<Uint8Array>): AsyncGenerator<StreamItem<unknown>> {
+  let pending: { index: number; events: Event<unknown>[] } | undefined;
+  for await (const message of messages) {
+    const item = decodeItem(message);
+    if (item.kind !== 'events') {
+      if (pending !== undefined) throw new ProtocolError('a split batch was left unfinished');
+      yield item;
+      continue;
+    }
+    if (pending !== undefined && pending.index !== item.index) {
+      throw new ProtocolError('the parts of a split batch disagree on its index');
+    }
+    if (item.part === true || pending !== undefined) {
+      pending ??= { index: item.index, events: [] };
+      if (pending.events.length + item.events.length > MAX_BATCH_EVENTS) {
+        throw new ProtocolError(`a split batch of more than ${MAX_BATCH_EVENTS} events was refused`);
+      }
+      for (const event of item.events) pending.events.push(event);
+      if (item.part === true) continue;
+      const whole = pending;
+      pending = undefined;
+      yield { kind: 'events', index: whole.index, events: whole.events };
+      continue;
+    }
+    yield { kind: 'events', index: item.index, events: item.events };
+  }
+}
+
+function pack(wire: WireItem): Uint8Array {
+  return msgpackCodec<WireItem>().encode(wire) as Uint8Array;
 }
 
 function compact(request: SubscribeRequest): SubscribeRequest {

@@ -107,12 +107,18 @@ export class ViewStore {
     if (!(signal instanceof AbortSignal)) throw new TypeError('notify needs an AbortSignal to stop it');
     const entry = this.#acquire(request);
     let index = 0;
+    let resetsSeen = entry.materializer.stats().resets;
     try {
       while (!signal.aborted) {
         let update: ViewUpdate<T>;
         try {
-          const result = (await entry.materializer.fetch({ minIndex: index, signal })) as ViewResult<T>;
+          // A view rebuilt since the last delivery is news whatever its index (a restarted
+          // publisher starts its indexes over).
+          const minIndex = entry.materializer.stats().resets === resetsSeen ? index : 0;
+          const result = (await entry.materializer.fetch({ minIndex, signal })) as ViewResult<T>;
           index = result.index;
+          // Read after the wait: a reset during it was answered by this very value.
+          resetsSeen = entry.materializer.stats().resets;
           update = { index, value: result.value, error: undefined };
         } catch (error) {
           if (isAborted(signal)) break;

@@ -5,6 +5,7 @@
 // next batch was dropped has missed events and is told so (it never skips silently), and
 // memory never grows with the number or slowness of subscribers: they all read the one ring.
 
+import { onAbort } from '../internal/abort.ts';
 import type { Event } from './event.ts';
 
 export interface Batch<P> {
@@ -22,7 +23,8 @@ export class TopicBuffer<P> {
   /** Index of the newest batch dropped: resuming from an index below it would miss events. */
   #droppedIndex = 0;
   #latestIndex = 0;
-  #wake: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Readers waiting at the head, each removable: one that gives up must not stay referenced. */
+  readonly #waiting = new Set<() => void>();
   /** Batches dropped to make room, over the buffer's life. */
   dropped = 0;
 
@@ -87,28 +89,47 @@ export class TopicBuffer<P> {
     return low;
   }
 
-  /** Resolves on the next append (or `wakeAll`): readers at the head wait on this, all on one promise. */
-  changed(): Promise<void> {
-    if (this.#wake === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => {
-        resolve = r;
+  /** Readers waiting now. */
+  get waiting(): number {
+    return this.#waiting.size;
+  }
+
+  /**
+   * Resolves on the next append (or `wakeAll`); rejects with the signal's reason if it aborts
+   * first, and then nothing of the reader is left behind (a shared promise would keep every
+   * reader that ever gave up on an idle topic until its next publish).
+   */
+  changed(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    return new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        stopListening();
+        resolve();
+      };
+      this.#waiting.add(wake);
+      const stopListening = onAbort(signal, (reason) => {
+        this.#waiting.delete(wake);
+        reject(reason);
       });
-      this.#wake = { promise, resolve };
-    }
-    return this.#wake.promise;
+    });
   }
 
   wakeAll(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.resolve();
+    if (this.#waiting.size === 0) return;
+    const waking = [...this.#waiting];
+    this.#waiting.clear();
+    for (const wake of waking) wake();
   }
 
-  /** Forgets every batch: what subscribers held must be rebuilt from a snapshot. */
+  /**
+   * Forgets every batch and moves the index on by one: what subscribers held must be rebuilt
+   * from a snapshot, and that snapshot's index is above any they saw, so blocked readers take it
+   * as news (Consul's restore moves the Raft index on for the same reason).
+   */
   clear(): void {
     this.#ring.fill(undefined);
     this.#firstSeq = this.#nextSeq;
+    this.#latestIndex += 1;
     this.#droppedIndex = this.#latestIndex;
     this.wakeAll();
   }

@@ -531,6 +531,18 @@ describe('views HTTP: blocking queries', () => {
     assert.equal(made, 2);
   });
 
+  test('a closed store (shutting down) is a 503 for waiting and new queries, and nothing is logged', async (t) => {
+    const h = await serve(t);
+    h.put('a', 1);
+    const first = await get(h.url('members'));
+    const waiting = get(h.url(`members?index=${first.index ?? ''}&wait=1m`));
+    await eventually(() => h.handler.stats().waiting === 1, 'the query to wait');
+    h.store.close();
+    assert.equal((await waiting).status, 503);
+    assert.equal((await get(h.url('members'))).status, 503);
+    assert.deepEqual(h.logged, []);
+  });
+
   test('the encode option shapes the JSON', async (t) => {
     const h = await serve(t, {
       encode: (value) => [...(value as Map<string, unknown>).keys()].sort(),

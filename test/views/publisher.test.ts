@@ -322,7 +322,7 @@ describe('EventPublisher: subscriptions', () => {
     assert.deepEqual(show(await take(keepingUp, 1)), ['e8:after'], 'the other subscriber goes on');
   });
 
-  test('resetTopic ends subscriptions with ViewStaleError and resuming from the old generation needs a snapshot', async () => {
+  test('resetTopic ends subscriptions with ViewStaleError, moves the index on, and resuming from the old generation needs a snapshot', async () => {
     const publisher = new EventPublisher();
     const topic = new LogTopic(publisher);
     topic.publish(event('a'));
@@ -334,8 +334,9 @@ describe('EventPublisher: subscriptions', () => {
       waiting,
       (error: unknown) => error instanceof ViewStaleError && error.message === 'restored from a backup',
     );
+    assert.equal(publisher.index('log'), 3, 'the state after a reset is news to every reader');
     const resumed = subscribe(publisher, { topic: 'log', index: 2, generation });
-    assert.deepEqual(show(await take(resumed, 3)), ['nstf', 'e2:a', 'eos2']);
+    assert.deepEqual(show(await take(resumed, 3)), ['nstf', 'e3:a', 'eos3']);
   });
 
   test('removeTopic ends subscriptions with UnknownTopicError', async () => {
@@ -468,10 +469,10 @@ describe('EventPublisher with a Materializer', () => {
     assert.equal(requests[1]?.index, 0, 'resubscribed for a snapshot');
     const rebuilt = await materializer.fetch();
     assert.deepEqual(rebuilt.value, ['a']);
-    assert.equal(rebuilt.index, 3);
+    assert.equal(rebuilt.index, 4, 'above the 3 readers had seen: a blocked reader takes it as news');
     topic.publish(event('c'));
     await clock.advanceAsync(0);
-    assert.deepEqual((await materializer.fetch({ minIndex: 3 })).value, ['a', 'c']);
+    assert.deepEqual((await materializer.fetch({ minIndex: 4 })).value, ['a', 'c']);
     controller.abort();
     await running;
   });

@@ -8,8 +8,11 @@ import { describe, test, type TestContext } from 'node:test';
 
 import { msgpackCodec, ProtocolError, RemoteError } from '../../src/grid/index.ts';
 import { FakeClock, TestGrid } from '../../src/testing/index.ts';
+import { decodeItem, encodeItem } from '../../src/views/remote.ts';
 import {
   EventPublisher,
+  EventTooLargeError,
+  isTerminalViewError,
   MapView,
   Materializer,
   putEvent,
@@ -204,5 +207,83 @@ describe('views: remote subscriptions', () => {
         JSON.stringify(item),
       );
     }
+  });
+});
+
+describe('views: large batches across the grid', () => {
+  test('a batch too large for one message is split into parts and arrives whole, as one atomic batch', async (t) => {
+    const { grid, publisher } = await servedPair(t);
+    publisher.registerTopic<string>('big', {
+      snapshot: () => ({ index: publisher.index('big'), events: [] }),
+    });
+    const controller = new AbortController();
+    t.after(() => {
+      controller.abort();
+    });
+    const source = remoteEventSource<string>(grid.connection(1, 0));
+    const items = source({ topic: 'big' }, controller.signal)[Symbol.asyncIterator]();
+    const first = (await items.next()).value as StreamItem<string>;
+    assert.equal(first.kind, 'end-of-snapshot');
+    // 3 MiB in 12 events: three or more parts of at most 1 MiB each.
+    const events = Array.from({ length: 12 }, (_, i) => ({
+      subject: `k${i}`,
+      payload: 'x'.repeat(256 * 1024),
+    }));
+    publisher.publish('big', events);
+    publisher.publish('big', [{ subject: 'after', payload: 'small' }]);
+    const batch = (await items.next()).value as StreamItem<string>;
+    assert.ok(batch.kind === 'events');
+    assert.equal(batch.index, 2);
+    assert.deepEqual(
+      batch.events.map((e) => e.subject),
+      events.map((e) => e.subject),
+    );
+    const next = (await items.next()).value as StreamItem<string>;
+    assert.deepEqual(next, { kind: 'events', index: 3, events: [{ subject: 'after', payload: 'small' }] });
+  });
+
+  test('the parts of a split batch are each under the part size, every one but the last marked as a part', () => {
+    const events = Array.from({ length: 10 }, (_, i) => ({ subject: `k${i}`, payload: 'y'.repeat(1000) }));
+    const messages = encodeItem({ kind: 'events', index: 9, events }, 3_000);
+    assert.ok(messages.length >= 4);
+    const decoded = messages.map((m) => decodeItem(m));
+    assert.ok(messages.every((m) => m.length <= 3_000 + 100));
+    assert.deepEqual(
+      decoded.map((d) => (d as { part?: boolean }).part),
+      [...Array.from({ length: messages.length - 1 }, () => true), false],
+    );
+    assert.deepEqual(
+      decoded.flatMap((d) => (d.kind === 'events' ? d.events.map((e) => e.subject) : [])),
+      events.map((e) => e.subject),
+    );
+  });
+
+  test('one event larger than a grid frame stops the materializer with EventTooLargeError, not an endless retry', async (t) => {
+    const clock = new FakeClock();
+    const grid = await TestGrid.start(2, { clock, random: () => 0, limits: { maxFrameBytes: 256 * 1024 } });
+    t.after(() => grid.close());
+    const publisher = new EventPublisher();
+    serveEventPublisher(grid.manager(0), publisher);
+    await grid.waitAllConnected();
+    const state = new Map<string, number>();
+    registerMap(publisher, 'kv', state);
+    const materializer = new Materializer({
+      source: remoteEventSource<MapChange<number>>(grid.connection(1, 0)),
+      request: { topic: 'kv' },
+      view: new MapView<number>(),
+      clock,
+      random: () => 0,
+    });
+    const controller = new AbortController();
+    t.after(() => {
+      controller.abort();
+    });
+    const running = materializer.run(controller.signal);
+    await materializer.fetch();
+    publisher.publish('kv', [{ subject: 'huge', payload: { op: 'put', value: 'z'.repeat(512 * 1024) } }]);
+    while (materializer.stoppedBy === undefined) await clock.advanceAsync(1_000);
+    await running;
+    assert.equal((materializer.stoppedBy as RemoteError).code, EventTooLargeError.code);
+    assert.ok(isTerminalViewError(materializer.stoppedBy));
   });
 });

@@ -56,35 +56,54 @@ describe('TopicBuffer', () => {
     assert.equal(buffer.latestIndex, 7);
   });
 
-  test('after clear every held batch is gone and only the latest index can be resumed', () => {
+  test('after clear every held batch is gone, the index moves on by one, and only that index can be resumed', () => {
     const buffer = new TopicBuffer<string>(4, 1);
     buffer.append(batch(2));
     buffer.append(batch(3));
     buffer.clear();
     assert.equal(buffer.size, 0);
+    assert.equal(buffer.latestIndex, 4, 'a snapshot after the clear is above anything read before it');
     assert.equal(buffer.read(0), 'gone');
     assert.equal(buffer.read(1), 'gone');
     assert.equal(buffer.seqAfter(2), undefined);
-    assert.equal(buffer.seqAfter(3), 2);
-    buffer.append(batch(4));
-    assert.equal((buffer.read(2) as Batch<string>).index, 4);
+    assert.equal(buffer.seqAfter(3), undefined);
+    assert.equal(buffer.seqAfter(4), 2);
+    buffer.append(batch(5));
+    assert.equal((buffer.read(2) as Batch<string>).index, 5);
   });
 
-  test('changed() resolves once on the next append, for every reader waiting on it', async () => {
+  test('changed() resolves on the next append for every reader waiting, and a reader that gives up leaves nothing behind', async () => {
     const buffer = new TopicBuffer<string>(2, 1);
     const first = buffer.changed();
     const second = buffer.changed();
-    assert.equal(first, second, 'readers at the head share one promise');
-    let woken = false;
-    void first.then(() => {
-      woken = true;
-    });
+    const leaving = new AbortController();
+    const third = buffer.changed(leaving.signal);
+    assert.equal(buffer.waiting, 3);
+    leaving.abort(new Error('gone'));
+    await assert.rejects(third, /gone/);
+    assert.equal(buffer.waiting, 2, 'the reader that gave up is no longer held');
+    let woken = 0;
+    void first.then(() => (woken += 1));
+    void second.then(() => (woken += 1));
     await Promise.resolve();
-    assert.equal(woken, false);
+    assert.equal(woken, 0);
     buffer.append(batch(2));
-    await first;
-    assert.equal(woken, true);
-    assert.notEqual(buffer.changed(), first, 'the next wait is a new promise');
+    await Promise.all([first, second]);
+    assert.equal(woken, 2);
+    assert.equal(buffer.waiting, 0);
+    await assert.rejects(buffer.changed(AbortSignal.abort(new Error('already'))), /already/);
+  });
+
+  test('ten thousand readers that give up on an idle topic are all released', async () => {
+    const buffer = new TopicBuffer<string>(2, 1);
+    const waits = Array.from({ length: 10_000 }, () => {
+      const controller = new AbortController();
+      const wait = buffer.changed(controller.signal);
+      controller.abort(new Error('done'));
+      return wait.catch(() => undefined);
+    });
+    await Promise.all(waits);
+    assert.equal(buffer.waiting, 0);
   });
 
   test('seqAfter and read agree with a linear scan of every batch ever appended (property)', () => {
@@ -104,6 +123,7 @@ describe('TopicBuffer', () => {
           for (const step of steps) {
             if (step === 0) {
               buffer.clear();
+              latest += 1;
               forgottenThroughSeq = appended.length;
               droppedIndex = latest;
               continue;
