@@ -293,15 +293,9 @@ export class Materializer<P, T> {
     this.#retry.reset();
     this.#stats.updates += 1;
     if (this.#waiters.size === 0) return;
-    let result: ViewResult<T>;
-    try {
-      result = { index, value: this.#currentValue(), cached: false };
-    } catch (error) {
-      // The value cannot be read: treated as a failed update, so the waiters keep waiting
-      // for the rebuilt view rather than some of them getting nothing.
-      this.#reset();
-      throw new ViewStaleError('the view failed to produce its value and was reset', { cause: error });
-    }
+    // Built when the first waiter is satisfied, not before: most updates satisfy nobody (a
+    // caller waits for an index further on), and a value may be a copy of the whole view.
+    let result: ViewResult<T> | undefined;
     // Usually every waiter is woken: the set is cleared once after the loop (deleting entry by
     // entry while iterating costs twice the whole wake-up), and the few that keep waiting go back.
     let still: Waiter<T>[] | undefined;
@@ -311,8 +305,19 @@ export class Materializer<P, T> {
         (still ??= []).push(waiter);
         continue;
       }
+      if (result === undefined) {
+        try {
+          result = { index, value: this.#currentValue(), cached: false };
+        } catch (error) {
+          // The value cannot be read: treated as a failed update. No waiter was woken yet,
+          // so all of them keep waiting for the rebuilt view.
+          this.#reset();
+          throw new ViewStaleError('the view failed to produce its value and was reset', { cause: error });
+        }
+      }
       settle(waiter, result);
     }
+    if (result === undefined) return;
     this.#waiters.clear();
     if (still !== undefined) for (const waiter of still) this.#waiters.add(waiter);
   }

@@ -83,6 +83,29 @@ describe('views: robustness', () => {
     await running;
   });
 
+  test('an update that satisfies no waiter does not build the value (it may copy the whole view)', async () => {
+    const clock = new FakeClock();
+    const fake = new FakeSource<string>(clock);
+    const view = new RecordingView();
+    const materializer = new Materializer({ source: fake.source, request: { topic: 't' }, view, clock });
+    const controller = new AbortController();
+    const running = materializer.run(controller.signal);
+    await clock.advanceAsync(0);
+    fake.current.snapshot(1, 'g', []);
+    await clock.advanceAsync(0);
+    const later = watch(materializer.fetch({ minIndex: 50 }));
+    for (let index = 2; index <= 50; index++)
+      fake.current.batch(index, { subject: 's', payload: `${index}` });
+    await clock.advanceAsync(0);
+    assert.deepEqual(view.resultIndexes, [], 'no value was built for the 49 updates nobody waited for');
+    fake.current.batch(51, { subject: 's', payload: '51' });
+    await clock.advanceAsync(0);
+    assert.equal(later.value?.index, 51);
+    assert.deepEqual(view.resultIndexes, [51]);
+    controller.abort();
+    await running;
+  });
+
   test('a source that ignores its signal does not keep an evicted or closed materializer alive', async () => {
     const clock = new FakeClock();
     // Never yields, never looks at its signal.
