@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import type { Connection } from '../../src/grid/index.ts';
+import { loopback } from '../forked-server.ts';
 import { SharedResource } from '../shared-resource.ts';
 import { loadGrid } from './load-grid.ts';
 import { GrpcEchoClient } from './grpc-echo.ts';
@@ -31,7 +32,6 @@ export interface GridBench {
   serverStats(options: { gc: boolean }): Promise<StatsMessage>;
 }
 
-const loopback = '127.0.0.1';
 const startTimeoutMs = 20_000;
 
 /**

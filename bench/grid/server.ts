@@ -12,11 +12,11 @@
 // `--cpu-prof` profile is written.
 
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 import * as grpc from '@grpc/grpc-js';
 import { WebSocketServer } from 'ws';
 
+import { closeServer, listenOnLoopback, loopback } from '../forked-server.ts';
 import { loadGrid } from './load-grid.ts';
 import { registerGridServers } from './grid-echo.ts';
 import { addEchoService } from './grpc-echo.ts';
@@ -26,30 +26,8 @@ import { wsOptions } from './ws-connect.ts';
 import { serveEcho } from './ws-echo.ts';
 import { gridSecret } from './workload.ts';
 
-const loopback = '127.0.0.1';
-
 function send(message: FromServer): void {
   process.send?.(message);
-}
-
-async function listen(server: http.Server): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, loopback, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return (server.address() as AddressInfo).port;
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => {
-      resolve();
-    });
-    server.closeAllConnections();
-  });
 }
 
 async function main(benchHost: string): Promise<void> {
@@ -57,7 +35,7 @@ async function main(benchHost: string): Promise<void> {
   // bench node is not listening for the grid until it knows this host, so no dial or
   // handshake happens before it says "connect".
   const gridServer = http.createServer((_req, res) => res.writeHead(404).end());
-  const gridHost = `http://${loopback}:${await listen(gridServer)}`;
+  const gridHost = `http://${loopback}:${await listenOnLoopback(gridServer)}`;
   let allowConnect = (): void => undefined;
   const connectAllowed = new Promise<void>((resolve) => {
     allowConnect = resolve;
@@ -89,7 +67,7 @@ async function main(benchHost: string): Promise<void> {
     else if (request.url === '/echo') serveEcho(ws);
     else ws.close(1008, 'unknown path');
   });
-  const wsPort = await listen(wsServer);
+  const wsPort = await listenOnLoopback(wsServer);
 
   const stats = (request: StatsRequest): void => {
     if (request.gc) {

@@ -12,7 +12,8 @@
 
 import net from 'node:net';
 
-const loopback = '127.0.0.1';
+import { loopback } from '../forked-server.ts';
+
 const headerEnd = Buffer.from('\r\n\r\n');
 const contentLengthPattern = /\r\ncontent-length:[ \t]*(\d+)/i;
 

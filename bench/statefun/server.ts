@@ -9,40 +9,19 @@
 // `--cpu-prof` profile is written.
 
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 
+import { closeServer, listenOnLoopback } from '../forked-server.ts';
 import { officialStateFun, ourFunctions } from './functions.ts';
 import type { ReadyMessage } from './ipc.ts';
 import { loadStatefun } from './load-statefun.ts';
 import { floorReply } from './workload.ts';
 
-const loopback = '127.0.0.1';
-
-async function listen(listener: http.RequestListener): Promise<http.Server> {
+/** A server for `listener` on a free loopback port, with that port. */
+async function listen(listener: http.RequestListener): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer(listener);
   // Keep idle keep-alive connections open: a client's sockets sit idle while other cases run.
   server.keepAliveTimeout = 0;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, loopback, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
-}
-
-function port(server: http.Server): number {
-  return (server.address() as AddressInfo).port;
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => {
-      resolve();
-    });
-    server.closeAllConnections();
-  });
+  return { server, port: await listenOnLoopback(server) };
 }
 
 const floorHeaders = { 'Content-Type': 'application/octet-stream', 'Content-Length': floorReply.length };
@@ -66,15 +45,15 @@ async function main(): Promise<void> {
     void officialHandler(request, response);
   });
   const floorServer = await listen(floor);
-  const servers = [ours, official, floorServer];
+  const servers = [ours, official, floorServer].map((s) => s.server);
   process.once('disconnect', () => {
     void Promise.all(servers.map(closeServer)).then(() => process.exit(0));
   });
   const ready: ReadyMessage = {
     type: 'ready',
-    oursPort: port(ours),
-    officialPort: port(official),
-    floorPort: port(floorServer),
+    oursPort: ours.port,
+    officialPort: official.port,
+    floorPort: floorServer.port,
   };
   process.send?.(ready);
 }

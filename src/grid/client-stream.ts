@@ -8,6 +8,7 @@
 // arrive with AckMux). The final EOF needs no credit, and the items before it are
 // always delivered before the end.
 
+import { onAbort } from '../internal/abort.ts';
 import { BoundedQueue } from '../internal/bounded-queue.ts';
 import type { Timer } from '../internal/clock.ts';
 import { CreditWindow } from '../internal/credit-window.ts';
@@ -65,7 +66,7 @@ export class ClientStream implements GridStream {
   #done = false;
   #lastHeardAt: number;
   #pingTimer: Timer | undefined;
-  readonly #stopOnAbort: () => void;
+  #stopOnAbort: () => void = noop;
 
   constructor(host: MuxHost, muxId: number, options: StreamOptions) {
     this.muxId = muxId;
@@ -84,22 +85,17 @@ export class ClientStream implements GridStream {
     });
     this.#scope = callScope(host.clock, options);
     this.#lastHeardAt = host.clock.now();
-    const onAbort = (): void => {
-      this.cancel(this.#scope.signal.reason);
-    };
-    this.#scope.signal.addEventListener('abort', onAbort, { once: true });
-    this.#stopOnAbort = () => {
-      this.#scope.signal.removeEventListener('abort', onAbort);
-    };
   }
 
   /** Sends the open. Called once the connection has registered the stream, as it may end at once. */
   start(handler: number): void {
     const { clock, limits } = this.#host;
-    if (this.#scope.signal.aborted) {
-      this.cancel(this.#scope.signal.reason);
-      return;
-    }
+    // Listening starts here, not in the constructor: an abort before the stream is registered
+    // would release a mux id the connection has not taken yet.
+    this.#stopOnAbort = onAbort(this.#scope.signal, (reason) => {
+      this.cancel(reason);
+    });
+    if (this.#done) return;
     const remaining = this.#scope.deadline - clock.now();
     let opened;
     try {
@@ -144,18 +140,8 @@ export class ClientStream implements GridStream {
     await this.#credits.acquire(options);
     // The stream may have ended while this send waited.
     if (this.#isOver()) throw new ClosedError(`stream ${this.muxId} is over`);
-    let result;
-    try {
-      result = this.#seq.send(this.#host, this.#frame(Op.MuxClientMsg, 0, payload), false);
-    } catch (error) {
-      // Too large to send: nothing went out, so the credit is still ours.
-      this.#credits.grant(1);
-      throw error;
-    }
-    if (result !== 'sent') {
-      this.#credits.grant(1);
-      throw notSentError(result, this.#host);
-    }
+    const result = this.#seq.sendItem(this.#host, this.#frame(Op.MuxClientMsg, 0, payload), this.#credits);
+    if (result !== 'sent') throw notSentError(result, this.#host);
   }
 
   end(): void {
@@ -287,4 +273,8 @@ export class ClientStream implements GridStream {
     else this.#inbox.error(error);
     this.#host.release(this.muxId);
   }
+}
+
+function noop(): void {
+  // Not listening yet.
 }

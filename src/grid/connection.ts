@@ -630,13 +630,13 @@ export class Connection {
     if (socket === undefined) return;
     this.#socket = undefined;
     socket.pingTimer?.cancel();
-    const stats = socket.writer.stats;
+    // Closing counts what it drops; what was sent stays as it was.
     socket.writer.close();
-    const closedStats = socket.writer.stats;
+    const stats = socket.writer.stats;
     this.#bytesOutClosed += stats.bytesSent;
     this.#messagesOutClosed += stats.messagesSent;
-    this.#refusedClosed += closedStats.framesRefused;
-    this.#droppedClosed += closedStats.framesDropped;
+    this.#refusedClosed += stats.framesRefused;
+    this.#droppedClosed += stats.framesDropped;
     socket.closed.abort(error);
     for (const [muxId, entry] of this.#outgoing) {
       this.#outgoing.delete(muxId);

@@ -63,16 +63,20 @@ export class FrameTooLargeError extends WeftError {
   }
 }
 
-export type RefusalReason =
-  | 'bad-token'
-  | 'clock-skew'
-  | 'unknown-host'
-  | 'wrong-direction'
-  | 'version-mismatch'
-  | 'handshake-timeout'
-  | 'bad-handshake'
-  | 'replayed-token'
-  | 'shutting-down';
+/** Why a handshake was refused: said in the ConnectResponse and counted in `stats().refused`. */
+export const REFUSAL_REASONS = [
+  'bad-token',
+  'clock-skew',
+  'unknown-host',
+  'wrong-direction',
+  'version-mismatch',
+  'handshake-timeout',
+  'bad-handshake',
+  'replayed-token',
+  'shutting-down',
+] as const;
+
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** The peer (or we) refused the connection at the handshake. */
 export class HandshakeRefusedError extends WeftError {

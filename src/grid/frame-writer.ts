@@ -31,8 +31,6 @@ export interface FrameWriterOptions {
 }
 
 export interface FrameWriterStats {
-  /** Frames accepted and written (merged frames count each message inside). */
-  readonly framesSent: number;
   /** WebSocket messages written (a Merged batch is one). */
   readonly messagesSent: number;
   readonly bytesSent: number;
@@ -52,7 +50,6 @@ export class FrameWriter {
   #lastProgressAt = 0;
   #scheduled = false;
   #closed = false;
-  #framesSent = 0;
   #messagesSent = 0;
   #bytesSent = 0;
   #framesRefused = 0;
@@ -68,17 +65,11 @@ export class FrameWriter {
 
   get stats(): FrameWriterStats {
     return {
-      framesSent: this.#framesSent,
       messagesSent: this.#messagesSent,
       bytesSent: this.#bytesSent,
       framesRefused: this.#framesRefused,
       framesDropped: this.#framesDropped,
     };
-  }
-
-  /** Bytes queued and not yet handed to the socket. */
-  get queuedBytes(): number {
-    return this.#queuedBytes;
   }
 
   /** How long writes have been pending without any completing; 0 when none are pending. */
@@ -132,8 +123,7 @@ export class FrameWriter {
       this.#queueHead < this.#queue.length &&
       this.#inFlightBytes < writeHighWaterBytes
     ) {
-      const { message, frames } = this.#nextMessage();
-      this.#write(message, frames);
+      this.#write(this.#nextMessage());
     }
     if (this.#queueHead === this.#queue.length && this.#queueHead > 0) {
       this.#queue = [];
@@ -142,7 +132,7 @@ export class FrameWriter {
   }
 
   /** Takes the next frame, or a Merged batch of the next frames when several are queued. */
-  #nextMessage(): { message: Buffer; frames: number } {
+  #nextMessage(): Buffer {
     const first = this.#queue[this.#queueHead] as Buffer;
     let count = 1;
     let batchBytes = mergedHeaderSize(MERGE_MAX_MESSAGES) + binHeaderSize(first.length) + first.length;
@@ -163,13 +153,12 @@ export class FrameWriter {
       this.#queueHead = 0;
     }
     for (const frame of frames) this.#queuedBytes -= frame.length;
-    return { message: count === 1 ? first : encodeMerged(frames), frames: count };
+    return count === 1 ? first : encodeMerged(frames);
   }
 
-  #write(message: Buffer, frames: number): void {
+  #write(message: Buffer): void {
     if (this.#inFlightBytes === 0) this.#lastProgressAt = this.#options.clock.now();
     this.#inFlightBytes += message.length;
-    this.#framesSent += frames;
     this.#messagesSent += 1;
     this.#bytesSent += message.length;
     this.#options.send(message, (error) => {

@@ -89,7 +89,7 @@ function writeUint(buf: Buffer, offset: number, value: number): number {
 }
 
 /** Writes a MessagePack `bin` header for `length` bytes. */
-export function writeBinHeader(buf: Buffer, offset: number, length: number): number {
+function writeBinHeader(buf: Buffer, offset: number, length: number): number {
   if (length <= 0xff) {
     buf[offset] = 0xc4;
     buf[offset + 1] = length;

@@ -7,7 +7,7 @@
 import { Packr } from 'msgpackr';
 
 import { isRetryable, WeftError } from '../internal/errors.ts';
-import { ProtocolError, RemoteError, type RefusalReason } from './errors.ts';
+import { ProtocolError, REFUSAL_REASONS, RemoteError, type RefusalReason } from './errors.ts';
 
 // Plain MessagePack: no msgpackr records or extensions, so any MessagePack library reads it.
 // 64-bit integers read as numbers: other encoders write a millisecond time as uint64, and
@@ -101,17 +101,7 @@ export function encodeConnectResponse(m: ConnectResponse): Buffer {
   );
 }
 
-const refusalReasons = new Set<string>([
-  'bad-token',
-  'clock-skew',
-  'unknown-host',
-  'wrong-direction',
-  'version-mismatch',
-  'handshake-timeout',
-  'bad-handshake',
-  'replayed-token',
-  'shutting-down',
-]);
+const refusalReasons = new Set<string>(REFUSAL_REASONS);
 
 export function decodeConnectResponse(bytes: Uint8Array | undefined): ConnectResponse {
   const what = 'ConnectResponse';

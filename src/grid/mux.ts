@@ -2,6 +2,7 @@
 // counters both sides keep.
 
 import type { Clock } from '../internal/clock.ts';
+import type { CreditWindow } from '../internal/credit-window.ts';
 import { CapacityExceededError } from '../internal/errors.ts';
 import type { GridLimits } from './config.ts';
 import { DisconnectedError, IncorrectSequenceError } from './errors.ts';
@@ -43,6 +44,22 @@ export class MuxSequence {
     const result = host.sendFrame({ ...frame, seq: this.#send }, control);
     // Wraps at 2^32, as the field does.
     if (result === 'sent') this.#send = (this.#send + 1) >>> 0;
+    return result;
+  }
+
+  /**
+   * Sends a data item that has spent one of `credits`. If it does not go out (too large,
+   * queue full, no socket), nothing was sent for the credit, so it is given back.
+   */
+  sendItem(host: MuxHost, frame: Omit<Frame, 'seq'>, credits: CreditWindow): SendResult {
+    let result: SendResult;
+    try {
+      result = this.send(host, frame, false);
+    } catch (error) {
+      credits.grant(1);
+      throw error;
+    }
+    if (result !== 'sent') credits.grant(1);
     return result;
   }
 

@@ -167,19 +167,10 @@ export class ServerStream {
         await this.#credits.acquire({ signal });
         // The stream may have ended while this send waited.
         if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
-        let result;
-        try {
-          result = this.#seq.send(this.#host, this.#frame(Op.MuxServerMsg, 0, payload), false);
-        } catch (error) {
-          // Too large to send: nothing went out, so the credit is still ours.
-          this.#credits.grant(1);
-          throw error;
-        }
+        const frame = this.#frame(Op.MuxServerMsg, 0, payload);
+        const result = this.#seq.sendItem(this.#host, frame, this.#credits);
         // A stateless caller tolerates lost items; any other caller must hear of it.
-        if (result !== 'sent' && !this.#stateless) {
-          this.#credits.grant(1);
-          throw notSentError(result, this.#host);
-        }
+        if (result !== 'sent' && !this.#stateless) throw notSentError(result, this.#host);
       },
     };
     Promise.resolve()

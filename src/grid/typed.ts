@@ -23,20 +23,23 @@ export interface Codec<T> {
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+// One codec for every type: it holds no state, so callers need not build their own.
+const msgpack: Codec<unknown> = {
+  encode: (value) => (value === undefined ? undefined : packr.pack(value)),
+  decode(bytes) {
+    // An absent payload, and an empty stream item (streams carry no absent items), are `undefined`.
+    if (bytes === undefined || bytes.length === 0) return undefined;
+    try {
+      return packr.unpack(bytes) as unknown;
+    } catch (error) {
+      throw new ProtocolError('payload is not valid MessagePack', { cause: error });
+    }
+  },
+};
+
 /** MessagePack, with `undefined` sent as an absent payload. */
 export function msgpackCodec<T>(): Codec<T> {
-  return {
-    encode: (value) => (value === undefined ? undefined : packr.pack(value)),
-    decode(bytes) {
-      // An absent payload, and an empty stream item (streams carry no absent items), are `undefined`.
-      if (bytes === undefined || bytes.length === 0) return undefined as T;
-      try {
-        return packr.unpack(bytes) as T;
-      } catch (error) {
-        throw new ProtocolError('payload is not valid MessagePack', { cause: error });
-      }
-    },
-  };
+  return msgpack as Codec<T>;
 }
 
 interface DefinitionOptions {

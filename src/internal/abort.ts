@@ -25,6 +25,14 @@ export function onAbort(signal: AbortSignal | undefined, callback: (reason: unkn
   };
 }
 
+/**
+ * Reads `signal.aborted` afresh. TypeScript keeps the narrowing of a loop condition such as
+ * `while (!signal.aborted)` across the awaits in its body, and would call a later check dead.
+ */
+export function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
 /** A signal that aborts when any parent aborts (with that parent's reason) or on `abort()`. */
 export interface LinkedSignal {
   readonly signal: AbortSignal;

@@ -7,20 +7,17 @@
 
 import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ValueTypeError } from './errors.ts';
+import { isInt32, isInt64 } from './primitive-types.ts';
 import { serializeValue, type SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
 import { ProtoWriter, utf8Length, varintSize } from './wire/proto-writer.ts';
-import { typedValue } from './wire/typed-value.ts';
+import { typedValue, typedValueOf } from './wire/typed-value.ts';
 
 export const KAFKA_PRODUCER_RECORD_TYPENAME =
   'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
 export const KINESIS_EGRESS_RECORD_TYPENAME =
   'type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord';
 
-const INT32_MIN = -(2 ** 31);
-const INT32_MAX = 2 ** 31 - 1;
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 // A lone surrogate has no UTF-8 form; encoders would silently write U+FFFD instead.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -115,10 +112,7 @@ export function egressMessage<T>(options: GenericEgressOptions<T>): EgressMessag
     throw new ValueTypeError(`an egress message for ${typeName.toString()} needs a valueType`);
   }
   if (options.value === undefined) throw new ValueTypeError('an egress message needs a value, got undefined');
-  return {
-    typeName,
-    typedValue: typedValue(valueType.typeName.toString(), true, serializeValue(valueType, options.value)),
-  };
+  return { typeName, typedValue: typedValueOf(valueType, options.value) };
 }
 
 // The exact size of a record, so its buffer is made once and returned as it is.
@@ -162,7 +156,7 @@ function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Ui
   }
   if (value instanceof Uint8Array) return value;
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
+    if (isInt32(value)) {
       const bytes = new Uint8Array(4);
       bytes[0] = value >>> 24;
       bytes[1] = value >>> 16;
@@ -175,7 +169,7 @@ function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Ui
     );
   }
   if (typeof value === 'bigint') {
-    if (value < INT64_MIN || value > INT64_MAX) {
+    if (!isInt64(value)) {
       throw new ValueTypeError(`a record value ${value}n is outside 64 bits: pass a valueType`);
     }
     const bytes = new Uint8Array(8);

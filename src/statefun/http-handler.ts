@@ -18,8 +18,10 @@ export interface HandlerOptions {
 
 const OCTET_STREAM = 'application/octet-stream';
 
-/** Runs a request body; `signal` is called only if a function asks for its signal. */
-/** Throws or rejects on failure; returns the reply itself when it could answer synchronously. */
+/**
+ * Runs a request body; `signal` is called only if a function asks for its signal. Throws or
+ * rejects on failure; returns the reply itself when it could answer synchronously.
+ */
 export type Invoke = (body: Uint8Array, signal: () => AbortSignal) => Uint8Array | Promise<Uint8Array>;
 
 export function requestReplyHandler(

@@ -6,6 +6,7 @@ import type { SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+const encoder = new TextEncoder();
 
 export function jsonType<T>(typeName: string | TypeName): SimpleType<T> {
   const name = typeof typeName === 'string' ? TypeName.parse(typeName) : typeName;
@@ -20,7 +21,10 @@ export function jsonType<T>(typeName: string | TypeName): SimpleType<T> {
       }
       // Typed as string, but undefined for undefined, functions and symbols: nothing a peer could read.
       if (typeof text !== 'string') throw new ValueTypeError(`a ${name.toString()} value has no JSON form`);
-      return Buffer.from(text, 'utf8');
+      // A Buffer as before, but over an ArrayBuffer of its own: `Buffer.from(text)` may sit in
+      // Node's shared pool, and a host may pass `.buffer` on.
+      const bytes = encoder.encode(text);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },
     deserialize(bytes) {
       try {

@@ -5,13 +5,17 @@
 import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { Address } from './address.ts';
 import { ValueTypeError } from './errors.ts';
-import { boolType, doubleType, floatType, intType, longType, stringType } from './primitive-types.ts';
-import { serializeValue, type SimpleType } from './simple-type.ts';
-import { typedValue } from './wire/typed-value.ts';
-
-const INT32_MIN = -(2 ** 31);
-const INT32_MAX = 2 ** 31 - 1;
-const EMPTY = new Uint8Array(0);
+import {
+  boolType,
+  doubleType,
+  floatType,
+  intType,
+  isInt32,
+  longType,
+  stringType,
+} from './primitive-types.ts';
+import type { SimpleType } from './simple-type.ts';
+import { NO_BYTES, typedValueOf } from './wire/typed-value.ts';
 
 export class Message {
   readonly targetAddress: Address;
@@ -35,7 +39,7 @@ export class Message {
 
   /** The encoded value; empty when the message carries no value. */
   get rawValue(): Uint8Array {
-    return this.typedValue.hasValue ? this.typedValue.value : EMPTY;
+    return this.typedValue.hasValue ? this.typedValue.value : NO_BYTES;
   }
 
   /** True when the value was written under `type`'s typename. */
@@ -108,10 +112,7 @@ export function messageBuilder<T>(options: MessageOptions<T>): Message {
   // Both official SDKs refuse a missing value; null stays possible for a type that encodes it (JSON).
   if (value === undefined) throw new ValueTypeError('a message needs a value, got undefined');
   const type = options.valueType ?? inferType(value);
-  return Message.fromTypedValue(
-    options.target,
-    typedValue(type.typeName.toString(), true, serializeValue(type, value)),
-  );
+  return Message.fromTypedValue(options.target, typedValueOf(type, value));
 }
 
 function inferType<T>(value: T): SimpleType<T> {
@@ -124,8 +125,7 @@ function inferType<T>(value: T): SimpleType<T> {
     case 'bigint':
       return longType as SimpleType<T>;
     case 'number':
-      if (Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX)
-        return intType as SimpleType<T>;
+      if (isInt32(value)) return intType as SimpleType<T>;
       throw new ValueTypeError(
         Number.isInteger(value)
           ? `cannot infer a type for ${value}, which is outside 32 bits: pass a bigint (long) or valueType: doubleType`

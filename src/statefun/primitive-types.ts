@@ -16,7 +16,9 @@ import {
 import { ValueTypeError } from './errors.ts';
 import type { SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
-import { ProtoWriter } from './wire/proto-writer.ts';
+import { ProtoReader } from './wire/proto-reader.ts';
+import { ProtoWriter, utf8Length, varintSize } from './wire/proto-writer.ts';
+import { NO_BYTES } from './wire/typed-value.ts';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -29,9 +31,6 @@ const TAG_VARINT = 0x08;
 const TAG_FIXED64 = 0x09;
 const TAG_LENGTH_DELIMITED = 0x0a;
 const TAG_FIXED32 = 0x0d;
-
-// Fatal, as fromBinary is for a proto3 string: invalid UTF-8 falls through to it and is refused.
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * A wrapper type. Values are encoded by hand, to the bytes @bufbuild/protobuf's `toBinary`
@@ -62,7 +61,15 @@ function wrapperType<S extends DescMessage, T>(
   };
 }
 
-const NO_BYTES = new Uint8Array(0);
+/** True for a number `intType` can hold: an integer within 32 bits. */
+export function isInt32(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) >= INT32_MIN && (value as number) <= INT32_MAX;
+}
+
+/** True for a bigint `longType` can hold: within 64 bits. */
+export function isInt64(value: bigint): boolean {
+  return value >= INT64_MIN && value <= INT64_MAX;
+}
 
 function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -104,11 +111,7 @@ export const intType: SimpleType<number> = wrapperType(
   'int',
   IntWrapperSchema,
   (v) => {
-    expect(
-      'an integer within 32 bits',
-      Number.isInteger(v) && (v as number) >= INT32_MIN && (v as number) <= INT32_MAX,
-      v,
-    );
+    expect('an integer within 32 bits', isInt32(v), v);
     const value = v as number;
     if (value === 0) return NO_BYTES;
     const bytes = new Uint8Array(5);
@@ -138,7 +141,7 @@ export const longType: SimpleType<bigint> = wrapperType(
   'long',
   LongWrapperSchema,
   (v) => {
-    expect('a bigint within 64 bits', typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX, v);
+    expect('a bigint within 64 bits', typeof v === 'bigint' && isInt64(v), v);
     const value = v as bigint;
     return value === 0n
       ? NO_BYTES
@@ -203,7 +206,9 @@ export const stringType: SimpleType<string> = wrapperType(
     expect('a string', typeof v === 'string', v);
     const value = v as string;
     if (value === '') return NO_BYTES;
-    const writer = new ProtoWriter(6 + value.length * 3);
+    // Of its exact size, so a short string's buffer is returned as it is.
+    const length = utf8Length(value);
+    const writer = new ProtoWriter(1 + varintSize(length) + length);
     writer.byte(TAG_LENGTH_DELIMITED);
     writer.string(value);
     return writer.finish();
@@ -211,20 +216,13 @@ export const stringType: SimpleType<string> = wrapperType(
   (bytes) => {
     if (bytes.length === 0) return '';
     if (bytes[0] !== TAG_LENGTH_DELIMITED) return undefined;
-    // The length varint, then exactly that many bytes and nothing after.
-    let length = 0;
-    let shift = 0;
-    let pos = 1;
-    for (;;) {
-      if (pos >= bytes.length || shift > 28) return undefined;
-      const byte = bytes[pos++] as number;
-      length += (byte & 0x7f) * 2 ** shift;
-      if (byte < 0x80) break;
-      shift += 7;
-    }
-    if (pos + length !== bytes.length) return undefined;
+    // The tag, then the string and nothing after it. Anything else, invalid UTF-8 included,
+    // is left to fromBinary, which reads it or refuses it.
+    const reader = new ProtoReader(bytes);
+    reader.pos = 1;
     try {
-      return utf8.decode(bytes.subarray(pos));
+      const value = reader.string(bytes.length);
+      return reader.pos === bytes.length ? value : undefined;
     } catch {
       return undefined;
     }

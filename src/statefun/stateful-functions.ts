@@ -95,8 +95,9 @@ export class StatefulFunctions {
 
     const state = new Map<string, TypedValue | undefined>();
     for (const value of batch.state) state.set(value.name, value.value);
-    const missing = [...registered.specs.values()].filter((spec) => !state.has(spec.name));
-    if (missing.length > 0) return encodeIncompleteContext(missing);
+    let missing: ValueSpec<unknown>[] | undefined;
+    for (const spec of registered.specs.values()) if (!state.has(spec.name)) (missing ??= []).push(spec);
+    if (missing !== undefined) return encodeIncompleteContext(missing);
 
     let storage: BatchStorage;
     try {

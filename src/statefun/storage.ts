@@ -10,6 +10,7 @@ import type { ValueSpec } from './value-spec.ts';
 import type { StateMutation } from './wire/from-function-encoder.ts';
 
 interface Cell {
+  readonly spec: ValueSpec<unknown>;
   /** undefined: no value. */
   bytes: Uint8Array | undefined;
   touched: boolean;
@@ -23,7 +24,7 @@ export interface AddressScopedStorage {
 }
 
 export class BatchStorage implements AddressScopedStorage {
-  readonly #specs: ReadonlyMap<string, ValueSpec<unknown>>;
+  // One cell per declared spec, by name.
   readonly #cells = new Map<string, Cell>();
 
   /** `state` is what the request carried, by name; every declared spec must be among them. */
@@ -31,7 +32,6 @@ export class BatchStorage implements AddressScopedStorage {
     specs: ReadonlyMap<string, ValueSpec<unknown>>,
     state: ReadonlyMap<string, TypedValue | undefined>,
   ) {
-    this.#specs = specs;
     for (const [name, spec] of specs) {
       const value = state.get(name);
       if (value?.hasValue === true && value.typename !== spec.type.typeName.toString()) {
@@ -39,7 +39,11 @@ export class BatchStorage implements AddressScopedStorage {
           `state ${name} holds a ${value.typename} value, but its spec says ${spec.type.typeName.toString()}`,
         );
       }
-      this.#cells.set(name, { bytes: value?.hasValue === true ? value.value : undefined, touched: false });
+      this.#cells.set(name, {
+        spec,
+        bytes: value?.hasValue === true ? value.value : undefined,
+        touched: false,
+      });
     }
   }
 
@@ -65,19 +69,18 @@ export class BatchStorage implements AddressScopedStorage {
   mutations(): StateMutation[] {
     const mutations: StateMutation[] = [];
     for (const [name, cell] of this.#cells) {
-      if (!cell.touched) continue;
-      const spec = this.#specs.get(name) as ValueSpec<unknown>;
-      mutations.push({ name, typename: spec.type.typeName.toString(), bytes: cell.bytes });
+      if (cell.touched)
+        mutations.push({ name, typename: cell.spec.type.typeName.toString(), bytes: cell.bytes });
     }
     return mutations;
   }
 
   #cell(spec: ValueSpec<unknown>): Cell {
-    const registered = this.#specs.get(spec.name);
+    const cell = this.#cells.get(spec.name);
     // The same name with another type is a mistake too: its bytes would not read back.
-    if (registered === undefined || !registered.type.typeName.equals(spec.type.typeName)) {
+    if (cell === undefined || !cell.spec.type.typeName.equals(spec.type.typeName)) {
       throw new ConfigError(`state ${spec.name}`, 'is not one of the specs this function declared');
     }
-    return this.#cells.get(spec.name) as Cell;
+    return cell;
   }
 }

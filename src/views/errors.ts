@@ -116,3 +116,8 @@ export function isTerminalViewError(error: unknown): boolean {
   // Across the grid the class is lost but the code is kept.
   return error instanceof WeftError && terminalCodes.has(error.code);
 }
+
+/** True for an error of `kind`, also one that crossed the grid (its class is lost, its code kept). */
+export function hasErrorCode(error: unknown, kind: { readonly code: string }): boolean {
+  return error instanceof WeftError && error.code === kind.code;
+}

@@ -53,9 +53,14 @@ export type StreamItem<P> = EventsItem<P> | EndOfSnapshotItem | NewSnapshotToFol
 /** Where a materializer gets its items: a local publisher, or one across the grid. */
 export type EventSource<P> = (request: SubscribeRequest, signal: AbortSignal) => AsyncIterable<StreamItem<P>>;
 
-/** Throws a TypeError unless `index` is a whole number >= 0 that a double holds exactly. */
+/** True when `index` is a whole number >= 0 that a double holds exactly. */
+export function isIndex(index: unknown): index is number {
+  return typeof index === 'number' && Number.isSafeInteger(index) && index >= 0;
+}
+
+/** Throws a TypeError unless `index` is an index (`isIndex`). */
 export function checkIndex(index: unknown, what: string): asserts index is number {
-  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) {
+  if (!isIndex(index)) {
     throw new TypeError(`${what} must be a whole number >= 0, got ${String(index)}`);
   }
 }

@@ -15,8 +15,9 @@ import type http from 'node:http';
 
 import { systemClock, type Clock, type Timer } from '../internal/clock.ts';
 import { CancelledError, ClosedError, ConfigError, WeftError } from '../internal/errors.ts';
+import { wholeNumberOption } from './config.ts';
 import { parseDuration } from './duration.ts';
-import { MaterializerStoppedError, UnauthorizedError } from './errors.ts';
+import { hasErrorCode, MaterializerStoppedError, UnauthorizedError } from './errors.ts';
 import type { ViewRequest, ViewStore, ViewUpdate } from './store.ts';
 
 /** Builds the store request for one query of a view; throws a TypeError for bad parameters (400). */
@@ -87,10 +88,10 @@ export function viewsHttpHandler(store: ViewStore, options: ViewsHttpOptions): V
   }
   const prefix = options.prefix ?? '/v1/views/';
   if (!prefix.startsWith('/')) throw new ConfigError('prefix', 'must start with "/"');
-  const maxWaitMs = wholeNumber(options.maxWaitMs ?? 600_000, 'maxWaitMs', 0);
-  const defaultWaitMs = wholeNumber(options.defaultWaitMs ?? 300_000, 'defaultWaitMs', 0);
-  const maxStreams = wholeNumber(options.maxStreams ?? 1000, 'maxStreams', 0);
-  const heartbeatMs = wholeNumber(options.heartbeatMs ?? 15_000, 'heartbeatMs', 1);
+  const maxWaitMs = wholeNumberOption(options.maxWaitMs ?? 600_000, 'maxWaitMs', 0);
+  const defaultWaitMs = wholeNumberOption(options.defaultWaitMs ?? 300_000, 'defaultWaitMs', 0);
+  const maxStreams = wholeNumberOption(options.maxStreams ?? 1000, 'maxStreams', 0);
+  const heartbeatMs = wholeNumberOption(options.heartbeatMs ?? 15_000, 'heartbeatMs', 1);
   const encode = options.encode ?? mapToObject;
   const random = options.random ?? Math.random;
   const clock = options.clock ?? systemClock;
@@ -129,7 +130,7 @@ export function viewsHttpHandler(store: ViewStore, options: ViewsHttpOptions): V
   /** Answers a failure of the store or the view with the status its kind deserves. */
   const failWith = (response: http.ServerResponse, view: string, error: unknown): void => {
     counters.failed += 1;
-    if (isUnauthorized(error)) {
+    if (hasErrorCode(error, UnauthorizedError)) {
       fail(response, 403, reasonOf(error));
     } else if (error instanceof WeftError && error.retryable) {
       // The view may come back (an entry being evicted, a full store): ask again shortly.
@@ -431,27 +432,12 @@ function reasonOf(error: unknown): string {
   return error instanceof WeftError ? truncate(error.message) : 'internal error';
 }
 
-function isUnauthorized(error: unknown): boolean {
-  // Across the grid the class is lost but the code is kept.
-  return (
-    error instanceof UnauthorizedError ||
-    (error instanceof WeftError && error.code === UnauthorizedError.code)
-  );
-}
-
 function mapToObject(value: unknown): unknown {
   return value instanceof Map ? Object.fromEntries(value) : value;
 }
 
 function truncate(text: string): string {
   return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS)}…` : text;
-}
-
-function wholeNumber(value: number, field: string, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new ConfigError(field, `must be a whole number >= ${min}, got ${String(value)}`);
-  }
-  return value;
 }
 
 function noop(): void {

@@ -2,11 +2,11 @@
 // in the order keys first appeared), e.g. the members of a cluster sorted by name.
 
 import type { Event } from './event.ts';
-import { MapView, type MapChange } from './map-view.ts';
+import { applyMapChanges, type MapChange } from './map-view.ts';
 import type { View } from './view.ts';
 
 export class ListView<V> implements View<MapChange<V>, readonly V[]> {
-  readonly #map = new MapView<V>();
+  readonly #entries = new Map<string, V>();
   readonly #compare: ((a: V, b: V) => number) | undefined;
 
   constructor(options: { compare?: ((a: V, b: V) => number) | undefined } = {}) {
@@ -14,17 +14,17 @@ export class ListView<V> implements View<MapChange<V>, readonly V[]> {
   }
 
   update(events: readonly Event<MapChange<V>>[]): void {
-    this.#map.update(events);
+    applyMapChanges(this.#entries, events);
   }
 
   /** A frozen array, sorted once per index. */
   result(): readonly V[] {
-    const values = [...this.#map.result().values()];
+    const values = [...this.#entries.values()];
     if (this.#compare !== undefined) values.sort(this.#compare);
     return Object.freeze(values);
   }
 
   reset(): void {
-    this.#map.reset();
+    this.#entries.clear();
   }
 }

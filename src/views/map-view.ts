@@ -25,20 +25,7 @@ export class MapView<V> implements View<MapChange<V>, ReadonlyMap<string, V>> {
   }
 
   update(events: readonly Event<MapChange<V>>[]): void {
-    for (const event of events) {
-      const change = event.payload;
-      switch (change.op) {
-        case 'put':
-          this.#entries.set(event.subject, change.value);
-          break;
-        case 'delete':
-          this.#entries.delete(event.subject);
-          break;
-        default:
-          // Payloads come from other processes too: the type is a hope, not a guarantee.
-          throw new TypeError(`unknown map change ${JSON.stringify((change as { op: unknown }).op)}`);
-      }
-    }
+    applyMapChanges(this.#entries, events);
   }
 
   /** A copy: later batches do not change what a caller was given. */
@@ -48,5 +35,23 @@ export class MapView<V> implements View<MapChange<V>, ReadonlyMap<string, V>> {
 
   reset(): void {
     this.#entries.clear();
+  }
+}
+
+/** Applies put and delete events to `entries` (MapView's update, and ListView's). */
+export function applyMapChanges<V>(entries: Map<string, V>, events: readonly Event<MapChange<V>>[]): void {
+  for (const event of events) {
+    const change = event.payload;
+    switch (change.op) {
+      case 'put':
+        entries.set(event.subject, change.value);
+        break;
+      case 'delete':
+        entries.delete(event.subject);
+        break;
+      default:
+        // Payloads come from other processes too: the type is a hope, not a guarantee.
+        throw new TypeError(`unknown map change ${JSON.stringify((change as { op: unknown }).op)}`);
+    }
   }
 }

@@ -13,10 +13,16 @@
 
 import { systemClock, type Clock, type Timer } from '../internal/clock.ts';
 import { RetryWaiter, type RetryWaiterConfig } from '../internal/backoff.ts';
-import { ConfigError, WeftError } from '../internal/errors.ts';
-import { onAbort, raceSignal } from '../internal/abort.ts';
+import { isAborted, onAbort, raceSignal } from '../internal/abort.ts';
+import { wholeNumberOption } from './config.ts';
 import { checkIndex, type Event, type EventSource, type StreamItem, type SubscribeRequest } from './event.ts';
-import { EventStreamError, isTerminalViewError, MaterializerStoppedError, ViewStaleError } from './errors.ts';
+import {
+  EventStreamError,
+  hasErrorCode,
+  isTerminalViewError,
+  MaterializerStoppedError,
+  ViewStaleError,
+} from './errors.ts';
 import type { View, ViewResult } from './view.ts';
 
 export interface MaterializerOptions<P, T> {
@@ -104,10 +110,7 @@ export class Materializer<P, T> {
     this.#view = options.view;
     this.#clock = options.clock ?? systemClock;
     this.#retry = new RetryWaiter(this.#clock, options.retry, options.random);
-    this.#terminalAfter = options.terminalAfter ?? 3;
-    if (!Number.isSafeInteger(this.#terminalAfter) || this.#terminalAfter < 1) {
-      throw new ConfigError('terminalAfter', `must be a whole number >= 1, got ${this.#terminalAfter}`);
-    }
+    this.#terminalAfter = wholeNumberOption(options.terminalAfter ?? 3, 'terminalAfter', 1);
     this.#maxSnapshotEvents = options.maxSnapshotEvents ?? 1_000_000;
   }
 
@@ -144,7 +147,7 @@ export class Materializer<P, T> {
       if (isAborted(signal)) break;
       this.#stats.failures += 1;
       // A view at index 0 holds nothing to forget; `#apply` resets before it throws.
-      if (isStale(failure) && this.#index > 0) this.#reset();
+      if (hasErrorCode(failure, ViewStaleError) && this.#index > 0) this.#reset();
       // No failure since the last good update: the failures before it were not in a row with this one.
       if (this.#retry.failures === 0) terminalInARow = 0;
       if (isTerminalViewError(failure)) {
@@ -349,17 +352,6 @@ export class Materializer<P, T> {
     this.#running = false;
     this.#rejectWaiters(stoppedError(reason));
   }
-}
-
-/** Reads `signal.aborted` afresh: TypeScript keeps a loop condition's narrowing across awaits. */
-export function isAborted(signal: AbortSignal): boolean {
-  return signal.aborted;
-}
-
-function isStale(error: unknown): boolean {
-  return (
-    error instanceof ViewStaleError || (error instanceof WeftError && error.code === ViewStaleError.code)
-  );
 }
 
 /** A terminal failure is passed on as it is; anything else says the materializer stopped. */

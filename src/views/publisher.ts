@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { ConfigError } from '../internal/errors.ts';
+import { wholeNumberOption } from './config.ts';
 import { checkIndex, type Event, type StreamItem, type SubscribeRequest } from './event.ts';
 import { subscribeToTopic } from './subscription.ts';
 import { TopicBuffer } from './topic-buffer.ts';
@@ -80,8 +81,12 @@ export class EventPublisher {
   };
 
   constructor(options: EventPublisherOptions = {}) {
-    this.#bufferBatches = positiveInteger(options.bufferBatches ?? 4096, 'bufferBatches');
-    this.#snapshotChunkEvents = positiveInteger(options.snapshotChunkEvents ?? 1024, 'snapshotChunkEvents');
+    this.#bufferBatches = wholeNumberOption(options.bufferBatches ?? 4096, 'bufferBatches', 1);
+    this.#snapshotChunkEvents = wholeNumberOption(
+      options.snapshotChunkEvents ?? 1024,
+      'snapshotChunkEvents',
+      1,
+    );
     this.#authorize = options.authorize;
   }
 
@@ -206,10 +211,4 @@ function checkRequest(request: SubscribeRequest): void {
   if (request.index !== undefined) checkIndex(request.index, 'index');
   if (request.generation !== undefined && typeof request.generation !== 'string')
     throw new TypeError('generation must be a string');
-}
-
-function positiveInteger(value: number, field: string): number {
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new ConfigError(field, `must be a whole number >= 1, got ${value}`);
-  return value;
 }

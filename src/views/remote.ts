@@ -24,7 +24,14 @@ import {
   type Connection,
   type Manager,
 } from '../grid/index.ts';
-import { checkIndex, type Event, type EventSource, type StreamItem, type SubscribeRequest } from './event.ts';
+import {
+  checkIndex,
+  isIndex,
+  type Event,
+  type EventSource,
+  type StreamItem,
+  type SubscribeRequest,
+} from './event.ts';
 import { EventTooLargeError } from './errors.ts';
 import type { EventPublisher } from './publisher.ts';
 
@@ -40,10 +47,13 @@ const PART_BYTES = 1024 * 1024;
 /** Events a split batch may gather on the receiving side. */
 const MAX_BATCH_EVENTS = 1_000_000;
 
+/** Made once: `msgpackCodec()` builds a new codec object on every call, and items are the hot path. */
+const msgpack: Codec<unknown> = msgpackCodec<unknown>();
+
 const requestCodec: Codec<SubscribeRequest> = {
-  encode: (request) => msgpackCodec<SubscribeRequest>().encode(compact(request)),
+  encode: (request) => msgpack.encode(compact(request)),
   decode(bytes) {
-    const value = msgpackCodec<unknown>().decode(bytes);
+    const value = msgpack.decode(bytes);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new ProtocolError('a subscribe request is a map');
     }
@@ -89,7 +99,7 @@ export function encodeItem(item: StreamItem<unknown>, partBytes = PART_BYTES): U
 
 /** Decodes one wire message; a part of a batch comes back as `part: true`. */
 export function decodeItem(bytes: Uint8Array | undefined): StreamItem<unknown> & { part?: boolean } {
-  const wire = msgpackCodec<unknown>().decode(bytes);
+  const wire = msgpack.decode(bytes);
   if (!Array.isArray(wire)) throw new ProtocolError('a stream item is an array');
   switch (wire[0]) {
     case 0:
@@ -195,7 +205,7 @@ async function* reassemble(messages: AsyncIterable<Uint8Array>): AsyncGenerator<
 }
 
 function pack(wire: WireItem): Uint8Array {
-  return msgpackCodec<WireItem>().encode(wire) as Uint8Array;
+  return msgpack.encode(wire) as Uint8Array;
 }
 
 function compact(request: SubscribeRequest): SubscribeRequest {
@@ -212,7 +222,7 @@ function optionalString(value: unknown, field: string): string | undefined {
 }
 
 function wireIndex(index: unknown): asserts index is number {
-  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) {
+  if (!isIndex(index)) {
     throw new ProtocolError(`a stream item has a bad index ${String(index)}`);
   }
 }

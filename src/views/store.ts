@@ -7,11 +7,13 @@
 // terminal failure) is evicted at once, or, while callers still hold it, marked evicting:
 // it is never handed to a new caller, and goes when the last holder lets go.
 
+import { isAborted } from '../internal/abort.ts';
 import { systemClock, type Clock, type Timer } from '../internal/clock.ts';
 import { CapacityExceededError, ClosedError, ConfigError } from '../internal/errors.ts';
+import { wholeNumberOption } from './config.ts';
 import { EntryEvictingError } from './errors.ts';
 import { ExpiryHeap } from './expiry-heap.ts';
-import { isAborted, type FetchOptions, type Materializer } from './materializer.ts';
+import type { FetchOptions, Materializer } from './materializer.ts';
 import type { ViewResult } from './view.ts';
 
 /** What the store needs of a materializer: any event payload type will do. */
@@ -73,10 +75,7 @@ export class ViewStore {
     if (!Number.isFinite(this.#idleTtlMs) || this.#idleTtlMs < 0) {
       throw new ConfigError('idleTtlMs', `must be a number >= 0, got ${this.#idleTtlMs}`);
     }
-    this.#maxEntries = options.maxEntries ?? 10_000;
-    if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) {
-      throw new ConfigError('maxEntries', `must be a whole number >= 1, got ${this.#maxEntries}`);
-    }
+    this.#maxEntries = wholeNumberOption(options.maxEntries ?? 10_000, 'maxEntries', 1);
   }
 
   /**

@@ -15,6 +15,7 @@ import { kafkaEgressMessage, kinesisEgressMessage, type EgressMessage } from '..
 import { jsonType } from '../../src/statefun/json-type.ts';
 import { intType, stringType } from '../../src/statefun/primitive-types.ts';
 import type { SimpleType } from '../../src/statefun/simple-type.ts';
+import { hex } from '../statefun/requests.ts';
 
 interface OfficialType<T> {
   readonly typename: string;
@@ -62,7 +63,6 @@ const require = createRequire(import.meta.url);
 const official = require('apache-flink-statefun') as OfficialSdk;
 
 const EGRESS = 'com.example/out';
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 function assertSame(ours: EgressMessage, theirs: OfficialEgressMessage): void {
   assert.equal(ours.typeName.toString(), theirs.typename);

@@ -10,20 +10,14 @@ import { createRequire } from 'node:module';
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 
 import { KafkaProducerRecordSchema } from '../../src/gen/statefun/kafka-egress_pb.ts';
 import { KinesisEgressRecordSchema } from '../../src/gen/statefun/kinesis-egress_pb.ts';
 import {
-  AddressSchema,
   FromFunction_ExpirationSpec_ExpireMode as ExpireMode,
   FromFunction_PersistedValueMutation_MutationType as MutationType,
   FromFunctionSchema,
-  ToFunction_InvocationBatchRequestSchema,
-  ToFunction_InvocationSchema,
-  ToFunction_PersistedValueSchema,
-  ToFunctionSchema,
-  TypedValueSchema,
   type Address as WireAddress,
   type TypedValue,
 } from '../../src/gen/statefun/request-reply_pb.ts';
@@ -37,6 +31,7 @@ import {
   stringType,
 } from '../../src/statefun/primitive-types.ts';
 import type { SimpleType } from '../../src/statefun/simple-type.ts';
+import { hex } from '../statefun/requests.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The official SDK's API, as far as the tests use it (its shipped typings refer to an undeclared
@@ -179,61 +174,8 @@ export async function invokeOfficial(statefun: OfficialStateFun, body: Uint8Arra
 // Requests.
 // ---------------------------------------------------------------------------------------------
 
-/** A present value of `type` (has_value=true, even for zero values, which encode to no bytes). */
-export function typed<T>(type: SimpleType<T>, value: T): TypedValue {
-  return create(TypedValueSchema, {
-    typename: type.typeName.toString(),
-    hasValue: true,
-    value: type.serialize(value),
-  });
-}
-
-/** `namespace/type/id` (the namespace may hold slashes; the last two parts are type and id). */
-export function wireAddress(address: string): WireAddress {
-  const parts = address.split('/');
-  const id = parts.pop() ?? '';
-  const type = parts.pop() ?? '';
-  return create(AddressSchema, { namespace: parts.join('/'), type, id });
-}
-
-export interface RequestInvocation {
-  /** `namespace/type/id`; absent for a message from an ingress. */
-  readonly caller?: string | undefined;
-  /** Always set by the runtime; undefined only to build a malformed request. */
-  readonly argument: TypedValue | undefined;
-}
-
-/**
- * A ToFunction batch for `target` (`namespace/type/id`). `state` lists the values the runtime
- * attaches, in order: a TypedValue, or undefined for a registered value that has none (sent as
- * the name only, as the runtime does).
- */
-export function toFunction(
-  target: string,
-  state: readonly (readonly [string, TypedValue | undefined])[],
-  invocations: readonly RequestInvocation[],
-): Uint8Array {
-  return toBinary(
-    ToFunctionSchema,
-    create(ToFunctionSchema, {
-      request: {
-        case: 'invocation',
-        value: create(ToFunction_InvocationBatchRequestSchema, {
-          target: wireAddress(target),
-          state: state.map(([stateName, stateValue]) =>
-            create(ToFunction_PersistedValueSchema, { stateName, stateValue }),
-          ),
-          invocations: invocations.map(({ caller, argument }) =>
-            create(ToFunction_InvocationSchema, {
-              caller: caller === undefined ? undefined : wireAddress(caller),
-              argument,
-            }),
-          ),
-        }),
-      },
-    }),
-  );
-}
+// Built with test/statefun/requests.ts, shared with our own tests.
+export { hex, toFunction, typed, wireAddress, type RequestInvocation } from '../statefun/requests.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Replies, decoded field by field into plain data that assert.deepEqual compares and prints well.
@@ -281,8 +223,6 @@ const PRIMITIVES: ReadonlyMap<string, SimpleType<unknown>> = new Map(
     (type) => [type.typeName.toString(), type as SimpleType<unknown>] as const,
   ),
 );
-
-export const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 function decodeValue(typename: string, bytes: Uint8Array): unknown {
   const primitive = PRIMITIVES.get(typename);

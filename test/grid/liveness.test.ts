@@ -4,63 +4,23 @@
 // each step the test waits for the real socket traffic the step caused.
 
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { DisconnectedError, type GridLimits, type GridStream } from '../../src/grid/index.ts';
-import { FakeClock } from '../../src/testing/index.ts';
+import { DisconnectedError, type GridLimits } from '../../src/grid/index.ts';
 import {
   ECHO,
   eventually,
   HANG,
   HOLD,
-  ProxiedGrid,
+  next,
+  proxiedPair,
   readU32,
-  serve,
-  Served,
+  roundTrips,
   turn,
   u32,
   watch,
   type Watched,
 } from './reliability-harness.ts';
-
-interface Setup {
-  readonly g: ProxiedGrid;
-  readonly clock: FakeClock;
-  readonly served: readonly [Served, Served];
-  /** Index of the node that dials, and of the one that accepts. */
-  readonly dialler: number;
-  readonly acceptor: number;
-}
-
-async function proxiedPair(t: TestContext, limits: Partial<GridLimits> = {}): Promise<Setup> {
-  const clock = new FakeClock();
-  const served: [Served, Served] = [new Served(), new Served()];
-  const g = await ProxiedGrid.start(2, {
-    clock,
-    limits,
-    random: () => 0,
-    setup: (manager, i) => {
-      serve(manager, served[i] as Served);
-    },
-  });
-  t.after(() => g.close());
-  await g.waitAllConnected();
-  const dialler = g.dialler(0, 1);
-  return { g, clock, served, dialler, acceptor: 1 - dialler };
-}
-
-/**
- * A round trip each way. Frames queued before it (pings, pongs, credits) have been
- * delivered and handled on both nodes once it returns: one socket keeps them in order.
- */
-async function roundTrips(g: ProxiedGrid): Promise<void> {
-  await g.connection(0, 1).request(ECHO, undefined);
-  await g.connection(1, 0).request(ECHO, undefined);
-}
-
-function next(stream: GridStream): Promise<IteratorResult<Uint8Array>> {
-  return stream[Symbol.asyncIterator]().next();
-}
 
 /** Connection liveness off, so that only the stream checks are at work. */
 const quietConnection: Partial<GridLimits> = { pingIntervalMs: 3_600_000, pongTimeoutMs: 7_200_000 };
@@ -154,7 +114,7 @@ describe('grid: connection liveness', () => {
   test('a peer that stops reading is detected after writeStallTimeoutMs of writes without progress', async (t) => {
     // Pongs are not what detects it here: their timeout is an hour.
     const limits = { pingIntervalMs: 10_000, pongTimeoutMs: 3_600_000, writeStallTimeoutMs: 20_000 };
-    const { g, clock, dialler, acceptor } = await proxiedPair(t, limits);
+    const { g, clock, dialler, acceptor } = await proxiedPair(t, { limits });
     const connection = g.connection(dialler, acceptor);
     g.linkProxy(0, 1).hold('to-node');
     // Far more than the socket buffers on the way hold: the writes stop completing.
@@ -183,7 +143,7 @@ describe('grid: stream liveness', () => {
       streamPongTimeoutMs: 30_000,
       handlerIdleTimeoutMs: 600_000,
     };
-    const { g, clock, dialler, acceptor } = await proxiedPair(t, limits);
+    const { g, clock, dialler, acceptor } = await proxiedPair(t, { limits });
     const stream = g.connection(dialler, acceptor).openStream(HOLD);
     await next(stream);
     const ending = watch(next(stream));
@@ -210,7 +170,7 @@ describe('grid: stream liveness', () => {
       streamPongTimeoutMs: 600_000,
       handlerIdleTimeoutMs: 60_000,
     };
-    const { g, clock, served, dialler, acceptor } = await proxiedPair(t, limits);
+    const { g, clock, served, dialler, acceptor } = await proxiedPair(t, { limits });
     const stream = g.connection(dialler, acceptor).openStream(HOLD);
     await next(stream);
     const handlerSignal = served[acceptor]?.holding[0] as AbortSignal;
@@ -268,7 +228,7 @@ describe('grid: stream liveness', () => {
       streamPongTimeoutMs: 30_000,
       handlerIdleTimeoutMs: 60_000,
     };
-    const { g, clock, served, dialler, acceptor } = await proxiedPair(t, limits);
+    const { g, clock, served, dialler, acceptor } = await proxiedPair(t, { limits });
     const stream = g.connection(dialler, acceptor).openStream(HOLD, { outCapacity: 1 });
     await next(stream);
     const handlerSignal = served[acceptor]?.holding[0] as AbortSignal;

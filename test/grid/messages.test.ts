@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { encode as msgpackEncode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 
-import { ProtocolError, RemoteError, type RefusalReason } from '../../src/grid/errors.ts';
+import { ProtocolError, REFUSAL_REASONS, RemoteError } from '../../src/grid/errors.ts';
 import {
   decodeConnect,
   decodeConnectResponse,
@@ -52,17 +52,6 @@ const numberArb = fc
   .oneof(fc.maxSafeInteger(), fc.double({ noNaN: true, noDefaultInfinity: true }))
   .map((n) => (Object.is(n, -0) ? 0 : n));
 
-const refusalReasons: readonly RefusalReason[] = [
-  'bad-token',
-  'clock-skew',
-  'unknown-host',
-  'wrong-direction',
-  'version-mismatch',
-  'handshake-timeout',
-  'bad-handshake',
-  'shutting-down',
-];
-
 describe('control payloads round-trip', () => {
   test('Connect comes back field for field', () => {
     fc.assert(
@@ -99,7 +88,7 @@ describe('control payloads round-trip', () => {
   });
 
   test('a refusing ConnectResponse carries each reason and its detail', () => {
-    for (const reason of refusalReasons) {
+    for (const reason of REFUSAL_REASONS) {
       const decoded = decodeConnectResponse(
         encodeConnectResponse({ nodeId, accepted: false, reason, detail: `because ${reason}` }),
       );

@@ -1,6 +1,6 @@
 // Shared by reliability.test.ts, liveness.test.ts and resources.test.ts: a grid whose
-// links run through fault-injecting TCP proxies, and a few waits that follow real
-// socket I/O without sleeping.
+// links run through fault-injecting TCP proxies, the two-node setups the tests start
+// from, and a few waits that follow real socket I/O without sleeping.
 //
 // Every node's host URL is its proxy's address, so every dial goes through a proxy
 // that the test can reset (a crashed link), blackhole (a peer that stops answering
@@ -10,9 +10,11 @@
 
 import http from 'node:http';
 import net from 'node:net';
+import type { TestContext } from 'node:test';
 
-import { Manager, type Connection, type GridLimits } from '../../src/grid/index.ts';
-import type { FakeClock } from '../../src/testing/index.ts';
+import { Manager, type Connection, type GridLimits, type GridStream } from '../../src/grid/index.ts';
+import { onAbort } from '../../src/internal/abort.ts';
+import { FakeClock, TestGrid } from '../../src/testing/index.ts';
 
 /** Which way bytes flow through a proxy: from the dialler to the node, or back. */
 export type Direction = 'to-node' | 'from-node';
@@ -290,6 +292,73 @@ function at<T>(list: readonly T[], i: number): T {
   return value;
 }
 
+// ---------------------------------------------------------------------------------------
+// Two-node setups, each node serving the handlers below.
+
+export interface ProxiedPair {
+  readonly g: ProxiedGrid;
+  readonly clock: FakeClock;
+  readonly served: readonly [Served, Served];
+  /** Index of the node that dials, and of the one that accepts. */
+  readonly dialler: number;
+  readonly acceptor: number;
+}
+
+/** Two nodes behind ChaosProxies, connected; redial jitter is 0 unless `random` says otherwise. */
+export async function proxiedPair(
+  t: TestContext,
+  options: Partial<Omit<ProxiedGridOptions, 'setup'>> = {},
+): Promise<ProxiedPair> {
+  const clock = options.clock ?? new FakeClock();
+  const served: [Served, Served] = [new Served(), new Served()];
+  const g = await ProxiedGrid.start(2, {
+    random: () => 0,
+    ...options,
+    clock,
+    setup: (manager, i) => {
+      serve(manager, served[i] as Served);
+    },
+  });
+  t.after(() => g.close());
+  await g.waitAllConnected();
+  const dialler = g.dialler(0, 1);
+  return { g, clock, served, dialler, acceptor: 1 - dialler };
+}
+
+export interface TestPair {
+  readonly tg: TestGrid;
+  readonly clock: FakeClock;
+  readonly served: readonly [Served, Served];
+}
+
+/** A plain TestGrid pair, connected, for what needs no faults on the link. */
+export async function testPair(t: TestContext, clock = new FakeClock()): Promise<TestPair> {
+  const tg = await TestGrid.start(2, { clock });
+  t.after(() => tg.close());
+  const served: [Served, Served] = [new Served(), new Served()];
+  serve(tg.manager(0), served[0]);
+  serve(tg.manager(1), served[1]);
+  await tg.waitAllConnected();
+  return { tg, clock, served };
+}
+
+/**
+ * A round trip each way. Frames queued before it (pings, pongs, credits) have been
+ * delivered and handled on both nodes once it returns: one socket keeps them in order.
+ */
+export async function roundTrips(grid: { connection(from: number, to: number): Connection }): Promise<void> {
+  await grid.connection(0, 1).request(ECHO, undefined);
+  await grid.connection(1, 0).request(ECHO, undefined);
+}
+
+/** Reads the next response of a stream. */
+export function next(stream: GridStream): Promise<IteratorResult<Uint8Array>> {
+  return stream[Symbol.asyncIterator]().next();
+}
+
+// ---------------------------------------------------------------------------------------
+// Waits
+
 /** One turn of the event loop: lets socket I/O and queued writes run. */
 export function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -381,17 +450,7 @@ export function serve(manager: Manager, served: Served): void {
 /** Rejects with the signal's reason once it aborts. */
 export function untilAborted(signal: AbortSignal): Promise<never> {
   return new Promise((_resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    signal.addEventListener(
-      'abort',
-      () => {
-        reject(signal.reason as Error);
-      },
-      { once: true },
-    );
+    onAbort(signal, reject);
   });
 }
 

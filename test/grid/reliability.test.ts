@@ -6,9 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { DisconnectedError, type GridStream } from '../../src/grid/index.ts';
+import { DisconnectedError } from '../../src/grid/index.ts';
 import {
   CancelledError,
   CapacityExceededError,
@@ -16,70 +16,25 @@ import {
   isRetryable,
 } from '../../src/internal/errors.ts';
 import { subscribeDiagnostics } from '../../src/internal/diagnostics.ts';
-import { FakeClock, TestGrid } from '../../src/testing/index.ts';
+import { FakeClock } from '../../src/testing/index.ts';
 import {
   COUNT_UP,
   ECHO,
   eventually,
   HANG,
   HOLD,
+  next,
   ProxiedGrid,
+  proxiedPair,
   readU32,
   serve,
   Served,
+  testPair,
   turn,
   u32,
   watch,
-  type ProxiedGridOptions,
   type Watched,
 } from './reliability-harness.ts';
-
-interface Setup {
-  readonly g: ProxiedGrid;
-  readonly clock: FakeClock;
-  readonly served: readonly [Served, Served];
-}
-
-async function proxiedPair(
-  t: TestContext,
-  options: Partial<Omit<ProxiedGridOptions, 'setup'>> = {},
-): Promise<Setup> {
-  const clock = options.clock ?? new FakeClock();
-  const served: [Served, Served] = [new Served(), new Served()];
-  const g = await ProxiedGrid.start(2, {
-    random: () => 0,
-    ...options,
-    clock,
-    setup: (manager, i) => {
-      serve(manager, served[i] as Served);
-    },
-  });
-  t.after(() => g.close());
-  await g.waitAllConnected();
-  return { g, clock, served };
-}
-
-interface TestSetup {
-  readonly tg: TestGrid;
-  readonly clock: FakeClock;
-  readonly served: readonly [Served, Served];
-}
-
-/** A plain TestGrid pair, for what needs no faults on the link. */
-async function testPair(t: TestContext, clock = new FakeClock()): Promise<TestSetup> {
-  const tg = await TestGrid.start(2, { clock });
-  t.after(() => tg.close());
-  const served: [Served, Served] = [new Served(), new Served()];
-  serve(tg.manager(0), served[0]);
-  serve(tg.manager(1), served[1]);
-  await tg.waitAllConnected();
-  return { tg, clock, served };
-}
-
-/** Reads the next response of a stream. */
-function next(stream: GridStream): Promise<IteratorResult<Uint8Array>> {
-  return stream[Symbol.asyncIterator]().next();
-}
 
 function bothConnected(g: ProxiedGrid): boolean {
   return g.connection(0, 1).state() === 'connected' && g.connection(1, 0).state() === 'connected';

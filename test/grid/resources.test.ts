@@ -4,38 +4,23 @@
 
 import assert from 'node:assert/strict';
 import { getEventListeners, setMaxListeners } from 'node:events';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 
 import fc from 'fast-check';
 
 import { subrouteId, type Connection } from '../../src/grid/index.ts';
-import { FakeClock, TestGrid } from '../../src/testing/index.ts';
+import { FakeClock } from '../../src/testing/index.ts';
 import {
   COUNT_UP,
   ECHO,
   eventually,
   readU32,
-  serve,
-  Served,
+  roundTrips,
+  testPair,
   turn,
   u32,
   watch,
 } from './reliability-harness.ts';
-
-async function testPair(t: TestContext, clock = new FakeClock()): Promise<TestGrid> {
-  const tg = await TestGrid.start(2, { clock });
-  t.after(() => tg.close());
-  serve(tg.manager(0), new Served());
-  serve(tg.manager(1), new Served());
-  await tg.waitAllConnected();
-  return tg;
-}
-
-/** A round trip each way: whatever either node queued before it has been delivered and handled. */
-async function roundTrips(tg: TestGrid): Promise<void> {
-  await tg.connection(0, 1).request(ECHO, undefined);
-  await tg.connection(1, 0).request(ECHO, undefined);
-}
 
 function inFlight(connection: Connection): number[] {
   const s = connection.stats();
@@ -65,7 +50,7 @@ async function pool(count: number, parallel: number, task: (i: number) => Promis
 describe('grid: resources', () => {
   test('100 000 requests leave nothing in flight, no timer beyond the connection pings and no listener', async (t) => {
     const clock = new FakeClock();
-    const tg = await testPair(t, clock);
+    const { tg } = await testPair(t, clock);
     const route = subrouteId(70, 'bucket/objects');
     tg.manager(1).registerSingle(70, (payload) => payload, { subroute: 'bucket/objects' });
     const baseline = clock.pendingTimers;
@@ -98,7 +83,7 @@ describe('grid: resources', () => {
 
   test('10 000 streams, ended, drained or cancelled, leave no stream entry, timer or listener', async (t) => {
     const clock = new FakeClock();
-    const tg = await testPair(t, clock);
+    const { tg } = await testPair(t, clock);
     tg.manager(1).registerStream(71, {
       inCapacity: 2,
       handle: async ({ requests, send }) => {
@@ -152,7 +137,7 @@ describe('grid: resources', () => {
 
 describe('grid: stream flow control', () => {
   test('the last items of a stream are never lost at its end, for any count, window and reading pace', async (t) => {
-    const tg = await testPair(t);
+    const { tg } = await testPair(t);
     const connection = tg.connection(0, 1);
     const serving = tg.connection(1, 0);
     await fc.assert(
@@ -187,7 +172,7 @@ describe('grid: stream flow control', () => {
   });
 
   test('the last input items reach the handler before the end of its input, for any count and window', async (t) => {
-    const tg = await testPair(t);
+    const { tg } = await testPair(t);
     const windows = [1, 2, 4, 8];
     for (const [i, inCapacity] of windows.entries()) {
       tg.manager(1).registerStream(72 + i, {
@@ -220,7 +205,7 @@ describe('grid: stream flow control', () => {
   });
 
   test('a consumer that stops reading never stalls other streams or requests on the same connection', async (t) => {
-    const tg = await testPair(t);
+    const { tg } = await testPair(t);
     const connection = tg.connection(0, 1);
     const stalled = connection.openStream(COUNT_UP, { initial: u32(300), outCapacity: 4 });
     await eventually(() => stalled.buffered === 4, 'the unread stream to fill its window');
@@ -241,7 +226,7 @@ describe('grid: stream flow control', () => {
   });
 
   test('a caller never holds more unread responses than its outCapacity: the handler’s sends wait for room', async (t) => {
-    const tg = await testPair(t);
+    const { tg } = await testPair(t);
     let sent = 0;
     tg.manager(1).registerStream(76, {
       inCapacity: 0,
@@ -277,7 +262,7 @@ describe('grid: stream flow control', () => {
   });
 
   test('a handler never holds more unread input than its inCapacity: the caller’s sends wait for room', async (t) => {
-    const tg = await testPair(t);
+    const { tg } = await testPair(t);
     let input: AsyncIterator<Uint8Array> | undefined;
     let finish: (() => void) | undefined;
     tg.manager(1).registerStream(77, {

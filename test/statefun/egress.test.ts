@@ -16,8 +16,8 @@ import { InvalidTypeNameError, ValueTypeError } from '../../src/statefun/errors.
 import { jsonType } from '../../src/statefun/json-type.ts';
 import { intType, stringType } from '../../src/statefun/primitive-types.ts';
 import { TypeName } from '../../src/statefun/type-name.ts';
+import { hex } from './requests.ts';
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const KAFKA = 'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
 const KINESIS = 'type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord';
 

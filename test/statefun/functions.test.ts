@@ -3,20 +3,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 
 import { KafkaProducerRecordSchema } from '../../src/gen/statefun/kafka-egress_pb.ts';
 import {
-  AddressSchema,
   FromFunction_ExpirationSpec_ExpireMode as ExpireMode,
   FromFunction_PersistedValueMutation_MutationType as MutationType,
   FromFunctionSchema,
-  ToFunction_InvocationBatchRequestSchema,
-  ToFunction_InvocationSchema,
-  ToFunction_PersistedValueSchema,
-  ToFunctionSchema,
-  TypedValueSchema,
   type FromFunction_InvocationResponse,
   type TypedValue,
 } from '../../src/gen/statefun/request-reply_pb.ts';
@@ -31,20 +25,10 @@ import {
 } from '../../src/statefun/request-errors.ts';
 import { StatefulFunctions } from '../../src/statefun/stateful-functions.ts';
 import { valueSpec } from '../../src/statefun/value-spec.ts';
+import { toFunction, typed } from './requests.ts';
 
 const seen = valueSpec({ name: 'seen', type: intType, expireAfterWrite: 60_000 });
 const lastName = valueSpec({ name: 'last_name', type: stringType });
-
-function typed(
-  type: { typeName: { toString(): string }; serialize(v: never): Uint8Array },
-  value: unknown,
-): TypedValue {
-  return create(TypedValueSchema, {
-    typename: type.typeName.toString(),
-    hasValue: true,
-    value: type.serialize(value as never),
-  });
-}
 
 /** A ToFunction for example/greeter:`id` with `state` (name → value, undefined = no value) and string messages. */
 function request(
@@ -52,28 +36,13 @@ function request(
   names: readonly string[],
   target = { namespace: 'example', type: 'greeter', id: 'alice' },
 ): Uint8Array {
-  return toBinary(
-    ToFunctionSchema,
-    create(ToFunctionSchema, {
-      request: {
-        case: 'invocation',
-        value: create(ToFunction_InvocationBatchRequestSchema, {
-          target: create(AddressSchema, target),
-          state: Object.entries(state ?? {}).map(([stateName, stateValue]) =>
-            create(ToFunction_PersistedValueSchema, { stateName, stateValue }),
-          ),
-          invocations: names.map((name, i) =>
-            create(ToFunction_InvocationSchema, {
-              caller:
-                i === 0
-                  ? undefined
-                  : create(AddressSchema, { namespace: 'example', type: 'caller', id: `c${i}` }),
-              argument: typed(stringType, name),
-            }),
-          ),
-        }),
-      },
-    }),
+  return toFunction(
+    `${target.namespace}/${target.type}/${target.id}`,
+    Object.entries(state ?? {}),
+    names.map((name, i) => ({
+      caller: i === 0 ? undefined : `example/caller/c${i}`,
+      argument: typed(stringType, name),
+    })),
   );
 }
 
@@ -334,6 +303,17 @@ describe('invoke', () => {
   });
 });
 
+/** Serves `listener` on a loopback port, closed when the test ends; the port. */
+async function listen(t: TestContext, listener: http.RequestListener): Promise<number> {
+  const server = http.createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
 describe('the HTTP handler', () => {
   async function serve(t: TestContext, logged: unknown[]): Promise<string> {
     const failing = greeter().withSpec({
@@ -342,15 +322,8 @@ describe('the HTTP handler', () => {
         throw new Error('boom');
       },
     });
-    const server = http.createServer(
-      failing.handler({ logger: { error: (message) => logged.push(message) } }),
-    );
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(() => {
-      server.closeAllConnections();
-      server.close();
-    });
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/statefun`;
+    const port = await listen(t, failing.handler({ logger: { error: (message) => logged.push(message) } }));
+    return `http://127.0.0.1:${port}/statefun`;
   }
 
   test('answers POSTed octet-stream requests, and each kind of refusal with its status', async (t) => {
@@ -380,16 +353,6 @@ describe('the HTTP handler', () => {
 });
 
 describe('the HTTP handler, signals and bodies', () => {
-  async function listen(t: TestContext, functions: StatefulFunctions): Promise<number> {
-    const server = http.createServer(functions.handler());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(() => {
-      server.closeAllConnections();
-      server.close();
-    });
-    return (server.address() as AddressInfo).port;
-  }
-
   test('a function that reads its signal over HTTP gets a live one, aborted when the invocation ends', async (t) => {
     const signals: AbortSignal[] = [];
     const functions = new StatefulFunctions().withSpec({
@@ -399,7 +362,7 @@ describe('the HTTP handler, signals and bodies', () => {
         signals.push(context.signal);
       },
     });
-    const port = await listen(t, functions);
+    const port = await listen(t, functions.handler());
     const reply = await fetch(`http://127.0.0.1:${port}/`, {
       method: 'POST',
       body: request({}, ['one', 'two'], { namespace: 'example', type: 'watcher', id: '1' }),
@@ -430,7 +393,7 @@ describe('the HTTP handler, signals and bodies', () => {
         abortedWith = signal.reason;
       },
     });
-    const port = await listen(t, functions);
+    const port = await listen(t, functions.handler());
     const body = request({}, ['x'], { namespace: 'example', type: 'slow', id: '1' });
     const client = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/' });
     client.on('error', () => undefined);
@@ -448,7 +411,7 @@ describe('the HTTP handler, signals and bodies', () => {
   });
 
   test('a body that arrives in several chunks is read whole', async (t) => {
-    const port = await listen(t, greeter());
+    const port = await listen(t, greeter().handler());
     const body = request({ seen: typed(intType, 1), last_name: undefined }, ['Bob']);
     const status = await new Promise<number>((resolve, reject) => {
       const client = http.request(
@@ -469,6 +432,22 @@ describe('the HTTP handler, signals and bodies', () => {
       setImmediate(() => client.end(body.subarray(5)));
     });
     assert.equal(status, 200);
+  });
+
+  test('a body larger than maxBodyBytes is refused with 413, and no function runs', async (t) => {
+    let ran = false;
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/greeter',
+      fn() {
+        ran = true;
+      },
+    });
+    const body = request({}, ['a message long enough to pass the limit']);
+    const port = await listen(t, functions.handler({ maxBodyBytes: body.length - 1 }));
+    const reply = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body });
+    assert.equal(reply.status, 413);
+    assert.match(await reply.text(), new RegExp(`exceeds ${body.length - 1} bytes`));
+    assert.equal(ran, false);
   });
 });
 

@@ -17,8 +17,8 @@ import {
   longType,
   stringType,
 } from '../../src/statefun/primitive-types.ts';
+import { hex } from './requests.ts';
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const target = Address.of('com.example/greeter', 'bob');
 
 function refusedWith(pattern: RegExp): (e: unknown) => boolean {

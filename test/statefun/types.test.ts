@@ -17,8 +17,7 @@ import {
 } from '../../src/statefun/primitive-types.ts';
 import { protobufType } from '../../src/statefun/protobuf-type.ts';
 import { TypeName } from '../../src/statefun/type-name.ts';
-
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+import { hex } from './requests.ts';
 
 describe('TypeName', () => {
   test('splits at the last slash, so namespaces may contain slashes', () => {

@@ -43,6 +43,7 @@ import {
 import { Address } from '../../src/statefun/address.ts';
 import { kafkaEgressMessage, kinesisEgressMessage } from '../../src/statefun/egress.ts';
 import { ValueTypeError } from '../../src/statefun/errors.ts';
+import { jsonType } from '../../src/statefun/json-type.ts';
 import { messageBuilder } from '../../src/statefun/message.ts';
 import {
   boolType,
@@ -63,8 +64,7 @@ import { ProtoDecodeError } from '../../src/statefun/wire/proto-reader.ts';
 import { ProtoWriter } from '../../src/statefun/wire/proto-writer.ts';
 import { decodeToFunction, type WireAddress } from '../../src/statefun/wire/to-function-decoder.ts';
 import { typedValue } from '../../src/statefun/wire/typed-value.ts';
-
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+import { hex } from './requests.ts';
 
 // Strings of every kind: ASCII, any code point, lone surrogates, and long enough (>= 128 bytes)
 // for two-byte lengths.
@@ -631,6 +631,7 @@ describe('bytes handed to users', () => {
     ownsItsBuffer(kinesis.typedValue.value, 'kinesis record');
     ownsItsBuffer(stringType.serialize('hello'), 'short string');
     ownsItsBuffer(stringType.serialize('x'.repeat(10_000)), 'long string');
+    ownsItsBuffer(jsonType('a/json').serialize({ short: 'json' }), 'short JSON');
     const target = Address.of(TypeName.parse('a/sink'), 'id');
     const big = encodeInvocationResult({
       mutations: [],

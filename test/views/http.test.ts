@@ -29,20 +29,7 @@ import {
   type ViewsHttpHandler,
   type ViewsHttpOptions,
 } from '../../src/views/index.ts';
-
-function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Waits turn by turn (never a fixed time) until `check()` holds. */
-async function eventually(check: () => boolean, what: string, budgetMs = 5_000): Promise<void> {
-  const start = performance.now();
-  while (!check()) {
-    if (performance.now() - start > budgetMs)
-      throw new Error(`still waiting for ${what} after ${budgetMs} ms`);
-    await turn();
-  }
-}
+import { eventually, turn } from '../grid/reliability-harness.ts';
 
 interface Harness {
   readonly clock: FakeClock;

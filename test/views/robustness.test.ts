@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { linkSignals } from '../../src/internal/abort.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 import {
   deleteEvent,
@@ -18,8 +19,10 @@ import {
   type EventSource,
   type MapChange,
   type Snapshot,
+  type ViewRequest,
   type ViewUpdate,
 } from '../../src/views/index.ts';
+import { turn } from '../grid/reliability-harness.ts';
 import { FakeSource, RecordingView, watch } from './fake-source.ts';
 
 function mapTopic(publisher: EventPublisher, topic: string, state: Map<string, string>): void {
@@ -29,6 +32,24 @@ function mapTopic(publisher: EventPublisher, topic: string, state: Map<string, s
       events: [...state].map(([key, value]) => putEvent(key, value)),
     }),
   });
+}
+
+/** The store request the notify tests share: a MapView over topic `kv`, retried without jitter. */
+function kvRequest(
+  source: EventSource<MapChange<string>>,
+  clock: FakeClock,
+): ViewRequest<ReadonlyMap<string, string>> {
+  return {
+    key: 'kv',
+    newMaterializer: () =>
+      new Materializer({
+        source,
+        request: { topic: 'kv' },
+        view: new MapView<string>(),
+        clock,
+        random: () => 0,
+      }),
+  };
 }
 
 describe('views: robustness', () => {
@@ -122,7 +143,7 @@ describe('views: robustness', () => {
     await clock.advanceAsync(0);
     store.close();
     await clock.advanceAsync(0);
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     assert.ok(pending.error instanceof MaterializerStoppedError, `got ${String(pending.error)}`);
   });
 
@@ -133,10 +154,10 @@ describe('views: robustness', () => {
     const subscription = publisher.subscribe({ topic: 'slow' }, { signal: controller.signal });
     const reader = subscription[Symbol.asyncIterator]();
     const first = watch(reader.next());
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     assert.equal(publisher.stats().subscriptions, 1);
     controller.abort(new Error('bye'));
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     assert.equal((first.error as Error).message, 'bye');
     assert.equal(publisher.stats().subscriptions, 0, 'the subscription ended');
   });
@@ -173,17 +194,7 @@ describe('views: robustness', () => {
       return publisher.subscribe(request, { signal });
     };
     const store = new ViewStore({ clock });
-    const request = {
-      key: 'kv',
-      newMaterializer: () =>
-        new Materializer({
-          source,
-          request: { topic: 'kv' },
-          view: new MapView<string>(),
-          clock,
-          random: () => 0,
-        }),
-    };
+    const request = kvRequest(source, clock);
     const updates: string[] = [];
     const controller = new AbortController();
     const notifying = store.notify(
@@ -213,17 +224,7 @@ describe('views: robustness', () => {
     const clock = new FakeClock();
     const fake = new FakeSource<MapChange<string>>(clock);
     const store = new ViewStore({ clock });
-    const request = {
-      key: 'kv',
-      newMaterializer: () =>
-        new Materializer({
-          source: fake.source,
-          request: { topic: 'kv' },
-          view: new MapView<string>(),
-          clock,
-          random: () => 0,
-        }),
-    };
+    const request = kvRequest(fake.source, clock);
     const updates: string[] = [];
     const controller = new AbortController();
     const notifying = store.notify(
@@ -264,27 +265,14 @@ describe('views: robustness', () => {
     }
     let breakStream: (() => void) | undefined;
     const source: EventSource<MapChange<string>> = (request, signal) => {
-      const inner = new AbortController();
+      const inner = linkSignals(signal);
       breakStream = () => {
         inner.abort(new Error('publisher restarted'));
       };
-      signal.addEventListener('abort', () => {
-        inner.abort(signal.reason);
-      });
       return publisher.subscribe(request, { signal: inner.signal });
     };
     const store = new ViewStore({ clock });
-    const request = {
-      key: 'kv',
-      newMaterializer: () =>
-        new Materializer({
-          source,
-          request: { topic: 'kv' },
-          view: new MapView<string>(),
-          clock,
-          random: () => 0,
-        }),
-    };
+    const request = kvRequest(source, clock);
     const updates: string[] = [];
     const controller = new AbortController();
     const notifying = store.notify(

@@ -81,6 +81,11 @@ export class ProtoReader {
     const dataEnd = this.lengthDelimitedEnd(end);
     const start = this.pos;
     this.pos = dataEnd;
+    return this.utf8(start, dataEnd);
+  }
+
+  /** The UTF-8 string in `buf[start, dataEnd)`, read as `string` reads it; the position is left alone. */
+  utf8(start: number, dataEnd: number): string {
     const length = dataEnd - start;
     if (length === 0) return '';
     if (length <= SHORT_STRING) {

@@ -49,7 +49,11 @@ export class ProtoWriter {
 
   /** An unsigned varint of a whole number up to 2^53 (a tag, a length, an int64 that is >= 0). */
   varint(value: number): void {
-    if (this.#pos + 10 > this.#capacity) this.#grow(10);
+    if (this.#pos + 10 > this.#capacity) {
+      // Near the end: only what this varint needs, so a buffer made to its exact size stays so.
+      const size = value > 0x7fffffff ? 10 : varintSize(value);
+      if (this.#pos + size > this.#capacity) this.#grow(size);
+    }
     const buf = this.#buf;
     let pos = this.#pos;
     while (value > 0x7fffffff) {

@@ -183,20 +183,19 @@ class ToFunctionDecoder {
 
   #typename(end: number): string {
     const reader = this.#reader;
-    const start = reader.pos;
     const dataEnd = reader.lengthDelimitedEnd(end);
-    const length = dataEnd - reader.pos;
+    const start = reader.pos;
+    const length = dataEnd - start;
+    reader.pos = dataEnd;
     if (
       length === this.#lastTypenameLength &&
-      sameBytes(reader.buf, this.#lastTypenameStart, reader.pos, length)
+      sameBytes(reader.buf, this.#lastTypenameStart, start, length)
     ) {
-      reader.pos = dataEnd;
       return this.#lastTypename;
     }
-    reader.pos = start;
-    const typename = reader.string(end);
+    const typename = reader.utf8(start, dataEnd);
     this.#lastTypename = typename;
-    this.#lastTypenameStart = dataEnd - length;
+    this.#lastTypenameStart = start;
     this.#lastTypenameLength = length;
     return typename;
   }
