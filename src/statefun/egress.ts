@@ -10,8 +10,8 @@ import { ValueTypeError } from './errors.ts';
 import { isInt32, isInt64 } from './primitive-types.ts';
 import { serializeValue, type SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
-import { ProtoWriter, utf8Length, varintSize } from './wire/proto-writer.ts';
-import { typedValue, typedValueOf } from './wire/typed-value.ts';
+import { ProtoWriter, varintSize } from './wire/proto-writer.ts';
+import { NO_BYTES, typedValue, typedValueOf } from './wire/typed-value.ts';
 
 export const KAFKA_PRODUCER_RECORD_TYPENAME =
   'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
@@ -57,14 +57,23 @@ export function kafkaEgressMessage<T>(options: KafkaEgressOptions<T>): EgressMes
   const typeName = egressTypeName(options.typeName);
   const topic = requiredString('topic', options.topic);
   const key = optionalString('key', options.key);
-  const valueBytes = recordValueBytes(options.value, options.valueType);
+  const { value } = options;
+  // The commonest record value, a 32-bit int, is written in place rather than made first.
+  const int32 = options.valueType === undefined && typeof value === 'number' && isInt32(value);
+  const valueBytes = int32 ? NO_BYTES : recordValueBytes(value, options.valueType);
   // KafkaProducerRecord (proto/statefun/kafka-egress.proto): key = 1, value_bytes = 2, topic = 3.
-  const writer = new ProtoWriter(stringFieldSize(key) + bytesFieldSize(valueBytes) + stringFieldSize(topic));
+  const writer = new ProtoWriter(
+    stringFieldSize(key) + (int32 ? 2 + 4 : bytesFieldSize(valueBytes)) + stringFieldSize(topic),
+  );
   if (key !== '') {
     writer.byte(0x0a);
     writer.string(key);
   }
-  if (valueBytes.length > 0) {
+  if (int32) {
+    writer.byte(0x12);
+    writer.byte(4);
+    writeInt32BigEndian(writer, value);
+  } else if (valueBytes.length > 0) {
     writer.byte(0x12);
     writer.bytes(valueBytes);
   }
@@ -115,10 +124,11 @@ export function egressMessage<T>(options: GenericEgressOptions<T>): EgressMessag
   return { typeName, typedValue: typedValueOf(valueType, options.value) };
 }
 
-// The exact size of a record, so its buffer is made once and returned as it is.
+// The size of a record, so its buffer is made once and returned as it is: exact for ASCII
+// strings, the common case; any other string grows the buffer, and finish() copies.
 function stringFieldSize(value: string): number {
   if (value === '') return 0;
-  const length = utf8Length(value);
+  const length = value.length;
   return 1 + varintSize(length) + length;
 }
 
@@ -157,12 +167,9 @@ function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Ui
   if (value instanceof Uint8Array) return value;
   if (typeof value === 'number') {
     if (isInt32(value)) {
-      const bytes = new Uint8Array(4);
-      bytes[0] = value >>> 24;
-      bytes[1] = value >>> 16;
-      bytes[2] = value >>> 8;
-      bytes[3] = value;
-      return bytes;
+      const writer = new ProtoWriter(4);
+      writeInt32BigEndian(writer, value);
+      return writer.finish();
     }
     throw new ValueTypeError(
       `a record value ${value} is not a 32-bit integer: pass a bigint for 8 bytes, or a valueType`,
@@ -180,6 +187,14 @@ function recordValueBytes<T>(value: T, valueType: SimpleType<T> | undefined): Ui
     `cannot encode a record value of type ${describe(value)} on its own: pass a valueType ` +
       '(or a string, a Uint8Array, a 32-bit integer or a bigint)',
   );
+}
+
+/** A 32-bit integer as 4 bytes, most significant first, as the official JavaScript SDK writes it. */
+function writeInt32BigEndian(writer: ProtoWriter, value: number): void {
+  writer.byte(value >>> 24);
+  writer.byte((value >>> 16) & 0xff);
+  writer.byte((value >>> 8) & 0xff);
+  writer.byte(value & 0xff);
 }
 
 function describe(value: unknown): string {

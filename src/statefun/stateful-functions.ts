@@ -9,7 +9,6 @@
 
 import type http from 'node:http';
 
-import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { Address } from './address.ts';
 import { Effects, InvocationContext, type Context } from './context.ts';
@@ -39,13 +38,16 @@ interface Registered {
 }
 
 export class StatefulFunctions {
-  readonly #functions = new Map<string, Registered>();
+  // By namespace, then name: a request's target is found from the strings it carries,
+  // without building its type name first.
+  readonly #functions = new Map<string, Map<string, Registered>>();
 
   /** Registers a function; a second function of the same type, or a repeated spec name, is refused. */
   withSpec(spec: FunctionSpec): this {
     const typeName = typeof spec.typeName === 'string' ? TypeName.parse(spec.typeName) : spec.typeName;
     const key = typeName.toString();
-    if (this.#functions.has(key))
+    let byName = this.#functions.get(typeName.namespace);
+    if (byName?.has(typeName.name) === true)
       throw new ConfigError('typeName', `a function of type ${key} is already registered`);
     if (typeof spec.fn !== 'function') throw new ConfigError(`${key}.fn`, 'is not a function');
     const specs = new Map<string, ValueSpec<unknown>>();
@@ -54,13 +56,18 @@ export class StatefulFunctions {
         throw new ConfigError(`${key}.specs`, `value ${value.name} is declared twice`);
       specs.set(value.name, value);
     }
-    this.#functions.set(key, { typeName, specs, fn: spec.fn });
+    if (byName === undefined) {
+      byName = new Map();
+      this.#functions.set(typeName.namespace, byName);
+    }
+    byName.set(typeName.name, { typeName, specs, fn: spec.fn });
     return this;
   }
 
   /** A `node:http` request listener serving the functions to a StateFun runtime. */
   handler(options?: HandlerOptions): (request: http.IncomingMessage, response: http.ServerResponse) => void {
-    return requestReplyHandler((body, parentSignal) => this.#invoke(body, parentSignal), options);
+    // The reply goes straight to the socket, so it may share its buffer (no copy).
+    return requestReplyHandler((body, parentSignal) => this.#invoke(body, parentSignal, true), options);
   }
 
   /**
@@ -71,7 +78,7 @@ export class StatefulFunctions {
   invoke(bytes: Uint8Array, options: { signal?: AbortSignal | undefined } = {}): Promise<Uint8Array> {
     try {
       const signal = options.signal;
-      return Promise.resolve(this.#invoke(bytes, () => signal));
+      return Promise.resolve(this.#invoke(bytes, () => signal, false));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -80,7 +87,12 @@ export class StatefulFunctions {
   // `parentSignal` is asked for only when a function reads its own signal, so a host can make
   // it lazily (the HTTP handler does: most functions never look). A batch whose functions are
   // all synchronous is answered synchronously, with no promise at all; failures are thrown.
-  #invoke(bytes: Uint8Array, parentSignal: () => AbortSignal | undefined): Uint8Array | Promise<Uint8Array> {
+  // `forWrite`: the reply goes straight to a socket and may share its buffer.
+  #invoke(
+    bytes: Uint8Array,
+    parentSignal: () => AbortSignal | undefined,
+    forWrite: boolean,
+  ): Uint8Array | Promise<Uint8Array> {
     let batch: InvocationBatch | undefined;
     try {
       batch = decodeToFunction(bytes);
@@ -88,24 +100,23 @@ export class StatefulFunctions {
       throw new InvalidRequestError('the body is not a ToFunction message', { cause: error });
     }
     if (batch === undefined) throw new InvalidRequestError('the request carries no invocation batch');
-    if (batch.target === undefined) throw new InvalidRequestError('the batch has no target address');
-    const self = toAddress(batch.target, 'target');
-    const registered = this.#functions.get(self.type.toString());
-    if (registered === undefined) throw new UnknownFunctionError(self.type.toString());
+    const target = batch.target;
+    if (target === undefined) throw new InvalidRequestError('the batch has no target address');
+    const registered = this.#functions.get(target.namespace)?.get(target.type);
+    // Unknown: parsed in full, so a malformed address is reported as such.
+    if (registered === undefined) throw new UnknownFunctionError(toAddress(target, 'target').type.toString());
+    const self = Address.of(registered.typeName, target.id);
 
-    const state = new Map<string, TypedValue | undefined>();
-    for (const value of batch.state) state.set(value.name, value.value);
+    const storage = new BatchStorage(registered.specs);
     let missing: ValueSpec<unknown>[] | undefined;
-    for (const spec of registered.specs.values()) if (!state.has(spec.name)) (missing ??= []).push(spec);
-    if (missing !== undefined) return encodeIncompleteContext(missing);
-
-    let storage: BatchStorage;
     try {
-      storage = new BatchStorage(registered.specs, state);
+      missing = storage.load(batch.state);
     } catch (error) {
       throw new InvalidRequestError(error instanceof Error ? error.message : String(error), { cause: error });
     }
-    const run: BatchRun = { registered, self, storage, parentSignal, effects: new Effects() };
+    if (missing !== undefined) return encodeIncompleteContext(missing);
+
+    const run: BatchRun = { registered, self, storage, parentSignal, effects: new Effects(), forWrite };
     return runInvocations(run, batch.invocations, 0);
   }
 }
@@ -116,6 +127,7 @@ interface BatchRun {
   readonly storage: BatchStorage;
   readonly parentSignal: () => AbortSignal | undefined;
   readonly effects: Effects;
+  readonly forWrite: boolean;
 }
 
 /**
@@ -162,12 +174,15 @@ function runInvocations(
     // Its signal, if it took one, ends with the invocation.
     context.end();
   }
-  return encodeInvocationResult({
-    mutations: run.storage.mutations(),
-    outgoingMessages: run.effects.outgoingMessages,
-    delayedInvocations: run.effects.delayedInvocations,
-    outgoingEgresses: run.effects.outgoingEgresses,
-  });
+  return encodeInvocationResult(
+    {
+      mutations: run.storage.mutations(),
+      outgoingMessages: run.effects.outgoingMessages,
+      delayedInvocations: run.effects.delayedInvocations,
+      outgoingEgresses: run.effects.outgoingEgresses,
+    },
+    run.forWrite,
+  );
 }
 
 function functionFailed(self: Address, error: unknown): FunctionFailedError {

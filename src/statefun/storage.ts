@@ -8,9 +8,15 @@ import { ValueTypeError } from './errors.ts';
 import { serializeValue } from './simple-type.ts';
 import type { ValueSpec } from './value-spec.ts';
 import type { StateMutation } from './wire/from-function-encoder.ts';
+import { NO_BYTES, typedValue } from './wire/typed-value.ts';
+
+// Stands for a value the request named but sent without a TypedValue: present, with no value.
+const ABSENT = typedValue('', false, NO_BYTES);
 
 interface Cell {
   readonly spec: ValueSpec<unknown>;
+  /** What the request carried for it; undefined when it carried nothing under its name. */
+  loaded: TypedValue | undefined;
   /** undefined: no value. */
   bytes: Uint8Array | undefined;
   touched: boolean;
@@ -23,28 +29,54 @@ export interface AddressScopedStorage {
   remove(spec: ValueSpec<unknown>): void;
 }
 
+/** A persisted value as a request carries it: its name, and its value if it has one. */
+export interface CarriedValue {
+  readonly name: string;
+  readonly value: TypedValue | undefined;
+}
+
 export class BatchStorage implements AddressScopedStorage {
   // One cell per declared spec, by name.
   readonly #cells = new Map<string, Cell>();
 
-  /** `state` is what the request carried, by name; every declared spec must be among them. */
-  constructor(
-    specs: ReadonlyMap<string, ValueSpec<unknown>>,
-    state: ReadonlyMap<string, TypedValue | undefined>,
-  ) {
+  constructor(specs: ReadonlyMap<string, ValueSpec<unknown>>) {
     for (const [name, spec] of specs) {
-      const value = state.get(name);
-      if (value?.hasValue === true && value.typename !== spec.type.typeName.toString()) {
+      this.#cells.set(name, { spec, loaded: undefined, bytes: undefined, touched: false });
+    }
+  }
+
+  /**
+   * Takes the values a request carried (values nobody declared are ignored; of a repeated
+   * name the last counts). Returns the declared specs the request lacked, if any, and then
+   * leaves the storage unusable; throws `ValueTypeError` for a value under another typename
+   * than its spec's.
+   */
+  load(carried: readonly CarriedValue[]): ValueSpec<unknown>[] | undefined {
+    const cells = this.#cells;
+    let found = 0;
+    for (const value of carried) {
+      const cell = cells.get(value.name);
+      if (cell === undefined) continue;
+      if (cell.loaded === undefined) found++;
+      cell.loaded = value.value ?? ABSENT;
+    }
+    if (found < cells.size) {
+      const missing: ValueSpec<unknown>[] = [];
+      for (const cell of cells.values()) if (cell.loaded === undefined) missing.push(cell.spec);
+      return missing;
+    }
+    for (const [name, cell] of cells) {
+      const value = cell.loaded as TypedValue;
+      if (!value.hasValue) continue;
+      const typename = cell.spec.type.typeName.toString();
+      if (value.typename !== typename) {
         throw new ValueTypeError(
-          `state ${name} holds a ${value.typename} value, but its spec says ${spec.type.typeName.toString()}`,
+          `state ${name} holds a ${value.typename} value, but its spec says ${typename}`,
         );
       }
-      this.#cells.set(name, {
-        spec,
-        bytes: value?.hasValue === true ? value.value : undefined,
-        touched: false,
-      });
+      cell.bytes = value.value;
     }
+    return undefined;
   }
 
   get<T>(spec: ValueSpec<T>): T | undefined {

@@ -107,6 +107,33 @@ describe('invoke', () => {
     assert.equal(ran, false);
   });
 
+  test('a missing value is asked for even when another carries the wrong type; of a repeated value the last counts', async () => {
+    const functions = greeter();
+    // The runtime registers the missing value first; the wrong type is only an error once all are there.
+    const reply = fromBinary(
+      FromFunctionSchema,
+      await functions.invoke(request({ seen: typed(stringType, 'not an int') }, ['Bob'])),
+    );
+    assert.equal(reply.response.case, 'incompleteInvocationContext');
+    assert.deepEqual(
+      reply.response.value.missingValues.map((m) => m.stateName),
+      ['last_name'],
+    );
+    const repeated = toFunction(
+      'example/greeter/alice',
+      [
+        ['seen', typed(intType, 1)],
+        ['last_name', undefined],
+        ['seen', typed(intType, 41)],
+      ],
+      [{ argument: typed(stringType, 'Bob') }],
+    );
+    const result = invocationResult(await functions.invoke(repeated));
+    const count = result.stateMutations.find((m) => m.stateName === 'seen')?.stateValue;
+    assert.ok(count !== undefined);
+    assert.equal(intType.deserialize(count.value), 42);
+  });
+
   test('a batch runs in order on one storage and reports only the final state, and every effect in order', async () => {
     const result = invocationResult(
       await greeter().invoke(request({ seen: typed(intType, 41), last_name: undefined }, ['Ann', 'Bob'])),

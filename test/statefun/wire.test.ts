@@ -64,7 +64,7 @@ import { ProtoDecodeError } from '../../src/statefun/wire/proto-reader.ts';
 import { ProtoWriter } from '../../src/statefun/wire/proto-writer.ts';
 import { decodeToFunction, type WireAddress } from '../../src/statefun/wire/to-function-decoder.ts';
 import { typedValue } from '../../src/statefun/wire/typed-value.ts';
-import { hex } from './requests.ts';
+import { hex, toFunction } from './requests.ts';
 
 // Strings of every kind: ASCII, any code point, lone surrogates, and long enough (>= 128 bytes)
 // for two-byte lengths.
@@ -221,7 +221,9 @@ describe('the FromFunction encoder', () => {
   test('property: a reply is byte for byte what the reflective toBinary writes for it', () => {
     fc.assert(
       fc.property(invocationResults, (result) => {
-        assert.equal(hex(encodeInvocationResult(result)), hex(referenceInvocationResult(result)));
+        const expected = hex(referenceInvocationResult(result));
+        assert.equal(hex(encodeInvocationResult(result)), expected);
+        assert.equal(hex(encodeInvocationResult(result, true)), expected, 'the view for a socket write');
       }),
       { numRuns: 300 },
     );
@@ -296,6 +298,18 @@ describe('the writer', () => {
         },
       ),
     );
+  });
+
+  test('recurring strings that share a cache slot, or are equal copies, are each written as themselves', () => {
+    // Same length, so the same slot: each evicts the other in turn.
+    const a = `io.statefun.types/${'a'.repeat(8)}`;
+    const b = `io.statefun.types/${'b'.repeat(8)}`;
+    const aCopy = a.slice(0, 9) + a.slice(9);
+    const writer = new ProtoWriter(1);
+    for (const value of [a, b, a, aCopy, b, 'é'.repeat(20)]) writer.recurringString(value);
+    const reference = new ProtoWriter(1);
+    for (const value of [a, b, a, a, b, 'é'.repeat(20)]) reference.string(value);
+    assert.equal(hex(writer.finish()), hex(reference.finish()));
   });
 });
 
@@ -388,6 +402,16 @@ describe('the ToFunction decoder', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  test('short strings read back as written however many there are (the string cache is bounded)', () => {
+    // Far more distinct ids than the cache has slots, ASCII and not, each read twice in
+    // different orders: a slot that changed hands must never return its old string.
+    const ids = Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? `ü-${i}` : `user-${i}`));
+    const requests = ids.map((id) => ({ id, bytes: toFunction(`example/fn/${id}`, [], []) }));
+    for (const { id, bytes } of [...requests, ...[...requests].reverse()]) {
+      assert.equal(decodeToFunction(bytes)?.target?.id, id);
+    }
   });
 
   test('invalid UTF-8 in a string is refused, as fromBinary refuses it', () => {

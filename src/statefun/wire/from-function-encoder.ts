@@ -53,8 +53,11 @@ const EXPIRE_AFTER_INVOKE = 2;
 // Room for a typical reply: the result of one invocation is about 150 bytes.
 const BYTES_PER_EFFECT = 96;
 
-/** A FromFunction with the batch's InvocationResponse. */
-export function encodeInvocationResult(result: InvocationResult): Uint8Array {
+/**
+ * A FromFunction with the batch's InvocationResponse. With `forWrite`, the bytes may share
+ * their ArrayBuffer (ProtoWriter.finishForWrite): for a reply written straight to a socket.
+ */
+export function encodeInvocationResult(result: InvocationResult, forWrite = false): Uint8Array {
   const effects =
     result.mutations.length +
     result.outgoingMessages.length +
@@ -130,7 +133,7 @@ export function encodeInvocationResult(result: InvocationResult): Uint8Array {
     writer.endMessage(start);
   }
   writer.endMessage(response);
-  return writer.finish();
+  return forWrite ? writer.finishForWrite() : writer.finish();
 }
 
 /** A FromFunction listing the values the request lacked (IncompleteInvocationContext). */

@@ -10,11 +10,20 @@ export const WIRE_LENGTH_DELIMITED = 2;
 export const WIRE_FIXED32 = 5;
 
 const MAX_VARINT_BYTES = 10;
-// Strings up to this many bytes are decoded by a JavaScript loop when they are ASCII.
-const SHORT_STRING = 32;
 
 // Fatal: proto3 strings must be valid UTF-8, and @bufbuild/protobuf's fromBinary refuses them too.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+// Short strings recur in every request: the target's namespace and type, state names,
+// typenames, the ids of busy addresses. Each is decoded once and kept in a fixed table
+// (slot by hash of its bytes, the last string to land in a slot wins), so a request that
+// repeats them makes no new strings, and the same string object makes later comparisons and
+// map lookups cheap. The table's size is fixed: SLOTS strings of at most MAX_CACHED bytes.
+const MAX_CACHED = 32;
+const SLOTS = 512;
+const cachedBytes = new Uint8Array(SLOTS * MAX_CACHED);
+const cachedLengths = new Int32Array(SLOTS).fill(-1);
+const cachedStrings: string[] = new Array<string>(SLOTS).fill('');
 
 /** Bytes that are not a well-formed protobuf message of the expected kind. */
 export class ProtoDecodeError extends Error {
@@ -24,6 +33,8 @@ export class ProtoDecodeError extends Error {
 export class ProtoReader {
   readonly buf: Uint8Array;
   pos = 0;
+  // `buf.buffer`, read once: each read of it is a call into the engine.
+  #arrayBuffer: ArrayBufferLike | undefined;
 
   constructor(buf: Uint8Array) {
     this.buf = buf;
@@ -88,22 +99,35 @@ export class ProtoReader {
   utf8(start: number, dataEnd: number): string {
     const length = dataEnd - start;
     if (length === 0) return '';
-    if (length <= SHORT_STRING) {
-      const buf = this.buf;
-      let ascii = true;
-      for (let i = start; i < dataEnd; i++) {
-        if ((buf[i] as number) >= 0x80) {
-          ascii = false;
+    if (length > MAX_CACHED) return this.#decodeUtf8(start, dataEnd);
+    const buf = this.buf;
+    // The slot is picked from the length and four of the bytes (both ends, the middle and a
+    // quarter in), not all of them: every byte is compared anyway, and two busy strings that
+    // differ only elsewhere merely take turns in their slot.
+    let hash =
+      Math.imul(length, 0x9e3779b1) ^
+      (buf[start] as number) ^
+      ((buf[dataEnd - 1] as number) << 8) ^
+      ((buf[start + (length >> 1)] as number) << 16) ^
+      ((buf[start + (length >> 2)] as number) << 24);
+    hash = Math.imul(hash ^ (hash >>> 15), 0x2c1b3c6d);
+    const slot = (hash ^ (hash >>> 12)) & (SLOTS - 1);
+    const base = slot * MAX_CACHED;
+    if (cachedLengths[slot] === length) {
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (cachedBytes[base + i] !== buf[start + i]) {
+          same = false;
           break;
         }
       }
-      if (ascii) return String.fromCharCode.apply(null, this.#view(start, dataEnd) as unknown as number[]);
+      if (same) return cachedStrings[slot] as string;
     }
-    try {
-      return utf8.decode(this.#view(start, dataEnd));
-    } catch (error) {
-      throw new ProtoDecodeError('a string is not valid UTF-8', { cause: error });
-    }
+    const value = this.#decodeUtf8(start, dataEnd);
+    cachedBytes.set(buf.subarray(start, dataEnd), base);
+    cachedLengths[slot] = length;
+    cachedStrings[slot] = value;
+    return value;
   }
 
   /** Skips a field of `wireType` whose tag was just read. */
@@ -129,8 +153,17 @@ export class ProtoReader {
     }
   }
 
+  #decodeUtf8(start: number, dataEnd: number): string {
+    try {
+      return utf8.decode(this.#view(start, dataEnd));
+    } catch (error) {
+      throw new ProtoDecodeError('a string is not valid UTF-8', { cause: error });
+    }
+  }
+
   #view(start: number, end: number): Uint8Array {
-    return new Uint8Array(this.buf.buffer, this.buf.byteOffset + start, end - start);
+    this.#arrayBuffer ??= this.buf.buffer;
+    return new Uint8Array(this.#arrayBuffer, this.buf.byteOffset + start, end - start);
   }
 
   #advance(bytes: number, end: number): void {

@@ -9,13 +9,15 @@ const SHORT_COPY = 48;
 // Up to this size a buffer is a plain Uint8Array (on V8's heap, cheapest to make); above it,
 // Buffer.allocUnsafe, which skips zeroing.
 const SMALL_BUFFER = 64;
-// Type names recur in every reply; their encoded forms are kept, up to this many.
-const MAX_CACHED_STRINGS = 1024;
+// Type names recur in every reply, usually as the very same string object (a TypeName keeps
+// its whole form): the last one of each length (mod RECENT_SLOTS) is kept encoded.
 const MIN_CACHED_STRING = 16;
+const RECENT_SLOTS = 16;
 
 // TextEncoder, like @bufbuild/protobuf, writes a lone surrogate as U+FFFD (EF BF BD).
 const utf8 = new TextEncoder();
-const encodedStrings = new Map<string, Uint8Array>();
+const recentStrings: string[] = new Array<string>(RECENT_SLOTS).fill('');
+const recentEncodings: Uint8Array[] = new Array<Uint8Array>(RECENT_SLOTS).fill(new Uint8Array(1));
 
 export class ProtoWriter {
   #buf: Uint8Array;
@@ -39,6 +41,15 @@ export class ProtoWriter {
     const exact = new Uint8Array(this.#pos);
     exact.set(buf.subarray(0, this.#pos));
     return exact;
+  }
+
+  /**
+   * The bytes written, as a view of the working buffer, which may sit in Node's shared pool:
+   * only for bytes that go straight to a socket and are never handed to a user. It saves the
+   * copy `finish` makes, an off-heap allocation for anything over 64 bytes.
+   */
+  finishForWrite(): Uint8Array {
+    return this.#buf.subarray(0, this.#pos);
   }
 
   /** One byte: a tag of a field below 16, or a bool. */
@@ -102,15 +113,15 @@ export class ProtoWriter {
       this.string(value);
       return;
     }
-    let encoded = encodedStrings.get(value);
-    if (encoded === undefined) {
+    const slot = value.length & (RECENT_SLOTS - 1);
+    // The same object compares at once; an equal copy compares by content, and is still right.
+    if (recentStrings[slot] !== value) {
       const writer = new ProtoWriter(5 + value.length * 3);
       writer.string(value);
-      encoded = writer.finish();
-      if (encodedStrings.size >= MAX_CACHED_STRINGS) encodedStrings.clear();
-      encodedStrings.set(value, encoded);
+      recentEncodings[slot] = writer.finish();
+      recentStrings[slot] = value;
     }
-    this.raw(encoded);
+    this.raw(recentEncodings[slot] as Uint8Array);
   }
 
   /** Bytes with their length as a varint. */
