@@ -246,6 +246,27 @@ describe('the FromFunction encoder', () => {
     assert.equal(hex(bytes), hex(referenceInvocationResult(big)));
   });
 
+  test('strings that grow most in UTF-8 are encoded whole, in every string field at once', () => {
+    // Three bytes for each UTF-16 unit (a lone surrogate becomes U+FFFD): the writer's first
+    // guess is short of every one of them, and sub-messages pass 128 bytes.
+    for (const wide of ['€'.repeat(300), '\uD800'.repeat(300), '\uDC00€'.repeat(70)]) {
+      const type = TypeName.of(wide, wide);
+      const target = Address.of(type, wide);
+      const argument = typedValue(wide, true, new Uint8Array(200));
+      const result: InvocationResult = {
+        mutations: [{ name: wide, typename: wide, bytes: new Uint8Array(3) }],
+        outgoingMessages: [{ target, argument }],
+        delayedInvocations: [
+          { isCancellationRequest: false, cancellationToken: wide, delayMs: 2 ** 53 - 1, target, argument },
+        ],
+        outgoingEgresses: [{ typeName: type, argument }],
+      };
+      const expected = hex(referenceInvocationResult(result));
+      assert.equal(hex(encodeInvocationResult(result)), expected);
+      assert.equal(hex(encodeInvocationResult(result, true)), expected);
+    }
+  });
+
   test('a decoded value keeps its unknown fields on the way out, as toBinary does', () => {
     const withUnknown = fromBinary(TypedValueSchema, Buffer.from('0a01741001' + '2003', 'hex'));
     const result: InvocationResult = {

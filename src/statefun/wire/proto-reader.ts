@@ -43,6 +43,15 @@ export class ProtoReader {
   /** A field tag (field number << 3 | wire type) before `end`. */
   tag(end: number): number {
     const start = this.pos;
+    // Fields 1-15 take one byte, and every field of the protocol but two is among them.
+    if (start < end) {
+      const byte = this.buf[start] as number;
+      if (byte < 0x80) {
+        if (byte < 8) throw new ProtoDecodeError('a tag has field number 0');
+        this.pos = start + 1;
+        return byte;
+      }
+    }
     const tag = this.varint(end);
     if (this.pos - start > 5 || tag > 0xffffffff) throw new ProtoDecodeError('a tag overflows 32 bits');
     if (tag >>> 3 === 0) throw new ProtoDecodeError('a tag has field number 0');
@@ -56,6 +65,14 @@ export class ProtoReader {
   varint(end: number): number {
     const buf = this.buf;
     let pos = this.pos;
+    // One byte, as nearly every length and flag is: no arithmetic in doubles.
+    if (pos < end) {
+      const first = buf[pos] as number;
+      if (first < 0x80) {
+        this.pos = pos + 1;
+        return first;
+      }
+    }
     let value = 0;
     let scale = 1;
     for (let i = 0; i < MAX_VARINT_BYTES; i++) {
