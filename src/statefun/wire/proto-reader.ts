@@ -147,6 +147,18 @@ export class ProtoReader {
     return value;
   }
 
+  /**
+   * Skips the field whose tag was just read, in a message whose fields are 1 to `lastKnown`
+   * and whose caller has taken every known field with its right wire type already: a known
+   * field here came with the wrong one.
+   */
+  skipUnknown(tag: number, end: number, lastKnown: number): void {
+    if (tag >>> 3 <= lastKnown) {
+      throw new ProtoDecodeError(`field ${tag >>> 3} has wire type ${tag & 7}, not the one its type uses`);
+    }
+    this.skip(tag & 7, end);
+  }
+
   /** Skips a field of `wireType` whose tag was just read. */
   skip(wireType: number, end: number): void {
     switch (wireType) {

@@ -3,10 +3,11 @@
 // type, a sub-message running past its parent or a group is a `ProtoDecodeError`. Otherwise it
 // agrees with `fromBinary`: unknown fields are skipped (and not kept), invalid UTF-8 is refused,
 // a repeated singular field keeps the last value, and a repeated message field is merged into
-// the first, as protobuf requires.
+// the first, as protobuf requires. Fields are matched by their tag byte (field << 3 | wire
+// type); a known field under another wire type falls through to skipUnknown, which refuses it.
 
 import type { TypedValue } from '../../gen/statefun/request-reply_pb.ts';
-import { expectWireType, ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './proto-reader.ts';
+import { expectWireType, ProtoReader, WIRE_LENGTH_DELIMITED } from './proto-reader.ts';
 import { NO_BYTES, typedValue } from './typed-value.ts';
 
 export interface WireAddress {
@@ -69,21 +70,18 @@ class ToFunctionDecoder {
     const batch = merged ?? { target: undefined, state: [], invocations: [] };
     while (reader.pos < end) {
       const tag = reader.tag(end);
-      switch (tag >>> 3) {
-        case 1:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+      switch (tag) {
+        case 0x0a: // target = 1
           batch.target = this.#address(reader.lengthDelimitedEnd(end), batch.target);
           break;
-        case 2:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x12: // state = 2
           batch.state.push(this.#persistedValue(reader.lengthDelimitedEnd(end)));
           break;
-        case 3:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x1a: // invocations = 3
           batch.invocations.push(this.#invocation(reader.lengthDelimitedEnd(end)));
           break;
         default:
-          reader.skip(tag & 7, end);
+          reader.skipUnknown(tag, end, 3);
       }
     }
     return batch;
@@ -94,17 +92,15 @@ class ToFunctionDecoder {
     const value: PersistedValue = { name: '', value: undefined };
     while (reader.pos < end) {
       const tag = reader.tag(end);
-      switch (tag >>> 3) {
-        case 1:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+      switch (tag) {
+        case 0x0a: // state_name = 1
           value.name = reader.string(end);
           break;
-        case 2:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x12: // state_value = 2
           value.value = this.#typedValue(reader.lengthDelimitedEnd(end), value.value);
           break;
         default:
-          reader.skip(tag & 7, end);
+          reader.skipUnknown(tag, end, 2);
       }
     }
     return value;
@@ -115,17 +111,15 @@ class ToFunctionDecoder {
     const invocation: Invocation = { caller: undefined, argument: undefined };
     while (reader.pos < end) {
       const tag = reader.tag(end);
-      switch (tag >>> 3) {
-        case 1:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+      switch (tag) {
+        case 0x0a: // caller = 1
           invocation.caller = this.#address(reader.lengthDelimitedEnd(end), invocation.caller);
           break;
-        case 2:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x12: // argument = 2
           invocation.argument = this.#typedValue(reader.lengthDelimitedEnd(end), invocation.argument);
           break;
         default:
-          reader.skip(tag & 7, end);
+          reader.skipUnknown(tag, end, 2);
       }
     }
     return invocation;
@@ -136,21 +130,18 @@ class ToFunctionDecoder {
     const address = merged ?? { namespace: '', type: '', id: '' };
     while (reader.pos < end) {
       const tag = reader.tag(end);
-      switch (tag >>> 3) {
-        case 1:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+      switch (tag) {
+        case 0x0a: // namespace = 1
           address.namespace = reader.string(end);
           break;
-        case 2:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x12: // type = 2
           address.type = reader.string(end);
           break;
-        case 3:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x1a: // id = 3
           address.id = reader.string(end);
           break;
         default:
-          reader.skip(tag & 7, end);
+          reader.skipUnknown(tag, end, 3);
       }
     }
     return address;
@@ -161,21 +152,18 @@ class ToFunctionDecoder {
     const value = merged ?? typedValue('', false, NO_BYTES);
     while (reader.pos < end) {
       const tag = reader.tag(end);
-      switch (tag >>> 3) {
-        case 1:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+      switch (tag) {
+        case 0x0a: // typename = 1
           value.typename = this.#typename(end);
           break;
-        case 2:
-          expectWireType(tag, WIRE_VARINT);
+        case 0x10: // has_value = 2
           value.hasValue = reader.varint(end) !== 0;
           break;
-        case 3:
-          expectWireType(tag, WIRE_LENGTH_DELIMITED);
+        case 0x1a: // value = 3
           value.value = reader.bytes(end);
           break;
         default:
-          reader.skip(tag & 7, end);
+          reader.skipUnknown(tag, end, 3);
       }
     }
     return value;
