@@ -132,7 +132,11 @@ export function requestReplyHandler(
 function contentTypeOf(rawHeaders: readonly string[]): string | undefined {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
-    if (name.length === 12 && name.toLowerCase() === 'content-type') return rawHeaders[i + 1];
+    if (name.length !== 12) continue;
+    // Most clients send one of the two usual spellings; any other casing still matches.
+    if (name === 'Content-Type' || name === 'content-type' || name.toLowerCase() === 'content-type') {
+      return rawHeaders[i + 1];
+    }
   }
   return undefined;
 }

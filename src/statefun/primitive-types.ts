@@ -16,7 +16,7 @@ import {
 import { ValueTypeError } from './errors.ts';
 import type { SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
-import { ProtoReader } from './wire/proto-reader.ts';
+import { ProtoReader, rememberString } from './wire/proto-reader.ts';
 import { ProtoWriter, utf8Length, varintSize } from './wire/proto-writer.ts';
 import { NO_BYTES } from './wire/typed-value.ts';
 
@@ -46,6 +46,8 @@ function wrapperType<S extends DescMessage, T>(
   read: (message: MessageShape<S>) => T,
 ): SimpleType<T> {
   const typeName = TypeName.parse(`io.statefun.types/${name}`);
+  // Requests then decode this typename to this very string, which `Message.as` compares at once.
+  rememberString(typeName.toString());
   return {
     typeName,
     serialize: encode,

@@ -19,6 +19,7 @@ import { BatchStorage } from './storage.ts';
 import { TypeName } from './type-name.ts';
 import type { ValueSpec } from './value-spec.ts';
 import { encodeIncompleteContext, encodeInvocationResult } from './wire/from-function-encoder.ts';
+import { rememberString } from './wire/proto-reader.ts';
 import { decodeToFunction, type InvocationBatch, type WireAddress } from './wire/to-function-decoder.ts';
 
 /** A stateful function: called once per message, in order, for one address at a time. */
@@ -56,6 +57,10 @@ export class StatefulFunctions {
         throw new ConfigError(`${key}.specs`, `value ${value.name} is declared twice`);
       specs.set(value.name, value);
     }
+    // The strings every request for this function carries decode to these very strings, so
+    // the lookups and comparisons that follow are by identity.
+    for (const text of [typeName.namespace, typeName.name, ...specs.keys()]) rememberString(text);
+    for (const value of specs.values()) rememberString(value.type.typeName.toString());
     if (byName === undefined) {
       byName = new Map();
       this.#functions.set(typeName.namespace, byName);

@@ -110,7 +110,7 @@ export class BatchStorage implements AddressScopedStorage {
   #cell(spec: ValueSpec<unknown>): Cell {
     const cell = this.#cells.get(spec.name);
     // The same name with another type is a mistake too: its bytes would not read back.
-    if (cell === undefined || !cell.spec.type.typeName.equals(spec.type.typeName)) {
+    if (cell === undefined || (cell.spec !== spec && !cell.spec.type.typeName.equals(spec.type.typeName))) {
       throw new ConfigError(`state ${spec.name}`, 'is not one of the specs this function declared');
     }
     return cell;

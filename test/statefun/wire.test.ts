@@ -60,7 +60,7 @@ import {
   encodeInvocationResult,
   type InvocationResult,
 } from '../../src/statefun/wire/from-function-encoder.ts';
-import { ProtoDecodeError } from '../../src/statefun/wire/proto-reader.ts';
+import { ProtoDecodeError, rememberString } from '../../src/statefun/wire/proto-reader.ts';
 import { ProtoWriter } from '../../src/statefun/wire/proto-writer.ts';
 import { decodeToFunction, type WireAddress } from '../../src/statefun/wire/to-function-decoder.ts';
 import { typedValue } from '../../src/statefun/wire/typed-value.ts';
@@ -433,6 +433,23 @@ describe('the ToFunction decoder', () => {
     for (const { id, bytes } of [...requests, ...[...requests].reverse()]) {
       assert.equal(decodeToFunction(bytes)?.target?.id, id);
     }
+  });
+
+  test('a remembered string is what its bytes decode to, and one that would not read back is not remembered', () => {
+    const idOf = (id: string): string | undefined =>
+      decodeToFunction(toFunction(`example/fn/${id}`, [], []))?.target?.id;
+    rememberString('remembered.id');
+    assert.equal(idOf('remembered.id'), 'remembered.id');
+    // A lone surrogate goes out as U+FFFD, and a leading BOM is dropped on the way in (as
+    // fromBinary drops it): neither string may be handed back for the bytes that stand for it.
+    rememberString('\uD800x');
+    assert.equal(idOf('\uFFFDx'), '\uFFFDx');
+    rememberString('\uFEFFab');
+    assert.equal(idOf('\uFEFFab'), 'ab');
+    assert.equal(
+      fromBinary(ToFunctionSchema, toFunction('example/fn/\uFEFFab', [], [])).request.value?.target?.id,
+      'ab',
+    );
   });
 
   test('invalid UTF-8 in a string is refused, as fromBinary refuses it', () => {

@@ -13,6 +13,7 @@ const MAX_VARINT_BYTES = 10;
 
 // Fatal: proto3 strings must be valid UTF-8, and @bufbuild/protobuf's fromBinary refuses them too.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const encoder = new TextEncoder();
 
 // Short strings recur in every request: the target's namespace and type, state names,
 // typenames, the ids of busy addresses. Each is decoded once and kept in a fixed table
@@ -24,6 +25,38 @@ const SLOTS = 512;
 const cachedBytes = new Uint8Array(SLOTS * MAX_CACHED);
 const cachedLengths = new Int32Array(SLOTS).fill(-1);
 const cachedStrings: string[] = new Array<string>(SLOTS).fill('');
+
+/**
+ * The table slot of the `length` bytes at `start` (1 to MAX_CACHED of them), picked from the
+ * length and four of the bytes (both ends, the middle and a quarter in), not all of them: every
+ * byte is compared anyway, and two busy strings that differ only elsewhere take turns in their slot.
+ */
+function slotOf(buf: Uint8Array, start: number, end: number): number {
+  const length = end - start;
+  let hash =
+    Math.imul(length, 0x9e3779b1) ^
+    (buf[start] as number) ^
+    ((buf[end - 1] as number) << 8) ^
+    ((buf[start + (length >> 1)] as number) << 16) ^
+    ((buf[start + (length >> 2)] as number) << 24);
+  hash = Math.imul(hash ^ (hash >>> 15), 0x2c1b3c6d);
+  return (hash ^ (hash >>> 12)) & (SLOTS - 1);
+}
+
+/**
+ * Puts `value` in the string table, so that a request carrying it decodes to this very string:
+ * a type name the SDK compares decoded ones against then compares at once, by identity. Does
+ * nothing for a string too long for the table or one that would not read back the same (a lone
+ * surrogate, a leading BOM). Another string may take its slot later; that only costs speed.
+ */
+export function rememberString(value: string): void {
+  const bytes = encoder.encode(value);
+  if (bytes.length === 0 || bytes.length > MAX_CACHED || utf8.decode(bytes) !== value) return;
+  const slot = slotOf(bytes, 0, bytes.length);
+  cachedBytes.set(bytes, slot * MAX_CACHED);
+  cachedLengths[slot] = bytes.length;
+  cachedStrings[slot] = value;
+}
 
 /** Bytes that are not a well-formed protobuf message of the expected kind. */
 export class ProtoDecodeError extends Error {
@@ -118,17 +151,7 @@ export class ProtoReader {
     if (length === 0) return '';
     if (length > MAX_CACHED) return this.#decodeUtf8(start, dataEnd);
     const buf = this.buf;
-    // The slot is picked from the length and four of the bytes (both ends, the middle and a
-    // quarter in), not all of them: every byte is compared anyway, and two busy strings that
-    // differ only elsewhere merely take turns in their slot.
-    let hash =
-      Math.imul(length, 0x9e3779b1) ^
-      (buf[start] as number) ^
-      ((buf[dataEnd - 1] as number) << 8) ^
-      ((buf[start + (length >> 1)] as number) << 16) ^
-      ((buf[start + (length >> 2)] as number) << 24);
-    hash = Math.imul(hash ^ (hash >>> 15), 0x2c1b3c6d);
-    const slot = (hash ^ (hash >>> 12)) & (SLOTS - 1);
+    const slot = slotOf(buf, start, dataEnd);
     const base = slot * MAX_CACHED;
     if (cachedLengths[slot] === length) {
       let same = true;
