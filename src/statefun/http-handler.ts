@@ -31,20 +31,9 @@ export function requestReplyHandler(
   const logger = options.logger ?? console;
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   return (request, response) => {
-    const fail = (status: number, text: string): void => {
-      if (response.headersSent) return;
-      const body = `${text}\n`;
-      response.writeHead(status, [
-        'Content-Type',
-        'text/plain; charset=utf-8',
-        'Content-Length',
-        String(Buffer.byteLength(body)),
-      ]);
-      response.end(body);
-    };
     if (request.method !== 'POST') {
       response.setHeader('Allow', 'POST');
-      fail(405, 'only POST is served');
+      fail(response, 405, 'only POST is served');
       request.resume();
       return;
     }
@@ -54,7 +43,7 @@ export function requestReplyHandler(
       contentType !== OCTET_STREAM &&
       contentType.split(';')[0]?.trim().toLowerCase() !== OCTET_STREAM
     ) {
-      fail(415, `the body must be ${OCTET_STREAM}`);
+      fail(response, 415, `the body must be ${OCTET_STREAM}`);
       request.resume();
       return;
     }
@@ -82,7 +71,7 @@ export function requestReplyHandler(
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBodyBytes) {
-        fail(413, `the body exceeds ${maxBodyBytes} bytes`);
+        fail(response, 413, `the body exceeds ${maxBodyBytes} bytes`);
         request.destroy();
         return;
       }
@@ -93,36 +82,62 @@ export function requestReplyHandler(
     request.on('end', () => {
       if (size > maxBodyBytes) return;
       if (body === undefined || size === 0) {
-        fail(400, 'the body is empty');
+        fail(response, 400, 'the body is empty');
         return;
       }
-      const answer = (result: Uint8Array): void => {
-        if (response.headersSent) return;
-        // Set explicitly: the runtime checks this content type exactly.
-        response.writeHead(200, ['Content-Type', OCTET_STREAM, 'Content-Length', String(result.byteLength)]);
-        response.end(result);
-      };
-      const refuse = (error: unknown): void => {
-        if (error instanceof InvalidRequestError) fail(400, error.message);
-        else if (error instanceof UnknownFunctionError) fail(404, error.message);
-        else {
-          const message = error instanceof FunctionFailedError ? error.message : 'internal error';
-          logger.error('stateful function request failed', { error });
-          fail(500, message.length > 1024 ? `${message.slice(0, 1024)}…` : message);
-        }
-      };
       let result: Uint8Array | Promise<Uint8Array>;
       try {
         result = invoke(chunks === undefined ? body : Buffer.concat(chunks, size), signal);
       } catch (error) {
-        refuse(error);
+        refuse(response, logger, error);
         return;
       }
       // A batch of synchronous functions is answered at once, without a promise round.
-      if (result instanceof Promise) result.then(answer, refuse);
-      else answer(result);
+      if (result instanceof Promise) {
+        result.then(
+          (reply) => {
+            answer(response, reply);
+          },
+          (error: unknown) => {
+            refuse(response, logger, error);
+          },
+        );
+      } else {
+        answer(response, result);
+      }
     });
   };
+}
+
+function answer(response: http.ServerResponse, reply: Uint8Array): void {
+  if (response.headersSent) return;
+  // Set explicitly: the runtime checks this content type exactly.
+  response.writeHead(200, ['Content-Type', OCTET_STREAM, 'Content-Length', String(reply.byteLength)]);
+  response.end(reply);
+}
+
+/** Answers a failed request: 400 and 404 for the caller's mistakes, 500 (logged) for the rest. */
+function refuse(response: http.ServerResponse, logger: Logger, error: unknown): void {
+  if (error instanceof InvalidRequestError) fail(response, 400, error.message);
+  else if (error instanceof UnknownFunctionError) fail(response, 404, error.message);
+  else {
+    const message = error instanceof FunctionFailedError ? error.message : 'internal error';
+    logger.error('stateful function request failed', { error });
+    fail(response, 500, message.length > 1024 ? `${message.slice(0, 1024)}…` : message);
+  }
+}
+
+/** A short text answer with `status`, unless an answer has begun already. */
+function fail(response: http.ServerResponse, status: number, text: string): void {
+  if (response.headersSent) return;
+  const body = `${text}\n`;
+  response.writeHead(status, [
+    'Content-Type',
+    'text/plain; charset=utf-8',
+    'Content-Length',
+    String(Buffer.byteLength(body)),
+  ]);
+  response.end(body);
 }
 
 /**
