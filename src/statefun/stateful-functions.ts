@@ -57,8 +57,8 @@ export class StatefulFunctions {
         throw new ConfigError(`${key}.specs`, `value ${value.name} is declared twice`);
       specs.set(value.name, value);
     }
-    // The strings every request for this function carries decode to these very strings, so
-    // the lookups and comparisons that follow are by identity.
+    // The strings every request for this function carries decode to these very string
+    // objects, which the lookups and comparisons that follow take without reading them.
     for (const text of [typeName.namespace, typeName.name, ...specs.keys()]) rememberString(text);
     for (const value of specs.values()) rememberString(value.type.typeName.toString());
     if (byName === undefined) {

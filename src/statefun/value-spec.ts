@@ -3,6 +3,7 @@
 
 import { ConfigError } from '../internal/errors.ts';
 import type { SimpleType } from './simple-type.ts';
+import type { TypeName } from './type-name.ts';
 
 /** How a value expires: never, a while after it was last written, or after it was last used. */
 export type Expiration =
@@ -31,7 +32,12 @@ export function valueSpec<T>(options: ValueSpecOptions<T>): ValueSpec<T> {
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new ConfigError('spec.name', `${JSON.stringify(name)} does not match ${NAME.source}`);
   }
-  if (typeof type !== 'object' || typeof type.serialize !== 'function') {
+  if (
+    typeof type !== 'object' ||
+    typeof type.serialize !== 'function' ||
+    typeof type.deserialize !== 'function' ||
+    typeof (type.typeName as TypeName | undefined)?.namespace !== 'string'
+  ) {
     throw new ConfigError(`spec ${name}.type`, 'is not a type (SimpleType)');
   }
   if (expireAfterCall !== undefined && expireAfterWrite !== undefined) {

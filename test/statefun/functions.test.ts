@@ -310,6 +310,20 @@ describe('invoke', () => {
       () => valueSpec({ name: 'x', type: intType, expireAfterCall: 1, expireAfterWrite: 1 }),
       /not both/,
     );
+    // A custom type written in JavaScript without a typeName is caught here, not per request.
+    const untyped = { serialize: () => new Uint8Array(), deserialize: () => 0 } as unknown as typeof intType;
+    assert.throws(() => valueSpec({ name: 'x', type: untyped }), /is not a type/);
+  });
+
+  test('the bytes invoke() answers with have an ArrayBuffer of their own, whatever the size of the reply', async () => {
+    // The HTTP handler writes replies from a shared buffer; a host calling invoke() may pass
+    // `.buffer` on, so what it gets must hold nothing else.
+    for (const names of [['Bob'], Array.from({ length: 20 }, (_, i) => `name-${i}`)]) {
+      const reply = await greeter().invoke(request({ seen: typed(intType, 1), last_name: undefined }, names));
+      assert.ok(reply.byteLength > 64);
+      assert.equal(reply.byteOffset, 0);
+      assert.equal(reply.buffer.byteLength, reply.byteLength);
+    }
   });
 
   test('fuzz: random bodies never crash invoke: it answers or rejects with a request error', async () => {

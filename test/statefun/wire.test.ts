@@ -435,11 +435,9 @@ describe('the ToFunction decoder', () => {
     }
   });
 
-  test('a remembered string is what its bytes decode to, and one that would not read back is not remembered', () => {
+  test('a string that would not read back as itself is not remembered for the bytes it goes out as', () => {
     const idOf = (id: string): string | undefined =>
       decodeToFunction(toFunction(`example/fn/${id}`, [], []))?.target?.id;
-    rememberString('remembered.id');
-    assert.equal(idOf('remembered.id'), 'remembered.id');
     // A lone surrogate goes out as U+FFFD, and a leading BOM is dropped on the way in (as
     // fromBinary drops it): neither string may be handed back for the bytes that stand for it.
     rememberString('\uD800x');

@@ -15,11 +15,14 @@ const MAX_VARINT_BYTES = 10;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
-// Short strings recur in every request: the target's namespace and type, state names,
-// typenames, the ids of busy addresses. Each is decoded once and kept in a fixed table
-// (slot by hash of its bytes, the last string to land in a slot wins), so a request that
-// repeats them makes no new strings, and the same string object makes later comparisons and
-// map lookups cheap. The table's size is fixed: SLOTS strings of at most MAX_CACHED bytes.
+// The protocol's own short strings recur in every request: the target's namespace and type,
+// state names, typenames, the ids of busy addresses. Each is decoded once and kept in a fixed
+// table (slot by hash of its bytes, the last string to land in a slot wins), so a request that
+// repeats them makes no new strings, and the same string object lets V8 compare and hash it
+// without reading its characters. The table's size is fixed: SLOTS strings of at most
+// MAX_CACHED bytes. Values' contents never go in: they would stay in memory after their request.
+// Up to this many bytes, an ASCII string outside the table is made by a JavaScript call.
+const SHORT_STRING = 32;
 const MAX_CACHED = 32;
 const SLOTS = 512;
 const cachedBytes = new Uint8Array(SLOTS * MAX_CACHED);
@@ -44,8 +47,8 @@ function slotOf(buf: Uint8Array, start: number, end: number): number {
 }
 
 /**
- * Puts `value` in the string table, so that a request carrying it decodes to this very string:
- * a type name the SDK compares decoded ones against then compares at once, by identity. Does
+ * Puts `value` in the string table, so that a request carrying it decodes to this very string
+ * object: V8 compares a string with itself, and hashes it again, without reading it. Does
  * nothing for a string too long for the table or one that would not read back the same (a lone
  * surrogate, a leading BOM). Another string may take its slot later; that only costs speed.
  */
@@ -145,11 +148,44 @@ export class ProtoReader {
     return this.utf8(start, dataEnd);
   }
 
+  /**
+   * The same as `string`, through the table of recurring strings: for the protocol's own
+   * strings (names, typenames, ids), never for a value's contents.
+   */
+  recurringString(end: number): string {
+    const dataEnd = this.lengthDelimitedEnd(end);
+    const start = this.pos;
+    this.pos = dataEnd;
+    return this.recurringUtf8(start, dataEnd);
+  }
+
   /** The UTF-8 string in `buf[start, dataEnd)`, read as `string` reads it; the position is left alone. */
   utf8(start: number, dataEnd: number): string {
     const length = dataEnd - start;
     if (length === 0) return '';
-    if (length > MAX_CACHED) return this.#decodeUtf8(start, dataEnd);
+    if (length <= SHORT_STRING) {
+      const buf = this.buf;
+      let ascii = true;
+      for (let i = start; i < dataEnd; i++) {
+        if ((buf[i] as number) >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return String.fromCharCode.apply(null, this.#view(start, dataEnd) as unknown as number[]);
+    }
+    try {
+      return utf8.decode(this.#view(start, dataEnd));
+    } catch (error) {
+      throw new ProtoDecodeError('a string is not valid UTF-8', { cause: error });
+    }
+  }
+
+  /** `utf8`, through the table of recurring strings (see `recurringString`). */
+  recurringUtf8(start: number, dataEnd: number): string {
+    const length = dataEnd - start;
+    if (length === 0) return '';
+    if (length > MAX_CACHED) return this.utf8(start, dataEnd);
     const buf = this.buf;
     const slot = slotOf(buf, start, dataEnd);
     const base = slot * MAX_CACHED;
@@ -163,7 +199,7 @@ export class ProtoReader {
       }
       if (same) return cachedStrings[slot] as string;
     }
-    const value = this.#decodeUtf8(start, dataEnd);
+    const value = this.utf8(start, dataEnd);
     cachedBytes.set(buf.subarray(start, dataEnd), base);
     cachedLengths[slot] = length;
     cachedStrings[slot] = value;
@@ -202,14 +238,6 @@ export class ProtoReader {
         throw new ProtoDecodeError('groups are not supported');
       default:
         throw new ProtoDecodeError(`wire type ${wireType} does not exist`);
-    }
-  }
-
-  #decodeUtf8(start: number, dataEnd: number): string {
-    try {
-      return utf8.decode(this.#view(start, dataEnd));
-    } catch (error) {
-      throw new ProtoDecodeError('a string is not valid UTF-8', { cause: error });
     }
   }
 

@@ -3,7 +3,7 @@
 // type, a sub-message running past its parent or a group is a `ProtoDecodeError`. Otherwise it
 // agrees with `fromBinary`: unknown fields are skipped (and not kept), invalid UTF-8 is refused,
 // a repeated singular field keeps the last value, and a repeated message field is merged into
-// the first, as protobuf requires. Fields are matched by their tag byte (field << 3 | wire
+// the first, as protobuf requires. Fields are matched by their tag value (field << 3 | wire
 // type); a known field under another wire type falls through to skipUnknown, which refuses it.
 
 import type { TypedValue } from '../../gen/statefun/request-reply_pb.ts';
@@ -94,7 +94,7 @@ class ToFunctionDecoder {
       const tag = reader.tag(end);
       switch (tag) {
         case 0x0a: // state_name = 1
-          value.name = reader.string(end);
+          value.name = reader.recurringString(end);
           break;
         case 0x12: // state_value = 2
           value.value = this.#typedValue(reader.lengthDelimitedEnd(end), value.value);
@@ -132,13 +132,13 @@ class ToFunctionDecoder {
       const tag = reader.tag(end);
       switch (tag) {
         case 0x0a: // namespace = 1
-          address.namespace = reader.string(end);
+          address.namespace = reader.recurringString(end);
           break;
         case 0x12: // type = 2
-          address.type = reader.string(end);
+          address.type = reader.recurringString(end);
           break;
         case 0x1a: // id = 3
-          address.id = reader.string(end);
+          address.id = reader.recurringString(end);
           break;
         default:
           reader.skipUnknown(tag, end, 3);
@@ -181,7 +181,7 @@ class ToFunctionDecoder {
     ) {
       return this.#lastTypename;
     }
-    const typename = reader.utf8(start, dataEnd);
+    const typename = reader.recurringUtf8(start, dataEnd);
     this.#lastTypename = typename;
     this.#lastTypenameStart = start;
     this.#lastTypenameLength = length;
