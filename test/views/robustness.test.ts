@@ -52,6 +52,34 @@ function kvRequest(
   };
 }
 
+/**
+ * Notifies on the kv view from `store`, recording each update as `index value-of-k`, and each
+ * failure as `error` unless `failures` is false; `stop` aborts the notify and waits for it.
+ */
+function recordKv(
+  store: ViewStore,
+  request: ViewRequest<ReadonlyMap<string, string>>,
+  failures = true,
+): { updates: string[]; stop: () => Promise<void> } {
+  const updates: string[] = [];
+  const controller = new AbortController();
+  const notifying = store.notify(
+    request,
+    (update: ViewUpdate<ReadonlyMap<string, string>>) => {
+      if (update.error === undefined) updates.push(`${update.index} ${update.value?.get('k')}`);
+      else if (failures) updates.push('error');
+    },
+    { signal: controller.signal },
+  );
+  return {
+    updates,
+    stop: async () => {
+      controller.abort();
+      await notifying;
+    },
+  };
+}
+
 describe('views: robustness', () => {
   test('a View whose result throws fails the callers that read it, never the process', async () => {
     const clock = new FakeClock();
@@ -195,15 +223,7 @@ describe('views: robustness', () => {
     };
     const store = new ViewStore({ clock });
     const request = kvRequest(source, clock);
-    const updates: string[] = [];
-    const controller = new AbortController();
-    const notifying = store.notify(
-      request,
-      (update: ViewUpdate<ReadonlyMap<string, string>>) => {
-        updates.push(update.error === undefined ? `${update.index} ${update.value?.get('k')}` : 'error');
-      },
-      { signal: controller.signal },
-    );
+    const { updates, stop } = recordKv(store, request);
     await clock.advanceAsync(0);
     state.set('k', 'v2');
     publisher.publish('kv', [putEvent('k', 'v2')]);
@@ -215,8 +235,7 @@ describe('views: robustness', () => {
     await clock.advanceAsync(0);
     await clock.advanceAsync(1_000);
     assert.deepEqual(updates, ['1 old', '2 v2', 'error', '3 RESTORED']);
-    controller.abort();
-    await notifying;
+    await stop();
     store.close();
   });
 
@@ -225,15 +244,7 @@ describe('views: robustness', () => {
     const fake = new FakeSource<MapChange<string>>(clock);
     const store = new ViewStore({ clock });
     const request = kvRequest(fake.source, clock);
-    const updates: string[] = [];
-    const controller = new AbortController();
-    const notifying = store.notify(
-      request,
-      (update: ViewUpdate<ReadonlyMap<string, string>>) => {
-        updates.push(update.error === undefined ? `${update.index} ${update.value?.get('k')}` : 'error');
-      },
-      { signal: controller.signal },
-    );
+    const { updates, stop } = recordKv(store, request);
     await clock.advanceAsync(0);
     fake.current.snapshot(6, 'first', [putEvent('k', 'first life')]);
     await clock.advanceAsync(0);
@@ -249,8 +260,7 @@ describe('views: robustness', () => {
     fake.current.snapshot(1, 'second', [putEvent('k', 'second life')]);
     await clock.advanceAsync(0);
     assert.deepEqual(updates, ['6 first life', 'error', '1 second life']);
-    controller.abort();
-    await notifying;
+    await stop();
     store.close();
   });
 
@@ -273,15 +283,7 @@ describe('views: robustness', () => {
     };
     const store = new ViewStore({ clock });
     const request = kvRequest(source, clock);
-    const updates: string[] = [];
-    const controller = new AbortController();
-    const notifying = store.notify(
-      request,
-      (update: ViewUpdate<ReadonlyMap<string, string>>) => {
-        if (update.error === undefined) updates.push(`${update.index} ${update.value?.get('k')}`);
-      },
-      { signal: controller.signal },
-    );
+    const { updates, stop } = recordKv(store, request, false);
     await clock.advanceAsync(0);
     assert.deepEqual(updates, ['6 first life 4']);
     // A new publisher process: new generation, indexes start over.
@@ -291,8 +293,7 @@ describe('views: robustness', () => {
     await clock.advanceAsync(0);
     await clock.advanceAsync(1_000);
     assert.deepEqual(updates, ['6 first life 4', '1 second life']);
-    controller.abort();
-    await notifying;
+    await stop();
     store.close();
   });
 });

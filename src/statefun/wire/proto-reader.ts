@@ -15,15 +15,16 @@ const MAX_VARINT_BYTES = 10;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
-// The protocol's own short strings recur in every request: the target's namespace and type,
-// state names, typenames, the ids of busy addresses. Each is decoded once and kept in a fixed
-// table (slot by hash of its bytes, the last string to land in a slot wins), so a request that
-// repeats them makes no new strings, and the same string object lets V8 compare and hash it
-// without reading its characters. The table's size is fixed: SLOTS strings of at most
-// MAX_CACHED bytes. Values' contents never go in: they would stay in memory after their request.
+// The protocol's own strings recur in every request: the target's namespace and type, state
+// names, typenames (`type.googleapis.com/…` ones included), the ids of busy addresses. Each is
+// decoded once and kept in a fixed table (slot by hash of its bytes, the last string to land in
+// a slot wins), so a request that repeats them makes no new strings, and the same string object
+// lets V8 compare and hash it without reading its characters. The table's size is fixed: SLOTS
+// strings of at most MAX_CACHED bytes. Values' contents never go in: they would stay in memory
+// after their request.
+const MAX_CACHED = 64;
 // Up to this many bytes, an ASCII string outside the table is made by a JavaScript call.
 const SHORT_STRING = 32;
-const MAX_CACHED = 32;
 const SLOTS = 512;
 const cachedBytes = new Uint8Array(SLOTS * MAX_CACHED);
 const cachedLengths = new Int32Array(SLOTS).fill(-1);
@@ -55,7 +56,11 @@ function slotOf(buf: Uint8Array, start: number, end: number): number {
 export function rememberString(value: string): void {
   const bytes = encoder.encode(value);
   if (bytes.length === 0 || bytes.length > MAX_CACHED || utf8.decode(bytes) !== value) return;
-  const slot = slotOf(bytes, 0, bytes.length);
+  keep(slotOf(bytes, 0, bytes.length), bytes, value);
+}
+
+/** Puts `value`, the string of `bytes`, in `slot` of the string table. */
+function keep(slot: number, bytes: Uint8Array, value: string): void {
   cachedBytes.set(bytes, slot * MAX_CACHED);
   cachedLengths[slot] = bytes.length;
   cachedStrings[slot] = value;
@@ -79,15 +84,6 @@ export class ProtoReader {
   /** A field tag (field number << 3 | wire type) before `end`. */
   tag(end: number): number {
     const start = this.pos;
-    // Fields 1-15 take one byte, and every field of the protocol but two is among them.
-    if (start < end) {
-      const byte = this.buf[start] as number;
-      if (byte < 0x80) {
-        if (byte < 8) throw new ProtoDecodeError('a tag has field number 0');
-        this.pos = start + 1;
-        return byte;
-      }
-    }
     const tag = this.varint(end);
     if (this.pos - start > 5 || tag > 0xffffffff) throw new ProtoDecodeError('a tag overflows 32 bits');
     if (tag >>> 3 === 0) throw new ProtoDecodeError('a tag has field number 0');
@@ -101,7 +97,7 @@ export class ProtoReader {
   varint(end: number): number {
     const buf = this.buf;
     let pos = this.pos;
-    // One byte, as nearly every length and flag is: no arithmetic in doubles.
+    // One byte, as nearly every tag, length and flag is: no arithmetic in doubles.
     if (pos < end) {
       const first = buf[pos] as number;
       if (first < 0x80) {
@@ -200,9 +196,7 @@ export class ProtoReader {
       if (same) return cachedStrings[slot] as string;
     }
     const value = this.utf8(start, dataEnd);
-    cachedBytes.set(buf.subarray(start, dataEnd), base);
-    cachedLengths[slot] = length;
-    cachedStrings[slot] = value;
+    keep(slot, buf.subarray(start, dataEnd), value);
     return value;
   }
 

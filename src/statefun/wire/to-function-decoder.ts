@@ -39,11 +39,6 @@ export function decodeToFunction(bytes: Uint8Array): InvocationBatch | undefined
 
 class ToFunctionDecoder {
   readonly #reader: ProtoReader;
-  // The typename last decoded and where its bytes were: a batch repeats the same few
-  // typenames, and the same string object makes every later comparison cheap.
-  #lastTypename = '';
-  #lastTypenameStart = 0;
-  #lastTypenameLength = -1;
 
   constructor(bytes: Uint8Array) {
     this.#reader = new ProtoReader(bytes);
@@ -154,7 +149,7 @@ class ToFunctionDecoder {
       const tag = reader.tag(end);
       switch (tag) {
         case 0x0a: // typename = 1
-          value.typename = this.#typename(end);
+          value.typename = reader.recurringString(end);
           break;
         case 0x10: // has_value = 2
           value.hasValue = reader.varint(end) !== 0;
@@ -168,28 +163,4 @@ class ToFunctionDecoder {
     }
     return value;
   }
-
-  #typename(end: number): string {
-    const reader = this.#reader;
-    const dataEnd = reader.lengthDelimitedEnd(end);
-    const start = reader.pos;
-    const length = dataEnd - start;
-    reader.pos = dataEnd;
-    if (
-      length === this.#lastTypenameLength &&
-      sameBytes(reader.buf, this.#lastTypenameStart, start, length)
-    ) {
-      return this.#lastTypename;
-    }
-    const typename = reader.recurringUtf8(start, dataEnd);
-    this.#lastTypename = typename;
-    this.#lastTypenameStart = start;
-    this.#lastTypenameLength = length;
-    return typename;
-  }
-}
-
-function sameBytes(buf: Uint8Array, a: number, b: number, length: number): boolean {
-  for (let i = 0; i < length; i++) if (buf[a + i] !== buf[b + i]) return false;
-  return true;
 }
