@@ -3,6 +3,7 @@
 // and returned to the runtime in the batch's response, which applies them exactly once.
 
 import { linkSignals, type LinkedSignal } from '../internal/abort.ts';
+import { appended } from './appended.ts';
 import { ValueTypeError } from './errors.ts';
 import type { Address } from './address.ts';
 import type { EgressMessage } from './egress.ts';
@@ -29,9 +30,9 @@ export interface Context {
 
 /** The effects of a batch, in the order the functions asked for them; encoded once, at the end. */
 export class Effects {
-  readonly outgoingMessages: OutgoingMessage[] = [];
-  readonly delayedInvocations: DelayedInvocation[] = [];
-  readonly outgoingEgresses: OutgoingEgress[] = [];
+  outgoingMessages: OutgoingMessage[] = [];
+  delayedInvocations: DelayedInvocation[] = [];
+  outgoingEgresses: OutgoingEgress[] = [];
 }
 
 export class InvocationContext implements Context {
@@ -75,7 +76,11 @@ export class InvocationContext implements Context {
   }
 
   send(message: Message): void {
-    this.#effects.outgoingMessages.push({ target: message.targetAddress, argument: message.typedValue });
+    const effects = this.#effects;
+    effects.outgoingMessages = appended(effects.outgoingMessages, {
+      target: message.targetAddress,
+      argument: message.typedValue,
+    });
   }
 
   sendAfter(delayMs: number, message: Message, cancellationToken = ''): void {
@@ -86,7 +91,8 @@ export class InvocationContext implements Context {
     if (typeof cancellationToken !== 'string') {
       throw new ValueTypeError('a cancellation token is a string');
     }
-    this.#effects.delayedInvocations.push({
+    const effects = this.#effects;
+    effects.delayedInvocations = appended(effects.delayedInvocations, {
       isCancellationRequest: false,
       cancellationToken,
       delayMs,
@@ -100,7 +106,8 @@ export class InvocationContext implements Context {
     if (typeof cancellationToken !== 'string' || cancellationToken === '') {
       throw new ValueTypeError('a cancellation token is a non-empty string');
     }
-    this.#effects.delayedInvocations.push({
+    const effects = this.#effects;
+    effects.delayedInvocations = appended(effects.delayedInvocations, {
       isCancellationRequest: true,
       cancellationToken,
       delayMs: 0,
@@ -110,6 +117,10 @@ export class InvocationContext implements Context {
   }
 
   sendEgress(egress: EgressMessage): void {
-    this.#effects.outgoingEgresses.push({ typeName: egress.typeName, argument: egress.typedValue });
+    const effects = this.#effects;
+    effects.outgoingEgresses = appended(effects.outgoingEgresses, {
+      typeName: egress.typeName,
+      argument: egress.typedValue,
+    });
   }
 }

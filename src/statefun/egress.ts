@@ -11,7 +11,8 @@ import { isInt32, isInt64 } from './primitive-types.ts';
 import { serializeValue, type SimpleType } from './simple-type.ts';
 import { TypeName } from './type-name.ts';
 import { ProtoWriter, varintSize } from './wire/proto-writer.ts';
-import { NO_BYTES, typedValue, typedValueOf } from './wire/typed-value.ts';
+import { RecordValue } from './wire/record-value.ts';
+import { typedValueOf } from './wire/typed-value.ts';
 
 export const KAFKA_PRODUCER_RECORD_TYPENAME =
   'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
@@ -60,26 +61,48 @@ export function kafkaEgressMessage<T>(options: KafkaEgressOptions<T>): EgressMes
   const { value } = options;
   // The commonest record value, a 32-bit int, is written in place rather than made first.
   const int32 = options.valueType === undefined && typeof value === 'number' && isInt32(value);
-  const valueBytes = int32 ? NO_BYTES : recordValueBytes(value, options.valueType);
-  // KafkaProducerRecord (proto/statefun/kafka-egress.proto): key = 1, value_bytes = 2, topic = 3.
-  const writer = new ProtoWriter(
-    stringFieldSize(key) + (int32 ? 2 + 4 : bytesFieldSize(valueBytes)) + stringFieldSize(topic),
-  );
-  if (key !== '') {
-    writer.byte(0x0a);
-    writer.string(key);
+  const valueBytes = int32 ? undefined : recordValueBytes(value, options.valueType);
+  return { typeName, typedValue: new KafkaRecord(key, int32 ? value : 0, valueBytes, topic) };
+}
+
+/** KafkaProducerRecord (proto/statefun/kafka-egress.proto): key = 1, value_bytes = 2, topic = 3. */
+class KafkaRecord extends RecordValue {
+  readonly #key: string;
+  readonly #int32: number;
+  /** Undefined: the value is `#int32`, as 4 bytes big-endian. */
+  readonly #valueBytes: Uint8Array | undefined;
+  readonly #topic: string;
+
+  constructor(key: string, int32: number, valueBytes: Uint8Array | undefined, topic: string) {
+    super(KAFKA_PRODUCER_RECORD_TYPENAME);
+    this.#key = key;
+    this.#int32 = int32;
+    this.#valueBytes = valueBytes;
+    this.#topic = topic;
   }
-  if (int32) {
-    writer.byte(0x12);
-    writer.byte(4);
-    writeInt32BigEndian(writer, value);
-  } else if (valueBytes.length > 0) {
-    writer.byte(0x12);
-    writer.bytes(valueBytes);
+
+  protected sizeGuess(): number {
+    const value = this.#valueBytes === undefined ? 2 + 4 : bytesFieldSize(this.#valueBytes);
+    return stringFieldSize(this.#key) + value + stringFieldSize(this.#topic);
   }
-  writer.byte(0x1a);
-  writer.string(topic);
-  return { typeName, typedValue: typedValue(KAFKA_PRODUCER_RECORD_TYPENAME, true, writer.finish()) };
+
+  protected writeFields(writer: ProtoWriter): void {
+    if (this.#key !== '') {
+      writer.byte(0x0a);
+      writer.string(this.#key);
+    }
+    const valueBytes = this.#valueBytes;
+    if (valueBytes === undefined) {
+      writer.byte(0x12);
+      writer.byte(4);
+      writeInt32BigEndian(writer, this.#int32);
+    } else if (valueBytes.length > 0) {
+      writer.byte(0x12);
+      writer.bytes(valueBytes);
+    }
+    writer.byte(0x1a);
+    writer.string(this.#topic);
+  }
 }
 
 /** A record for a generic Kinesis egress (`io.statefun.kinesis.v1/egress`). */
@@ -89,27 +112,50 @@ export function kinesisEgressMessage<T>(options: KinesisEgressOptions<T>): Egres
   const partitionKey = requiredString('partitionKey', options.partitionKey);
   const explicitHashKey = optionalString('explicitHashKey', options.explicitHashKey);
   const valueBytes = recordValueBytes(options.value, options.valueType);
-  // KinesisEgressRecord (proto/statefun/kinesis-egress.proto): partition_key = 1,
-  // value_bytes = 2, stream = 3, explicit_hash_key = 4.
-  const writer = new ProtoWriter(
-    stringFieldSize(partitionKey) +
-      bytesFieldSize(valueBytes) +
-      stringFieldSize(stream) +
-      stringFieldSize(explicitHashKey),
-  );
-  writer.byte(0x0a);
-  writer.string(partitionKey);
-  if (valueBytes.length > 0) {
-    writer.byte(0x12);
-    writer.bytes(valueBytes);
+  return { typeName, typedValue: new KinesisRecord(partitionKey, valueBytes, stream, explicitHashKey) };
+}
+
+/**
+ * KinesisEgressRecord (proto/statefun/kinesis-egress.proto): partition_key = 1,
+ * value_bytes = 2, stream = 3, explicit_hash_key = 4.
+ */
+class KinesisRecord extends RecordValue {
+  readonly #partitionKey: string;
+  readonly #valueBytes: Uint8Array;
+  readonly #stream: string;
+  readonly #explicitHashKey: string;
+
+  constructor(partitionKey: string, valueBytes: Uint8Array, stream: string, explicitHashKey: string) {
+    super(KINESIS_EGRESS_RECORD_TYPENAME);
+    this.#partitionKey = partitionKey;
+    this.#valueBytes = valueBytes;
+    this.#stream = stream;
+    this.#explicitHashKey = explicitHashKey;
   }
-  writer.byte(0x1a);
-  writer.string(stream);
-  if (explicitHashKey !== '') {
-    writer.byte(0x22);
-    writer.string(explicitHashKey);
+
+  protected sizeGuess(): number {
+    return (
+      stringFieldSize(this.#partitionKey) +
+      bytesFieldSize(this.#valueBytes) +
+      stringFieldSize(this.#stream) +
+      stringFieldSize(this.#explicitHashKey)
+    );
   }
-  return { typeName, typedValue: typedValue(KINESIS_EGRESS_RECORD_TYPENAME, true, writer.finish()) };
+
+  protected writeFields(writer: ProtoWriter): void {
+    writer.byte(0x0a);
+    writer.string(this.#partitionKey);
+    if (this.#valueBytes.length > 0) {
+      writer.byte(0x12);
+      writer.bytes(this.#valueBytes);
+    }
+    writer.byte(0x1a);
+    writer.string(this.#stream);
+    if (this.#explicitHashKey !== '') {
+      writer.byte(0x22);
+      writer.string(this.#explicitHashKey);
+    }
+  }
 }
 
 /** A value for any other egress, which receives it as a TypedValue under `valueType`'s typename. */

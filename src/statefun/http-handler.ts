@@ -112,7 +112,7 @@ export function requestReplyHandler(
 function answer(response: http.ServerResponse, reply: Uint8Array): void {
   if (response.headersSent) return;
   // Set explicitly: the runtime checks this content type exactly.
-  response.writeHead(200, ['Content-Type', OCTET_STREAM, 'Content-Length', String(reply.byteLength)]);
+  response.writeHead(200, ['Content-Type', OCTET_STREAM, 'Content-Length', String(reply.length)]);
   response.end(reply);
 }
 

@@ -15,7 +15,7 @@ import { Effects, InvocationContext, type Context } from './context.ts';
 import { requestReplyHandler, type HandlerOptions } from './http-handler.ts';
 import { Message } from './message.ts';
 import { FunctionFailedError, InvalidRequestError, UnknownFunctionError } from './request-errors.ts';
-import { BatchStorage } from './storage.ts';
+import { BatchStorage, StorageLayout } from './storage.ts';
 import { TypeName } from './type-name.ts';
 import type { ValueSpec } from './value-spec.ts';
 import { encodeIncompleteContext, encodeInvocationResult } from './wire/from-function-encoder.ts';
@@ -34,7 +34,7 @@ export interface FunctionSpec {
 
 interface Registered {
   readonly typeName: TypeName;
-  readonly specs: ReadonlyMap<string, ValueSpec<unknown>>;
+  readonly storage: StorageLayout;
   readonly fn: StatefulFunction;
 }
 
@@ -65,7 +65,7 @@ export class StatefulFunctions {
       byName = new Map();
       this.#functions.set(typeName.namespace, byName);
     }
-    byName.set(typeName.name, { typeName, specs, fn: spec.fn });
+    byName.set(typeName.name, { typeName, storage: new StorageLayout([...specs.values()]), fn: spec.fn });
     return this;
   }
 
@@ -112,7 +112,7 @@ export class StatefulFunctions {
     if (registered === undefined) throw new UnknownFunctionError(toAddress(target, 'target').type.toString());
     const self = Address.of(registered.typeName, target.id);
 
-    const storage = new BatchStorage(registered.specs);
+    const storage = new BatchStorage(registered.storage);
     let missing: ValueSpec<unknown>[] | undefined;
     try {
       missing = storage.load(batch.state);

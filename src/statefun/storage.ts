@@ -4,6 +4,7 @@
 
 import type { TypedValue } from '../gen/statefun/request-reply_pb.ts';
 import { ConfigError } from '../internal/errors.ts';
+import { appended } from './appended.ts';
 import { ValueTypeError } from './errors.ts';
 import { serializeValue } from './simple-type.ts';
 import type { ValueSpec } from './value-spec.ts';
@@ -35,14 +36,52 @@ export interface CarriedValue {
   readonly value: TypedValue | undefined;
 }
 
-export class BatchStorage implements AddressScopedStorage {
-  // One cell per declared spec, by name.
-  readonly #cells = new Map<string, Cell>();
+/**
+ * The values a function declared, in order, found by name: made once per function, so that
+ * a batch's storage is an array of cells rather than a map built per request.
+ */
+export class StorageLayout {
+  readonly specs: readonly ValueSpec<unknown>[];
+  readonly #indexByName = new Map<string, number>();
 
-  constructor(specs: ReadonlyMap<string, ValueSpec<unknown>>) {
-    for (const [name, spec] of specs) {
-      this.#cells.set(name, { spec, loaded: undefined, bytes: undefined, touched: false });
+  /** `specs` have distinct names (the registry checks). */
+  constructor(specs: readonly ValueSpec<unknown>[]) {
+    this.specs = specs;
+    specs.forEach((spec, index) => this.#indexByName.set(spec.name, index));
+  }
+
+  /** The index of the value named `name`, or -1 when none is. */
+  indexOfName(name: string): number {
+    return this.#indexByName.get(name) ?? -1;
+  }
+
+  /**
+   * The index of `spec`: the very spec declared, or one of the same name and type (its bytes
+   * read back alike); -1 for any other.
+   */
+  indexOf(spec: ValueSpec<unknown>): number {
+    const specs = this.specs;
+    // Functions pass the specs they declared, and have few: found without hashing the name.
+    for (let i = 0; i < specs.length; i++) if (specs[i] === spec) return i;
+    const index = this.indexOfName(spec.name);
+    return index >= 0 && (specs[index] as ValueSpec<unknown>).type.typeName.equals(spec.type.typeName)
+      ? index
+      : -1;
+  }
+}
+
+export class BatchStorage implements AddressScopedStorage {
+  readonly #layout: StorageLayout;
+  // One cell per declared spec, in the layout's order.
+  readonly #cells: Cell[];
+
+  constructor(layout: StorageLayout) {
+    this.#layout = layout;
+    let cells: Cell[] = [];
+    for (const spec of layout.specs) {
+      cells = appended(cells, { spec, loaded: undefined, bytes: undefined, touched: false });
     }
+    this.#cells = cells;
   }
 
   /**
@@ -55,23 +94,24 @@ export class BatchStorage implements AddressScopedStorage {
     const cells = this.#cells;
     let found = 0;
     for (const value of carried) {
-      const cell = cells.get(value.name);
-      if (cell === undefined) continue;
+      const index = this.#layout.indexOfName(value.name);
+      if (index < 0) continue;
+      const cell = cells[index] as Cell;
       if (cell.loaded === undefined) found++;
       cell.loaded = value.value ?? ABSENT;
     }
-    if (found < cells.size) {
+    if (found < cells.length) {
       const missing: ValueSpec<unknown>[] = [];
-      for (const cell of cells.values()) if (cell.loaded === undefined) missing.push(cell.spec);
+      for (const cell of cells) if (cell.loaded === undefined) missing.push(cell.spec);
       return missing;
     }
-    for (const [name, cell] of cells) {
+    for (const cell of cells) {
       const value = cell.loaded as TypedValue;
       if (!value.hasValue) continue;
       const typename = cell.spec.type.typeName.toString();
       if (value.typename !== typename) {
         throw new ValueTypeError(
-          `state ${name} holds a ${value.typename} value, but its spec says ${typename}`,
+          `state ${cell.spec.name} holds a ${value.typename} value, but its spec says ${typename}`,
         );
       }
       cell.bytes = value.value;
@@ -99,20 +139,25 @@ export class BatchStorage implements AddressScopedStorage {
 
   /** The final change of every value touched during the batch. */
   mutations(): StateMutation[] {
-    const mutations: StateMutation[] = [];
-    for (const [name, cell] of this.#cells) {
-      if (cell.touched)
-        mutations.push({ name, typename: cell.spec.type.typeName.toString(), bytes: cell.bytes });
+    let mutations: StateMutation[] = [];
+    for (const cell of this.#cells) {
+      if (cell.touched) {
+        const { spec } = cell;
+        mutations = appended(mutations, {
+          name: spec.name,
+          typename: spec.type.typeName.toString(),
+          bytes: cell.bytes,
+        });
+      }
     }
     return mutations;
   }
 
   #cell(spec: ValueSpec<unknown>): Cell {
-    const cell = this.#cells.get(spec.name);
+    const index = this.#layout.indexOf(spec);
     // The same name with another type is a mistake too: its bytes would not read back.
-    if (cell === undefined || (cell.spec !== spec && !cell.spec.type.typeName.equals(spec.type.typeName))) {
+    if (index < 0)
       throw new ConfigError(`state ${spec.name}`, 'is not one of the specs this function declared');
-    }
-    return cell;
+    return this.#cells[index] as Cell;
   }
 }

@@ -296,6 +296,34 @@ describe('invoke', () => {
     );
   });
 
+  test('a spec equal to a declared one (same name, same type) is that value; one of another type is refused', async () => {
+    const copy = valueSpec({ name: 'seen', type: intType });
+    const otherType = valueSpec({ name: 'seen', type: stringType });
+    const functions = new StatefulFunctions().withSpec({
+      typeName: 'example/copies',
+      specs: [seen],
+      fn(context, message) {
+        if (message.asString() === 'other') context.storage.get(otherType);
+        else context.storage.set(copy, (context.storage.get(copy) ?? 0) + 10);
+      },
+    });
+    const target = { namespace: 'example', type: 'copies', id: '1' };
+    const result = invocationResult(
+      await functions.invoke(request({ seen: typed(intType, 5) }, ['a', 'b'], target)),
+    );
+    assert.deepEqual(
+      result.stateMutations.map((m) => [
+        m.stateName,
+        intType.deserialize(m.stateValue?.value ?? new Uint8Array()),
+      ]),
+      [['seen', 25]],
+    );
+    await assert.rejects(
+      functions.invoke(request({ seen: typed(intType, 5) }, ['other'], target)),
+      (e) => e instanceof FunctionFailedError && /seen.*not one of the specs/.test(e.message),
+    );
+  });
+
   test('duplicate functions and duplicate value names are refused when registered', () => {
     assert.throws(
       () => greeter().withSpec({ typeName: 'example/greeter', fn: () => undefined }),

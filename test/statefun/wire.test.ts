@@ -60,6 +60,7 @@ import {
   encodeInvocationResult,
   type InvocationResult,
 } from '../../src/statefun/wire/from-function-encoder.ts';
+import { EncodingCache } from '../../src/statefun/wire/encoding-cache.ts';
 import { ProtoDecodeError, rememberString } from '../../src/statefun/wire/proto-reader.ts';
 import { ProtoWriter } from '../../src/statefun/wire/proto-writer.ts';
 import { decodeToFunction, type WireAddress } from '../../src/statefun/wire/to-function-decoder.ts';
@@ -246,6 +247,88 @@ describe('the FromFunction encoder', () => {
     assert.equal(hex(bytes), hex(referenceInvocationResult(big)));
   });
 
+  test('a reply body just under and over one- and two-byte lengths matches, its length written in front', () => {
+    // The body's length decides how many bytes the length takes (1 up to 127, 2 up to 16,383,
+    // then 3): sizes across both steps, one byte apart.
+    const target = Address.of('example/sink', 'id');
+    const sizes = [
+      ...Array.from({ length: 80 }, (_, i) => 60 + i),
+      ...Array.from({ length: 40 }, (_, i) => 16_300 + i),
+    ];
+    for (const size of sizes) {
+      const result: InvocationResult = {
+        mutations: [],
+        outgoingMessages: [{ target, argument: typedValue('a/b', true, new Uint8Array(size)) }],
+        delayedInvocations: [],
+        outgoingEgresses: [],
+      };
+      const expected = hex(referenceInvocationResult(result));
+      assert.equal(hex(encodeInvocationResult(result)), expected, `value of ${size} bytes`);
+      assert.equal(
+        hex(encodeInvocationResult(result, true)),
+        expected,
+        `value of ${size} bytes, for a write`,
+      );
+    }
+  });
+
+  test('property: egress records are encoded in place, the same as from their bytes, read or not', () => {
+    const text = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 });
+    const recordValues = fc.oneof(
+      text,
+      fc.uint8Array({ maxLength: 200 }),
+      fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    );
+    const records = fc.oneof(
+      fc.record({
+        kind: fc.constant('kafka' as const),
+        topic: text,
+        key: fc.option(text, { nil: undefined }),
+        value: recordValues,
+      }),
+      fc.record({ kind: fc.constant('kinesis' as const), topic: text, key: text, value: recordValues }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(records, fc.boolean()), { minLength: 1, maxLength: 4 }),
+        typeNames,
+        (specs, egressType) => {
+          const made = specs.map(([record, readFirst]) => {
+            const message =
+              record.kind === 'kafka'
+                ? kafkaEgressMessage({
+                    typeName: egressType,
+                    topic: record.topic,
+                    key: record.key,
+                    value: record.value,
+                  })
+                : kinesisEgressMessage({
+                    typeName: egressType,
+                    stream: record.topic,
+                    partitionKey: record.key,
+                    value: record.value,
+                  });
+            // Its bytes asked for before the reply is written, or not.
+            if (readFirst) assert.ok(message.typedValue.value.length > 0);
+            return message;
+          });
+          const target = Address.of('example/sink', 'id');
+          const result: InvocationResult = {
+            mutations: [],
+            outgoingMessages: made.map((m) => ({ target, argument: m.typedValue })),
+            delayedInvocations: [],
+            outgoingEgresses: made.map((m) => ({ typeName: m.typeName, argument: m.typedValue })),
+          };
+          // Ours first: the reference reads every record's bytes.
+          const ours = hex(encodeInvocationResult(result, true));
+          assert.equal(ours, hex(referenceInvocationResult(result)));
+          assert.equal(hex(encodeInvocationResult(result)), ours, 'once every record was read');
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   test('strings that grow most in UTF-8 are encoded whole, in every string field at once', () => {
     // Three bytes for each UTF-16 unit (a lone surrogate becomes U+FFFD): the writer's first
     // guess is short of every one of them, and sub-messages pass 128 bytes.
@@ -311,25 +394,32 @@ describe('the writer', () => {
         (value) => {
           const writer = new ProtoWriter(1);
           writer.string(value);
-          writer.recurringString(value);
           const encoded = new TextEncoder().encode(value);
           const expected = toBinary(StringWrapperSchema, create(StringWrapperSchema, { value })).subarray(1);
-          assert.equal(hex(writer.finish()), hex(expected) + hex(expected));
+          assert.equal(hex(writer.finish()), hex(expected));
           assert.equal(expected.length - encoded.length <= 2, true);
         },
       ),
     );
   });
 
-  test('recurring strings that share a cache slot, or are equal copies, are each written as themselves', () => {
+  test('cached encodings that share a slot, or are of equal copies, are each written for their own key', () => {
+    const field = (writer: ProtoWriter, key: string): void => {
+      writer.byte(0x0a);
+      writer.string(key);
+    };
+    const cache = new EncodingCache(field);
     // Same length, so the same slot: each evicts the other in turn.
     const a = `io.statefun.types/${'a'.repeat(8)}`;
     const b = `io.statefun.types/${'b'.repeat(8)}`;
     const aCopy = a.slice(0, 9) + a.slice(9);
+    // Too long for the cache: written directly, every time.
+    const long = 'x'.repeat(300);
+    const keys = [a, b, a, aCopy, b, 'é'.repeat(20), '', long, long, ''];
     const writer = new ProtoWriter(1);
-    for (const value of [a, b, a, aCopy, b, 'é'.repeat(20)]) writer.recurringString(value);
+    for (const key of keys) cache.write(writer, key);
     const reference = new ProtoWriter(1);
-    for (const value of [a, b, a, a, b, 'é'.repeat(20)]) reference.string(value);
+    for (const key of keys) field(reference, key);
     assert.equal(hex(writer.finish()), hex(reference.finish()));
   });
 });
@@ -432,6 +522,21 @@ describe('the ToFunction decoder', () => {
     const requests = ids.map((id) => ({ id, bytes: toFunction(`example/fn/${id}`, [], []) }));
     for (const { id, bytes } of [...requests, ...[...requests].reverse()]) {
       assert.equal(decodeToFunction(bytes)?.target?.id, id);
+    }
+  });
+
+  test('a string read against a remembered one of its length that differs in any one byte is read as itself', () => {
+    // Same length and, unless the byte is one the slot is picked by, the same slot: the
+    // comparison (4 bytes at a time, the last 4 overlapping) must see a difference anywhere.
+    const idOf = (id: string): string | undefined =>
+      decodeToFunction(toFunction(`example/fn/${id}`, [], []))?.target?.id;
+    for (let length = 1; length <= 64; length++) {
+      const remembered = 'a'.repeat(length);
+      for (let at = 0; at < length; at++) {
+        const other = `${'a'.repeat(at)}b${'a'.repeat(length - at - 1)}`;
+        assert.equal(idOf(remembered), remembered);
+        assert.equal(idOf(other), other, `${length} bytes, differing at ${at}`);
+      }
     }
   });
 

@@ -7,7 +7,10 @@ import type { TypedValue } from '../../gen/statefun/request-reply_pb.ts';
 import type { Address } from '../address.ts';
 import type { TypeName } from '../type-name.ts';
 import type { ValueSpec } from '../value-spec.ts';
+import { EncodingCache } from './encoding-cache.ts';
 import { ProtoWriter } from './proto-writer.ts';
+import { RecordValue } from './record-value.ts';
+import { NO_BYTES } from './typed-value.ts';
 
 /** The final change of one persisted value: its new bytes under `typename`, or removed (undefined). */
 export interface StateMutation {
@@ -64,8 +67,7 @@ export function encodeInvocationResult(result: InvocationResult, forWrite = fals
     result.delayedInvocations.length +
     result.outgoingEgresses.length;
   const writer = new ProtoWriter(16 + effects * BYTES_PER_EFFECT);
-  writer.varint(INVOCATION_RESULT_TAG);
-  const response = writer.beginMessage();
+  const response = writer.beginOuterField();
   for (const mutation of result.mutations) {
     writer.byte(0x0a);
     const start = writer.beginMessage();
@@ -122,25 +124,22 @@ export function encodeInvocationResult(result: InvocationResult, forWrite = fals
   for (const egress of result.outgoingEgresses) {
     writer.byte(0x22);
     const start = writer.beginMessage();
-    writer.byte(0x0a);
-    writer.recurringString(egress.typeName.namespace);
-    writer.byte(0x12);
-    writer.recurringString(egress.typeName.name);
+    // egress_namespace = 1, egress_type = 2
+    typeNameFields.write(writer, egress.typeName.toString());
     if (egress.argument !== undefined) {
       writer.byte(0x1a);
       writeTypedValue(writer, egress.argument);
     }
     writer.endMessage(start);
   }
-  writer.endMessage(response);
+  writer.endOuterField(INVOCATION_RESULT_TAG, response);
   return forWrite ? writer.finishForWrite() : writer.finish();
 }
 
 /** A FromFunction listing the values the request lacked (IncompleteInvocationContext). */
 export function encodeIncompleteContext(missing: readonly ValueSpec<unknown>[]): Uint8Array {
   const writer = new ProtoWriter(16 + missing.length * 64);
-  writer.varint(INCOMPLETE_CONTEXT_TAG);
-  const context = writer.beginMessage();
+  const context = writer.beginOuterField();
   for (const spec of missing) {
     writer.byte(0x0a);
     const start = writer.beginMessage();
@@ -161,18 +160,35 @@ export function encodeIncompleteContext(missing: readonly ValueSpec<unknown>[]):
     writer.string(spec.type.typeName.toString());
     writer.endMessage(start);
   }
-  writer.endMessage(context);
+  writer.endOuterField(INCOMPLETE_CONTEXT_TAG, context);
   return writer.finish();
 }
+
+/**
+ * A type name's namespace and name as fields 1 and 2, as both Address and EgressMessage have
+ * them, from its whole form (split at the last slash, as TypeName.parse does).
+ */
+const typeNameFields = new EncodingCache((writer, whole) => {
+  const slash = whole.lastIndexOf('/');
+  writer.byte(0x0a);
+  writer.string(whole.slice(0, slash));
+  writer.byte(0x12);
+  writer.string(whole.slice(slash + 1));
+});
+
+/** The typename (1) and has_value = true (2) of a present TypedValue. */
+const presentValueHeads = new EncodingCache((writer, typename) => {
+  writer.byte(0x0a);
+  writer.string(typename);
+  writer.byte(0x10);
+  writer.byte(1);
+});
 
 /** An Address sub-message (after its tag). */
 function writeAddress(writer: ProtoWriter, address: Address): void {
   const start = writer.beginMessage();
-  // A TypeName's namespace and name are never empty; an id may be.
-  writer.byte(0x0a);
-  writer.recurringString(address.type.namespace);
-  writer.byte(0x12);
-  writer.recurringString(address.type.name);
+  // namespace = 1, type = 2 (a TypeName's are never empty); an id may be empty.
+  typeNameFields.write(writer, address.type.toString());
   if (address.id !== '') {
     writer.byte(0x1a);
     writer.string(address.id);
@@ -183,6 +199,16 @@ function writeAddress(writer: ProtoWriter, address: Address): void {
 /** A TypedValue sub-message (after its tag), with any unknown fields a decoded one kept. */
 function writeTypedValue(writer: ProtoWriter, value: TypedValue): void {
   const start = writer.beginMessage();
+  if (value instanceof RecordValue) {
+    // An egress record: encoded here, in place (a record always has a field, so never empty).
+    writeTypedValueFields(writer, value.typename, value.hasValue, NO_BYTES);
+    writer.byte(0x1a);
+    const record = writer.beginMessage();
+    value.writeTo(writer);
+    writer.endMessage(record);
+    writer.endMessage(start);
+    return;
+  }
   writeTypedValueFields(writer, value.typename, value.hasValue, value.value);
   if (value.$unknown !== undefined) {
     for (const field of value.$unknown) {
@@ -199,11 +225,12 @@ function writeTypedValueFields(
   hasValue: boolean,
   bytes: Uint8Array,
 ): void {
-  if (typename !== '') {
+  if (typename !== '' && hasValue) {
+    presentValueHeads.write(writer, typename);
+  } else if (typename !== '') {
     writer.byte(0x0a);
-    writer.recurringString(typename);
-  }
-  if (hasValue) {
+    writer.string(typename);
+  } else if (hasValue) {
     writer.byte(0x10);
     writer.byte(1);
   }

@@ -27,6 +27,7 @@ const MAX_CACHED = 64;
 const SHORT_STRING = 32;
 const SLOTS = 512;
 const cachedBytes = new Uint8Array(SLOTS * MAX_CACHED);
+const cachedWords = new DataView(cachedBytes.buffer);
 const cachedLengths = new Int32Array(SLOTS).fill(-1);
 const cachedStrings: string[] = new Array<string>(SLOTS).fill('');
 
@@ -66,6 +67,42 @@ function keep(slot: number, bytes: Uint8Array, value: string): void {
   cachedStrings[slot] = value;
 }
 
+// TypedArray.prototype's `buffer` and `byteOffset` getters, called directly: read through a
+// Buffer (whose methods sit on Buffer.prototype), each is an inline-cache lookup, not compiled in.
+const typedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const bufferOf = typedArrayGetter('buffer') as (this: Uint8Array) => ArrayBufferLike;
+const byteOffsetOf = typedArrayGetter('byteOffset') as (this: Uint8Array) => number;
+
+function typedArrayGetter(name: string): (this: Uint8Array) => unknown {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with .call
+  const get = Object.getOwnPropertyDescriptor(typedArrayPrototype, name)?.get;
+  if (get === undefined) throw new Error(`TypedArray.prototype.${name} is not a getter`);
+  return get;
+}
+
+/**
+ * Whether the `length` bytes at `start` (`words` views all of `buf`) equal the table's at
+ * `base`. Compared 4 bytes at a time, the last 4 overlapping the ones before when `length` is
+ * not a multiple of 4: a loop over bytes costs about 25 instructions a byte.
+ */
+function sameAsCached(
+  words: DataView,
+  buf: Uint8Array,
+  start: number,
+  base: number,
+  length: number,
+): boolean {
+  if (length < 4) {
+    for (let i = 0; i < length; i++) if (cachedBytes[base + i] !== buf[start + i]) return false;
+    return true;
+  }
+  const last = length - 4;
+  for (let i = 0; i < last; i += 4) {
+    if (cachedWords.getInt32(base + i) !== words.getInt32(start + i)) return false;
+  }
+  return cachedWords.getInt32(base + last) === words.getInt32(start + last);
+}
+
 /** Bytes that are not a well-formed protobuf message of the expected kind. */
 export class ProtoDecodeError extends Error {
   override readonly name = 'ProtoDecodeError';
@@ -74,8 +111,10 @@ export class ProtoDecodeError extends Error {
 export class ProtoReader {
   readonly buf: Uint8Array;
   pos = 0;
-  // `buf.buffer`, read once: each read of it is a call into the engine.
+  // Where `buf` lies: its ArrayBuffer and offset, read on the first view (see #locate).
   #arrayBuffer: ArrayBufferLike | undefined;
+  #byteOffset = 0;
+  #words: DataView | undefined;
 
   constructor(buf: Uint8Array) {
     this.buf = buf;
@@ -186,14 +225,8 @@ export class ProtoReader {
     const slot = slotOf(buf, start, dataEnd);
     const base = slot * MAX_CACHED;
     if (cachedLengths[slot] === length) {
-      let same = true;
-      for (let i = 0; i < length; i++) {
-        if (cachedBytes[base + i] !== buf[start + i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return cachedStrings[slot] as string;
+      const words = (this.#words ??= this.#dataView());
+      if (sameAsCached(words, buf, start, base, length)) return cachedStrings[slot] as string;
     }
     const value = this.utf8(start, dataEnd);
     keep(slot, buf.subarray(start, dataEnd), value);
@@ -235,9 +268,20 @@ export class ProtoReader {
     }
   }
 
+  #dataView(): DataView {
+    if (this.#arrayBuffer === undefined) this.#locate();
+    return new DataView(this.#arrayBuffer as ArrayBufferLike, this.#byteOffset, this.buf.length);
+  }
+
   #view(start: number, end: number): Uint8Array {
-    this.#arrayBuffer ??= this.buf.buffer;
-    return new Uint8Array(this.#arrayBuffer, this.buf.byteOffset + start, end - start);
+    if (this.#arrayBuffer === undefined) this.#locate();
+    return new Uint8Array(this.#arrayBuffer as ArrayBufferLike, this.#byteOffset + start, end - start);
+  }
+
+  /** Reads where `buf` lies in memory, once. */
+  #locate(): void {
+    this.#arrayBuffer = bufferOf.call(this.buf);
+    this.#byteOffset = byteOffsetOf.call(this.buf);
   }
 
   #advance(bytes: number, end: number): void {

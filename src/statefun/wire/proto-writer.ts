@@ -10,20 +10,22 @@ const SHORT_COPY = 12;
 // Up to this size a buffer is a plain Uint8Array (on V8's heap, cheapest to make); above it,
 // Buffer.allocUnsafe, which skips zeroing.
 const SMALL_BUFFER = 64;
-// Type names recur in every reply, usually as the very same string object (a TypeName keeps
-// its whole form): the last one of each length (mod RECENT_SLOTS) is kept encoded.
-const MIN_CACHED_STRING = 16;
-const RECENT_SLOTS = 16;
+// Room kept in front of an outer field's body for its tag and length, each a varint of at most 5 bytes.
+const OUTER_HEAD_ROOM = 10;
 
 // TextEncoder, like @bufbuild/protobuf, writes a lone surrogate as U+FFFD (EF BF BD).
 const utf8 = new TextEncoder();
-const recentStrings: string[] = new Array<string>(RECENT_SLOTS).fill('');
-const recentEncodings: Uint8Array[] = new Array<Uint8Array>(RECENT_SLOTS).fill(new Uint8Array(1));
+// Called directly: a Buffer's own `set`, found through Buffer.prototype, is looked up by an
+// inline cache on every call rather than compiled in.
+// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with .call
+const typedArraySet = Uint8Array.prototype.set;
 
 export class ProtoWriter {
   #buf: Uint8Array;
   #capacity: number;
   #pos = 0;
+  // Where the output begins: after the room an outer field left unused (see beginOuterField).
+  #start = 0;
 
   /** `capacity` is a first guess: the buffer grows as needed, and an exact guess is never copied. */
   constructor(capacity = 256) {
@@ -38,9 +40,9 @@ export class ProtoWriter {
    */
   finish(): Uint8Array {
     const buf = this.#buf;
-    if (this.#pos === buf.length && buf.constructor === Uint8Array) return buf;
-    const exact = new Uint8Array(this.#pos);
-    exact.set(buf.subarray(0, this.#pos));
+    if (this.#start === 0 && this.#pos === buf.length && buf.constructor === Uint8Array) return buf;
+    const exact = new Uint8Array(this.#pos - this.#start);
+    exact.set(buf.subarray(this.#start, this.#pos));
     return exact;
   }
 
@@ -50,7 +52,7 @@ export class ProtoWriter {
    * copy `finish` makes, an off-heap allocation for anything over 64 bytes.
    */
   finishForWrite(): Uint8Array {
-    return this.#buf.subarray(0, this.#pos);
+    return this.#buf.subarray(this.#start, this.#pos);
   }
 
   /** One byte: a tag of a field below 16, or a bool. */
@@ -104,27 +106,6 @@ export class ProtoWriter {
     this.#utf8String(value);
   }
 
-  /**
-   * The same as `string`, from a cache of encoded strings: for the few strings that recur in
-   * every reply (type names), never for ids or other values without bound.
-   */
-  recurringString(value: string): void {
-    // A short string is copied as fast as it is looked up.
-    if (value.length < MIN_CACHED_STRING || value.length >= SHORT_STRING) {
-      this.string(value);
-      return;
-    }
-    const slot = value.length & (RECENT_SLOTS - 1);
-    // The same object compares at once; an equal copy compares by content, and is still right.
-    if (recentStrings[slot] !== value) {
-      const writer = new ProtoWriter(5 + value.length * 3);
-      writer.string(value);
-      recentEncodings[slot] = writer.finish();
-      recentStrings[slot] = value;
-    }
-    this.raw(recentEncodings[slot] as Uint8Array);
-  }
-
   /** Bytes with their length as a varint. */
   bytes(value: Uint8Array): void {
     this.varint(value.length);
@@ -141,7 +122,7 @@ export class ProtoWriter {
       for (let i = 0; i < length; i++) buf[pos++] = value[i] as number;
       this.#pos = pos;
     } else {
-      buf.set(value, this.#pos);
+      typedArraySet.call(buf, value, this.#pos);
       this.#pos += length;
     }
   }
@@ -150,6 +131,31 @@ export class ProtoWriter {
   beginMessage(): number {
     if (this.#pos >= this.#capacity) this.#grow(1);
     return this.#pos++;
+  }
+
+  /**
+   * Starts the output's one top-level field, a length-delimited one, before anything else is
+   * written; pass the result to `endOuterField`. Its tag and length are written last, in front
+   * of its body, in room kept for them: a reply's body is usually too long for a one-byte
+   * length, and `endMessage` would move all of it.
+   */
+  beginOuterField(): number {
+    if (this.#pos !== 0) throw new Error('an outer field must be the first thing written');
+    if (OUTER_HEAD_ROOM > this.#capacity) this.#grow(OUTER_HEAD_ROOM);
+    this.#pos = OUTER_HEAD_ROOM;
+    return OUTER_HEAD_ROOM;
+  }
+
+  /** Writes the `tag` and length of the outer field whose body began at `bodyStart`, just before it. */
+  endOuterField(tag: number, bodyStart: number): void {
+    const length = this.#pos - bodyStart;
+    const start = bodyStart - varintSize(tag) - varintSize(length);
+    const end = this.#pos;
+    this.#pos = start;
+    this.varint(tag);
+    this.varint(length);
+    this.#pos = end;
+    this.#start = start;
   }
 
   /** Writes the length of the sub-message begun at `start`, moving it if the length needs more than a byte. */

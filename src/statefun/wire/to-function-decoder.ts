@@ -7,6 +7,7 @@
 // type); a known field under another wire type falls through to skipUnknown, which refuses it.
 
 import type { TypedValue } from '../../gen/statefun/request-reply_pb.ts';
+import { appended } from '../appended.ts';
 import { expectWireType, ProtoReader, WIRE_LENGTH_DELIMITED } from './proto-reader.ts';
 import { NO_BYTES, typedValue } from './typed-value.ts';
 
@@ -70,10 +71,10 @@ class ToFunctionDecoder {
           batch.target = this.#address(reader.lengthDelimitedEnd(end), batch.target);
           break;
         case 0x12: // state = 2
-          batch.state.push(this.#persistedValue(reader.lengthDelimitedEnd(end)));
+          batch.state = appended(batch.state, this.#persistedValue(reader.lengthDelimitedEnd(end)));
           break;
         case 0x1a: // invocations = 3
-          batch.invocations.push(this.#invocation(reader.lengthDelimitedEnd(end)));
+          batch.invocations = appended(batch.invocations, this.#invocation(reader.lengthDelimitedEnd(end)));
           break;
         default:
           reader.skipUnknown(tag, end, 3);
