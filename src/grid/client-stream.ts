@@ -8,12 +8,13 @@
 // arrive with AckMux). The final EOF needs no credit, and the items before it are
 // always delivered before the end.
 
-import { onAbort } from '../internal/abort.ts';
+import { isAborted, onAbort } from '../internal/abort.ts';
 import { BoundedQueue } from '../internal/bounded-queue.ts';
 import type { Timer } from '../internal/clock.ts';
 import { CreditWindow } from '../internal/credit-window.ts';
 import { callScope, type CallOptions, type CallScope } from '../internal/deadline.ts';
-import { CancelledError, ClosedError } from '../internal/errors.ts';
+import { ClosedError } from '../internal/errors.ts';
+import { Cancellation, cancelledError } from './cancel.ts';
 import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
 import { CreditReturn } from './credit-return.ts';
@@ -40,11 +41,20 @@ export interface StreamOptions extends CallOptions {
 /** A stream as its caller sees it. Iterate it for the responses. */
 export interface GridStream extends AsyncIterable<Uint8Array> {
   readonly muxId: number;
-  /** Sends one input item; resolves once the handler had room for it. */
+  /**
+   * Sends one input item; resolves once the handler had room for it. Aborting `signal`
+   * gives up on this item only: the send rejects with a `CancelledError` (cause: the
+   * signal's reason), the stream goes on.
+   */
   send(payload: Uint8Array, options?: { signal?: AbortSignal | undefined }): Promise<void>;
   /** No more input. The responses keep coming until the handler ends. */
   end(): void;
-  /** Abandons the stream: the handler's signal aborts and iteration ends with `reason`. */
+  /**
+   * Abandons the stream: the handler's signal aborts, and the iteration and any send end
+   * with a `CancelledError` whose cause is `reason`. Leaving a `for await` loop and
+   * aborting the stream's signal do the same (a signal aborted by a deadline ends them
+   * with `DeadlineExceededError` instead).
+   */
   cancel(reason?: unknown): void;
   /** Responses waiting to be read. */
   readonly buffered: number;
@@ -67,6 +77,8 @@ export class ClientStream implements GridStream {
   #lastHeardAt: number;
   #pingTimer: Timer | undefined;
   #stopOnAbort: () => void = noop;
+  /** Set when the caller gave up: what its awaits reject with. */
+  #cancellation: Cancellation | undefined;
 
   constructor(host: MuxHost, muxId: number, options: StreamOptions) {
     this.muxId = muxId;
@@ -137,8 +149,18 @@ export class ClientStream implements GridStream {
     if (!(payload instanceof Uint8Array))
       throw new TypeError(`stream items are bytes, got ${typeof payload}`);
     if (this.#inputEnded) throw new ClosedError(`stream ${this.muxId}: input already ended`);
-    await this.#credits.acquire(options);
+    const { signal } = options;
+    if (signal?.aborted === true) throw cancelledError(`send on stream ${this.muxId}`, signal.reason);
+    try {
+      await this.#credits.acquire(options);
+    } catch (error) {
+      if (signal !== undefined && isAborted(signal) && error === signal.reason) {
+        throw cancelledError(`send on stream ${this.muxId}`, error);
+      }
+      throw this.#atCaller(error);
+    }
     // The stream may have ended while this send waited.
+    if (this.#cancellation !== undefined) throw this.#cancellation.error();
     if (this.#isOver()) throw new ClosedError(`stream ${this.muxId} is over`);
     const result = this.#seq.sendItem(this.#host, this.#frame(Op.MuxClientMsg, 0, payload), this.#credits);
     if (result !== 'sent') throw notSentError(result, this.#host);
@@ -150,15 +172,16 @@ export class ClientStream implements GridStream {
     this.#send(Op.MuxClientMsg, Flag.EOF, undefined);
   }
 
-  cancel(reason: unknown = new CancelledError(`stream ${this.muxId} cancelled`)): void {
+  cancel(reason?: unknown): void {
     if (this.#done) return;
-    this.#host.sendFrame({ ...this.#frame(Op.DisconnectServerMux, 0, undefined), seq: 0 }, true);
-    this.#finish(reason);
+    this.#cancellation = new Cancellation(`stream ${this.muxId}`, reason);
+    this.#abandon(this.#cancellation.marker);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return {
-      next: () => this.#inbox.next(),
+      // A buffered item is handed over at once; only a wait can end in an error.
+      next: () => (this.#inbox.depth > 0 ? this.#inbox.next() : this.#waitForNext()),
       // Leaving the loop early: nobody reads the rest, so the handler may stop.
       return: () => {
         this.cancel();
@@ -169,6 +192,19 @@ export class ClientStream implements GridStream {
 
   #isOver(): boolean {
     return this.#done || this.#inputEnded;
+  }
+
+  async #waitForNext(): Promise<IteratorResult<Uint8Array>> {
+    try {
+      return await this.#inbox.next();
+    } catch (error) {
+      // Made after the await, so the stack leads back to the caller.
+      throw this.#atCaller(error);
+    }
+  }
+
+  #atCaller(error: unknown): unknown {
+    return this.#cancellation === undefined ? error : this.#cancellation.atCaller(error);
   }
 
   /** A frame for this mux from the handler side. */
@@ -217,7 +253,7 @@ export class ClientStream implements GridStream {
       }
     } catch (error) {
       // A broken stream is torn down on both sides; the connection stays up.
-      this.cancel(error);
+      this.#abandon(error);
     }
   }
 
@@ -241,7 +277,7 @@ export class ClientStream implements GridStream {
   #ping(): void {
     const now = this.#host.clock.now();
     if (now - this.#lastHeardAt > this.#host.limits.streamPongTimeoutMs) {
-      this.cancel(
+      this.#abandon(
         new DisconnectedError(
           `stream ${this.muxId}: no answer from the handler side for ${now - this.#lastHeardAt} ms`,
         ),
@@ -249,6 +285,13 @@ export class ClientStream implements GridStream {
       return;
     }
     this.#send(Op.Ping, 0, encodePing(now));
+  }
+
+  /** Ends the stream with `error` and tells the handler side to stop. */
+  #abandon(error: unknown): void {
+    if (this.#done) return;
+    this.#host.sendFrame({ ...this.#frame(Op.DisconnectServerMux, 0, undefined), seq: 0 }, true);
+    this.#finish(error);
   }
 
   /** Sends a control frame (credit, end of input, ping): never refused for a full queue. */

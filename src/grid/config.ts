@@ -15,8 +15,17 @@ export interface GridLimits {
   readonly maxIncomingRequests: number;
   /** Single requests in flight per connection from this side. */
   readonly maxOutgoingRequests: number;
-  /** Time for the peer to complete the handshake after the upgrade (or the dial). */
+  /**
+   * Acceptor: time from TCP accept to an authenticated Connect, the upgrade included; a
+   * socket's first HTTP request must also arrive within it. Dialler: time for the handshake.
+   */
   readonly handshakeTimeoutMs: number;
+  /** Handshakes under way at once; past it the oldest pending socket of the busiest source is dropped. */
+  readonly maxPendingHandshakes: number;
+  /** Handshakes under way from one source (an IPv4 address or an IPv6 /64); past it its oldest is dropped. */
+  readonly maxPendingHandshakesPerSource: number;
+  /** Accepted sockets that have not sent their first request; past it the oldest is dropped. */
+  readonly maxSocketsAwaitingRequest: number;
   /** Largest accepted difference between the peer's wall clock and ours. */
   readonly maxClockSkewMs: number;
   /** Connection ping period; the peer is dead after `pongTimeoutMs` without a pong. */
@@ -44,6 +53,9 @@ export const defaultGridLimits: Required<GridLimits> = {
   maxIncomingRequests: 4_096,
   maxOutgoingRequests: 65_536,
   handshakeTimeoutMs: 5_000,
+  maxPendingHandshakes: 256,
+  maxPendingHandshakesPerSource: 16,
+  maxSocketsAwaitingRequest: 4_096,
   maxClockSkewMs: 5 * 60_000,
   pingIntervalMs: 10_000,
   pongTimeoutMs: 20_000,

@@ -10,6 +10,7 @@
 // The reader never waits: it decodes, dispatches, and returns. Single requests run as
 // their own promise; stream items go to credit-bounded buffers that cannot overflow.
 
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 
 import WebSocket from 'ws';
@@ -26,8 +27,14 @@ import {
   type CallOptions,
 } from '../internal/deadline.ts';
 import { diagnosticChannel } from '../internal/diagnostics.ts';
-import { CapacityExceededError, ClosedError, DeadlineExceededError } from '../internal/errors.ts';
+import {
+  CancelledError,
+  CapacityExceededError,
+  ClosedError,
+  DeadlineExceededError,
+} from '../internal/errors.ts';
 import type { GridAuth } from './auth.ts';
+import { cancelledError } from './cancel.ts';
 import { ClientStream, type GridStream, type StreamOptions } from './client-stream.ts';
 import type { GridLimits } from './config.ts';
 import {
@@ -40,7 +47,7 @@ import {
 import { decodeMessage, encodeFrame, type Frame } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import type { HandlerRegistry } from './handler-registry.ts';
-import { dialHandshake, toBuffer, type EarlyMessages } from './handshake.ts';
+import { dialHandshake, toBuffer } from './handshake.ts';
 import {
   decodeError,
   decodePing,
@@ -91,7 +98,10 @@ export interface ConnectionStats {
   readonly framesRefused: number;
   /** Frames dropped unsent because their socket died. */
   readonly framesDropped: number;
-  /** Responses that arrived after their call had ended, and handler results past their deadline. */
+  /**
+   * Responses that arrived after their call had ended, and handler results past their deadline
+   * or of requests the caller cancelled.
+   */
   readonly lateResults: number;
   /** Text messages and other traffic ignored. */
   readonly ignoredMessages: number;
@@ -139,7 +149,8 @@ interface PendingRequest {
 type RequestOutcome =
   | { readonly kind: 'response'; readonly payload: Uint8Array | undefined }
   | { readonly kind: 'remote-error'; readonly error: RemoteError }
-  | { readonly kind: 'failed'; readonly error: unknown };
+  | { readonly kind: 'failed'; readonly error: unknown }
+  | { readonly kind: 'cancelled'; readonly reason: unknown };
 
 /** Everything bound to one socket; replaced whole on reconnect. */
 interface Socket {
@@ -171,10 +182,14 @@ export class Connection {
   #outgoingRequests = 0;
   readonly #incomingStreams = new Map<number, ServerStream>();
   #incomingRequests = 0;
+  /**
+   * How to cancel each request served here whose handler is still running, by mux id. At
+   * most one entry per request counted in `#incomingRequests`, so bounded by the same limit.
+   */
+  readonly #servedRequests = new Map<number, (from: Socket) => void>();
   readonly #stateWaiters = new Set<() => void>();
   #dialLoopRunning = false;
   readonly #dialAbort = new AbortController();
-  #lastConnectTime = Number.NEGATIVE_INFINITY;
   #dialing: WebSocket | undefined;
   #lastRemoteNodeId: Uint8Array | undefined;
   #lastPongAt: number | undefined;
@@ -304,7 +319,9 @@ export class Connection {
   /**
    * One request, one response. Fails at once with `DisconnectedError` when not connected,
    * with `DeadlineExceededError` when less than 1 ms is left, and with a `RemoteError`
-   * (the handler's code, the caller's stack) when the handler throws.
+   * (the handler's code, the caller's stack) when the handler throws. Aborting `signal`
+   * rejects with a `CancelledError` (cause: the signal's reason; a `DeadlineExceededError`
+   * if that reason is one) and cancels the handler.
    */
   async request(
     handler: number,
@@ -322,7 +339,7 @@ export class Connection {
     // No AbortController per call: one timer for the deadline and, if the caller passed
     // a signal, one listener on it. Requests are the hot path.
     const { signal } = options;
-    if (signal?.aborted === true) throw signal.reason;
+    if (signal?.aborted === true) throw cancelledError(`request to handler ${handler}`, signal.reason);
     const deadline = minDeadline(
       deadlineOf(signal),
       deadlineAfter(this.#clock, options.timeoutMs ?? this.#limits.defaultRequestTimeoutMs),
@@ -340,7 +357,16 @@ export class Connection {
       const timer = this.#clock.setTimeout(() => {
         fail(new DeadlineExceededError(`no response within ${remaining} ms`, { timeoutMs: remaining }));
       }, remaining);
-      const stopListening = onAbort(signal, fail);
+      const stopListening =
+        signal === undefined
+          ? noop
+          : onAbort(signal, (reason) => {
+              this.#outgoing.delete(muxId);
+              // The handler stops at the deadline by itself; before it, it must be told.
+              if (this.#socket === socket && this.#clock.now() < deadline)
+                this.#sendFrame({ ...control(Op.DisconnectServerMux), muxId }, true);
+              settle({ kind: 'cancelled', reason });
+            });
       let settled = false;
       const settle = (result: RequestOutcome): void => {
         if (settled) return;
@@ -385,6 +411,8 @@ export class Connection {
           throw new DisconnectedError(outcome.error.message, { cause: outcome.error });
         }
         throw outcome.error;
+      case 'cancelled':
+        throw cancelledError(`request to handler ${handler}`, outcome.reason);
     }
   }
 
@@ -432,7 +460,7 @@ export class Connection {
   }
 
   /** Accepting side (and the dial loop): a socket whose handshake succeeded becomes current. */
-  attach(ws: WebSocket, remoteNodeId: Uint8Array, early?: EarlyMessages): void {
+  attach(ws: WebSocket, remoteNodeId: Uint8Array, early: readonly Buffer[] = []): void {
     if (this.#state === 'shutdown') {
       ws.close(1001, 'shutting down');
       return;
@@ -473,8 +501,6 @@ export class Connection {
     ws.on('message', (data, isBinary) => {
       this.#onMessage(epoch, data, isBinary);
     });
-    // What the peer sent right after the handshake comes first, in order.
-    const earlier = early?.take() ?? [];
     ws.on('close', (code, reason) => {
       this.#socketGone(
         epoch,
@@ -488,7 +514,8 @@ export class Connection {
       this.#checkLiveness(epoch);
     }, this.#limits.pingIntervalMs);
     this.#setState('connected');
-    for (const message of earlier) this.#onMessage(epoch, message, true);
+    // What the peer sent right after the handshake comes first, in order.
+    for (const message of early) this.#onMessage(epoch, message, true);
     for (const stream of [...this.#statelessStreams]) {
       try {
         stream.open();
@@ -532,7 +559,7 @@ export class Connection {
     while (!this.#isShutdown() && this.#socket === undefined) {
       this.#setState('connecting');
       try {
-        const ws = await this.#openSocket();
+        const ws = this.#openSocket();
         const { remoteNodeId, early } = await dialHandshake(
           ws,
           {
@@ -542,9 +569,9 @@ export class Connection {
             nodeId: this.#options.nodeId,
             timeoutMs: this.#limits.handshakeTimeoutMs,
             maxClockSkewMs: this.#limits.maxClockSkewMs,
+            randomBytes,
           },
           this.remote,
-          this.#nextConnectTime(),
           this.#dialAbort.signal,
         ).catch((error: unknown) => {
           ws.terminate();
@@ -571,13 +598,11 @@ export class Connection {
     }
   }
 
-  /** Wall time for a Connect, kept strictly increasing so the acceptor never takes it for a replay. */
-  #nextConnectTime(): number {
-    this.#lastConnectTime = Math.max(this.#clock.wallTimeMs(), this.#lastConnectTime + 1);
-    return this.#lastConnectTime;
-  }
-
-  #openSocket(): Promise<WebSocket> {
+  /**
+   * Starts a dial and returns the socket at once: the handshake listens from the start,
+   * since the peer's Challenge can arrive in the same read as the upgrade's answer.
+   */
+  #openSocket(): WebSocket {
     const url = new URL(GRID_PATH, this.remote.replace(/^http/, 'ws'));
     const ws = new WebSocket(url, {
       ...this.#options.tls,
@@ -589,28 +614,7 @@ export class Connection {
     // Never without an 'error' listener, from here until attach adds its own: ws reports a
     // bad frame from the peer as an 'error' event, which unheard would end the process.
     ws.on('error', () => undefined);
-    return new Promise((resolve, reject) => {
-      const cleanup = (): void => {
-        ws.off('open', onOpen);
-        ws.off('error', onError);
-        ws.off('close', onClose);
-      };
-      const onOpen = (): void => {
-        cleanup();
-        resolve(ws);
-      };
-      const onError = (error: Error): void => {
-        cleanup();
-        reject(error);
-      };
-      const onClose = (): void => {
-        cleanup();
-        reject(new DisconnectedError(`dial to ${this.remote} closed before it opened`));
-      };
-      ws.once('open', onOpen);
-      ws.once('error', onError);
-      ws.once('close', onClose);
-    });
+    return ws;
   }
 
   // ---------------------------------------------------------------------------------
@@ -837,6 +841,10 @@ export class Connection {
       this.#sendFrame({ ...control(Op.Pong), muxId: frame.muxId, payload: pong }, true);
     } else if (frame.op === Op.MuxClientMsg) {
       this.#sendFrame({ ...control(Op.DisconnectClientMux), muxId: frame.muxId }, true);
+    } else if (frame.op === Op.DisconnectServerMux) {
+      // Or a single request the caller gave up on; one already answered is ignored.
+      const socket = this.#socket;
+      if (socket !== undefined) this.#servedRequests.get(frame.muxId)?.(socket);
     }
   }
 
@@ -896,19 +904,26 @@ export class Connection {
     const clock = this.#clock;
     const deadline = frame.deadlineMs === 0 ? Number.POSITIVE_INFINITY : clock.now() + frame.deadlineMs;
     // Most handlers never look at their signal; it (an AbortController, a timer, a
-    // listener) is made only if they do.
+    // listener) is made only if they do, or if the caller cancels.
     let scope: CallScope | undefined;
     const context = {
       remote: this.remote,
       get signal(): AbortSignal {
-        scope ??= callScope(clock, {
-          signal: socket.closed.signal,
-          timeoutMs: Number.isFinite(deadline) ? deadline - clock.now() : undefined,
-        });
+        scope ??= requestScope(clock, socket.closed.signal, deadline);
         return scope.signal;
       },
     };
+    // Only a handler that returned a promise can be cancelled: made and listed below.
+    let cancel: ((from: Socket) => void) | undefined = undefined;
+    let cancelled = false;
     const finish = (flags: number, payload: Uint8Array | undefined): void => {
+      // The caller gave up and its slot is free already: nobody waits for this result.
+      if (cancelled) {
+        this.#lateResults += 1;
+        return;
+      }
+      if (cancel !== undefined && this.#servedRequests.get(frame.muxId) === cancel)
+        this.#servedRequests.delete(frame.muxId);
       // Plain JavaScript callers get no type check: a result that is not bytes is their bug,
       // reported to the caller rather than written as a broken frame.
       if (payload !== undefined && !(payload instanceof Uint8Array)) {
@@ -944,6 +959,18 @@ export class Connection {
       finish(0, result);
       return;
     }
+    cancel = (from) => {
+      // An entry left by a request of an earlier socket under the same id is not this request.
+      if (from !== socket) return;
+      this.#servedRequests.delete(frame.muxId);
+      cancelled = true;
+      this.#incomingRequests -= 1;
+      // Made now if the handler has not asked for it yet: it may still, and must find it aborted.
+      scope ??= requestScope(clock, socket.closed.signal, deadline);
+      scope.abort(new CancelledError(`request ${frame.muxId} cancelled by the caller`));
+      scope.dispose();
+    };
+    this.#servedRequests.set(frame.muxId, cancel);
     Promise.resolve(result).then(
       (payload) => {
         finish(0, payload);
@@ -1004,4 +1031,16 @@ export class Connection {
 
 function control(op: OpCode): Frame {
   return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined };
+}
+
+function noop(): void {
+  // Nothing to stop listening to.
+}
+
+/** The signal of a request served here: it aborts when its socket dies or at `deadline`. */
+function requestScope(clock: Clock, socketClosed: AbortSignal, deadline: number): CallScope {
+  return callScope(clock, {
+    signal: socketClosed,
+    timeoutMs: Number.isFinite(deadline) ? deadline - clock.now() : undefined,
+  });
 }

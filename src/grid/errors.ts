@@ -72,7 +72,6 @@ export const REFUSAL_REASONS = [
   'version-mismatch',
   'handshake-timeout',
   'bad-handshake',
-  'replayed-token',
   'shutting-down',
 ] as const;
 
@@ -83,12 +82,15 @@ export class HandshakeRefusedError extends WeftError {
   static override readonly brand = Symbol.for('weft.error.grid.HandshakeRefusedError');
   static readonly code = 'WEFT_GRID_REFUSED';
   readonly reason: RefusalReason;
+  /** The refusal's detail, without the reason. */
+  readonly detail: string;
 
   constructor(reason: RefusalReason, detail: string, options?: WeftErrorOptions) {
     // A refusal for skew or a restart in progress may clear up; the others need an operator.
     const retryable = reason === 'clock-skew' || reason === 'shutting-down' || reason === 'handshake-timeout';
     super(HandshakeRefusedError.code, `connection refused (${reason}): ${detail}`, retryable, options);
     this.reason = reason;
+    this.detail = detail;
   }
 }
 

@@ -5,7 +5,10 @@ import { FIRST_USER_HANDLER, MAX_HANDLER } from './protocol.ts';
 import { subrouteId, subrouteKey } from './subroute.ts';
 
 export interface SingleHandlerContext {
-  /** Aborts at the caller's deadline, when the caller's connection drops, or on shutdown. */
+  /**
+   * Aborts at the caller's deadline, when the caller cancels (with a `CancelledError`), when
+   * the caller's connection drops, or on shutdown.
+   */
   readonly signal: AbortSignal;
   /** Host URL of the calling node. */
   readonly remote: string;
@@ -22,8 +25,18 @@ export interface StreamHandlerContext {
   readonly initial: Uint8Array | undefined;
   /** Items the caller sends; ends when the caller calls `end()`. Empty when `inCapacity` is 0. */
   readonly requests: AsyncIterable<Uint8Array>;
-  /** Sends one response; resolves when the caller's window had room for it. */
-  readonly send: (payload: Uint8Array) => Promise<void>;
+  /**
+   * Sends one response. On a stream, it resolves (true) when the caller's window had room
+   * for the item, and rejects if the item cannot go out. On a stateless stream (opened with
+   * `openStatelessStream`) it never waits for the caller: it resolves true if the item was
+   * queued, false if it was dropped because the connection's send queue was full or the
+   * socket is gone (counted in `dropped`); and it gives the event loop a turn every few
+   * sends and after every drop, so a handler that sends in a loop until its signal aborts
+   * lets the socket, timers and that abort run.
+   */
+  readonly send: (payload: Uint8Array) => Promise<boolean>;
+  /** Items a stateless stream's `send` dropped so far; always 0 on a stream with credits. */
+  readonly dropped: number;
   /** Aborts when the caller cancels, its connection drops, it stops pinging, or on shutdown. */
   readonly signal: AbortSignal;
   readonly remote: string;

@@ -2,7 +2,8 @@
 // nodes, with MinIO grid semantics.
 //
 // A `Manager` per node holds one `Connection` per peer. Exactly one side of each pair
-// dials; the handshake proves both hold the cluster secret. Over that one socket run any
+// dials; the handshake (a challenge and response with a nonce from each side) proves
+// both hold the cluster secret, for that exchange only. Over that one socket run any
 // number of single requests (bytes in, bytes out, with a deadline) and streams (an
 // initial payload, then items both ways). Streams are flow-controlled per item with
 // credits ("mux" = one multiplexed stream; "credit" = permission to send one item), so
@@ -13,7 +14,7 @@
 
 export { Manager } from './manager.ts';
 export { Connection } from './connection.ts';
-export { hmacAuth } from './auth.ts';
+export { handshakeTranscript, hmacAuth, MIN_SECRET_BYTES } from './auth.ts';
 export { shouldDial } from './dial-direction.ts';
 export { defaultGridLimits } from './config.ts';
 export { subrouteId, joinRoute } from './subroute.ts';
@@ -33,7 +34,8 @@ export type { ManagerOptions, ManagerStats } from './manager.ts';
 export type { ConnectionState, ConnectionStats, FrameChecksum, RequestOptions } from './connection.ts';
 export type { GridStream, StreamOptions } from './client-stream.ts';
 export type { StatelessGridStream, StatelessStreamOptions } from './stateless-stream.ts';
-export type { GridAuth } from './auth.ts';
+export type { GridAuth, HandshakeClaims, HandshakeParty, HandshakeRole } from './auth.ts';
+export type { GateRefusal } from './handshake-gate.ts';
 export type { GridLimits } from './config.ts';
 export type {
   RegisterOptions,

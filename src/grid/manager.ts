@@ -2,7 +2,7 @@
 // HTTP upgrade endpoint its peers dial.
 //
 // Every node lists all hosts (itself included) and the same cluster secret. For each
-// pair, exactly one side dials (dial-direction.ts); the other accepts on `/weft/grid/v1`
+// pair, exactly one side dials (dial-direction.ts); the other accepts on `/weft/grid/v2`
 // and checks the handshake. The node id is new at each start, so peers can tell a
 // restarted node from a reconnect.
 
@@ -11,6 +11,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 
 import WebSocket, { WebSocketServer } from 'ws';
@@ -29,8 +30,8 @@ import {
   type StreamHandler,
 } from './handler-registry.ts';
 import { acceptHandshake } from './handshake.ts';
+import { HandshakeGate, type GateRefusal } from './handshake-gate.ts';
 import { GRID_PATH } from './protocol.ts';
-import { ReplayGuard } from './replay-guard.ts';
 
 export interface ManagerOptions {
   /** This node's host URL, e.g. `http://10.0.0.1:9000`, exactly as listed in `hosts`. */
@@ -57,12 +58,16 @@ export interface ManagerOptions {
 export interface ManagerStats {
   readonly nodeId: string;
   readonly connections: Readonly<Record<string, ConnectionStats>>;
-  /** Handshakes refused, by reason. */
-  readonly refused: Readonly<Partial<Record<RefusalReason | 'too-many-handshakes', number>>>;
+  /** Handshakes refused and sockets dropped before they proved themselves, by reason. */
+  readonly refused: Readonly<Partial<Record<RefusalReason | GateRefusal, number>>>;
+  /** Handshakes under way (upgraded on the grid path, not yet authenticated). */
+  readonly pendingHandshakes: number;
+  /** Accepted sockets that have not sent their first request yet. */
+  readonly socketsAwaitingRequest: number;
 }
 
-/** Handshakes in progress at once; more are turned away with 503. */
-const MAX_PENDING_HANDSHAKES = 256;
+/** Bytes a socket may send before its handshake succeeds: a Connect is well under 1 KiB. */
+export const MAX_HANDSHAKE_BYTES = 16 * 1024;
 
 export class Manager {
   /** 16 random bytes, new at every start. */
@@ -78,9 +83,8 @@ export class Manager {
   readonly #wss: WebSocketServer;
   #server: http.Server | https.Server | undefined;
   #ownsServer = false;
-  #pendingHandshakes = 0;
   readonly #refused = new Map<string, number>();
-  readonly #replayGuard: ReplayGuard;
+  readonly #gate: HandshakeGate;
   /** Aborted on close: ends every handshake in progress, with its timer. */
   readonly #handshakes = new AbortController();
   #closed = false;
@@ -102,10 +106,20 @@ export class Manager {
     }
     this.#clock = options.clock ?? systemClock;
     this.#limits = resolveGridLimits(options.limits);
-    this.#replayGuard = new ReplayGuard(this.#limits.maxClockSkewMs);
-    // One listener per handshake in progress, and those are capped (MAX_PENDING_HANDSHAKES).
-    setMaxListeners(MAX_PENDING_HANDSHAKES + 1, this.#handshakes.signal);
-    this.#auth = 'secret' in options.auth ? hmacAuth(options.auth.secret) : options.auth;
+    this.#gate = new HandshakeGate({
+      clock: this.#clock,
+      timeoutMs: this.#limits.handshakeTimeoutMs,
+      maxPending: this.#limits.maxPendingHandshakes,
+      maxPendingPerSource: this.#limits.maxPendingHandshakesPerSource,
+      maxWaiting: this.#limits.maxSocketsAwaitingRequest,
+      maxHandshakeBytes: MAX_HANDSHAKE_BYTES,
+      onRefuse: (reason) => {
+        this.#count(reason);
+      },
+    });
+    // One listener per handshake in progress, and those are capped (maxPendingHandshakes).
+    setMaxListeners(this.#limits.maxPendingHandshakes + 1, this.#handshakes.signal);
+    this.#auth = resolveAuth(options.auth);
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.#limits.maxFrameBytes,
@@ -158,11 +172,19 @@ export class Manager {
     this.#registry.registerStream(handler, stream, options);
   }
 
-  /** Serves grid upgrades on an existing server, and starts dialling. */
+  /**
+   * Serves grid upgrades on an existing server, and starts dialling. From then on every
+   * new connection to the server must send its first request within `handshakeTimeoutMs`
+   * (ordinary HTTP requests are released at that point); a TLS server's own handshake is
+   * bounded by its `handshakeTimeout` option.
+   */
   attach(server: http.Server | https.Server): void {
     if (this.#server !== undefined)
       throw new ConfigError('server', 'the grid is already attached to a server');
     this.#server = server;
+    // A TLS server's sockets are watched once decrypted: that is the socket requests name.
+    server.on(server instanceof tls.Server ? 'secureConnection' : 'connection', this.#onConnection);
+    server.on('request', this.#onRequest);
     server.on('upgrade', this.#onUpgrade);
     this.start();
   }
@@ -170,7 +192,10 @@ export class Manager {
   /** Starts a server of its own (https when `tls.server` is given), then dials. */
   async listen(options: { port: number; host?: string }): Promise<AddressInfo> {
     const tlsServer = this.#options.tls?.server;
-    const server = tlsServer === undefined ? http.createServer() : https.createServer(tlsServer);
+    const server =
+      tlsServer === undefined
+        ? http.createServer()
+        : https.createServer({ handshakeTimeout: this.#limits.handshakeTimeoutMs, ...tlsServer });
     server.on('request', (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end(`upgrade to WebSocket on ${GRID_PATH}\n`);
     });
@@ -199,6 +224,8 @@ export class Manager {
       nodeId: Buffer.from(this.nodeId).toString('hex'),
       connections,
       refused: Object.fromEntries(this.#refused),
+      pendingHandshakes: this.#gate.pending,
+      socketsAwaitingRequest: this.#gate.waiting,
     };
   }
 
@@ -208,9 +235,13 @@ export class Manager {
     this.#closed = true;
     this.#handshakes.abort(new HandshakeRefusedError('shutting-down', `${this.#local} is shutting down`));
     for (const connection of this.#connections.values()) connection.close();
+    this.#gate.close();
     const server = this.#server;
     if (server === undefined) return;
     server.off('upgrade', this.#onUpgrade);
+    server.off('request', this.#onRequest);
+    server.off('connection', this.#onConnection);
+    server.off('secureConnection', this.#onConnection);
     for (const client of this.#wss.clients) client.terminate();
     this.#wss.close();
     if (this.#ownsServer) {
@@ -223,9 +254,18 @@ export class Manager {
     }
   }
 
+  readonly #onConnection = (socket: Duplex): void => {
+    this.#gate.accepted(socket);
+  };
+
+  readonly #onRequest = (request: http.IncomingMessage): void => {
+    this.#gate.released(request.socket);
+  };
+
   readonly #onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = new URL(request.url ?? '/', 'http://x').pathname;
     if (path !== GRID_PATH) {
+      this.#gate.released(socket);
       // Another upgrade handler on this server may own the path; if there is none, answer.
       if (this.#server?.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'Not Found');
       return;
@@ -234,27 +274,17 @@ export class Manager {
       rejectUpgrade(socket, 503, 'Service Unavailable');
       return;
     }
-    if (this.#pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      this.#count('too-many-handshakes');
-      rejectUpgrade(socket, 503, 'Service Unavailable');
-      return;
-    }
-    // Released once: when the handshake ends, or when the socket closes, since ws never
-    // calls back for an upgrade request it rejects (no key, wrong version, …).
-    this.#pendingHandshakes += 1;
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.#pendingHandshakes -= 1;
-    };
-    socket.once('close', release);
+    // From here the socket is a pending handshake, under the gate's caps and deadline.
+    if (!this.#gate.upgrading(socket, request.socket.remoteAddress)) return;
+    // ws does not call back for an upgrade it rejects (no key, wrong version, …); it
+    // answers and closes, and the gate forgets the socket on close.
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      void this.#accept(ws).finally(release);
+      this.#gate.meter(socket);
+      void this.#accept(ws, socket);
     });
   };
 
-  async #accept(ws: WebSocket): Promise<void> {
+  async #accept(ws: WebSocket, socket: Duplex): Promise<void> {
     ws.on('error', () => {
       // Errors surface as close; the handshake or the connection handles that.
     });
@@ -269,22 +299,21 @@ export class Manager {
           nodeId: this.nodeId,
           timeoutMs: this.#limits.handshakeTimeoutMs,
           maxClockSkewMs: this.#limits.maxClockSkewMs,
+          randomBytes,
         },
         (host) => this.#connections.has(host),
-        (host, nodeId, timeMs) => this.#replayGuard.claim(host, nodeId, timeMs, this.#clock.wallTimeMs()),
         this.#handshakes.signal,
       );
+      this.#gate.authenticated(socket);
       if (this.#closed) {
-        ws.close(1001, 'shutting down');
+        ws.terminate();
         return;
       }
-      this.connection(peer.host).attach(ws, peer.nodeId, peer.early);
+      this.connection(peer.host).attach(ws, peer.remoteNodeId, peer.early);
     } catch (error) {
-      this.#count(error instanceof HandshakeRefusedError ? error.reason : 'bad-handshake');
-      // Let the refusal frame leave before closing.
-      setImmediate(() => {
-        ws.close(1008, 'handshake refused');
-      });
+      // acceptHandshake has destroyed the socket (after sending the refusal, if any). A
+      // socket that closed by itself, or that the gate destroyed, is not a refusal.
+      if (error instanceof HandshakeRefusedError) this.#count(error.reason);
     }
   }
 
@@ -305,6 +334,24 @@ function checkHost(host: string, field: string): void {
   }
 }
 
+/** Answers an upgrade with an HTTP error, then destroys the socket once that is written. */
 function rejectUpgrade(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => {
+    socket.destroy();
+  });
+}
+
+/** The auth option as given: a secret (checked here, naming the field) or a `GridAuth`. */
+function resolveAuth(given: ManagerOptions['auth'] | undefined): GridAuth {
+  // Checked at run time: plain JavaScript callers and config files get no type check.
+  const auth: unknown = given;
+  if (typeof auth !== 'object' || auth === null) {
+    throw new ConfigError('grid.auth', 'must be { secret } or an object with authToken and verifyToken');
+  }
+  if ('secret' in auth) return hmacAuth(auth.secret as string | Uint8Array);
+  const custom = auth as Partial<GridAuth>;
+  if (typeof custom.authToken !== 'function' || typeof custom.verifyToken !== 'function') {
+    throw new ConfigError('grid.auth', 'must be { secret } or an object with authToken and verifyToken');
+  }
+  return custom as GridAuth;
 }

@@ -52,53 +52,89 @@ const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Num
 const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean';
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 
-/** The dialler's first frame. */
+/** Nonces are 16 random bytes, like node ids. */
+export const NONCE_BYTES = 16;
+const NODE_ID_BYTES = 16;
+/** Longest host URL a handshake may name; a real one is far shorter. */
+const MAX_HOST_LENGTH = 2_048;
+
+/** The acceptor's first frame, sent as soon as the socket is upgraded: who it is and its nonce. */
+export interface Challenge {
+  readonly version: number;
+  readonly nodeId: Uint8Array;
+  /** The acceptor's own host URL. */
+  readonly host: string;
+  /** The acceptor's wall time in whole ms since the epoch. */
+  readonly timeMs: number;
+  readonly nonce: Uint8Array;
+}
+
+export function encodeChallenge(m: Challenge): Buffer {
+  return pack({ v: m.version, id: m.nodeId, host: m.host, t: m.timeMs, n: m.nonce });
+}
+
+export function decodeChallenge(bytes: Uint8Array | undefined): Challenge {
+  const what = 'Challenge';
+  const map = record(unpack(bytes, what), what);
+  return {
+    version: field(map, 'v', what, isUint, 'an unsigned integer'),
+    nodeId: fixedBytes(map, 'id', what, NODE_ID_BYTES),
+    host: hostField(map, what),
+    timeMs: field(map, 't', what, isUint, 'whole ms since the epoch'),
+    nonce: fixedBytes(map, 'n', what, NONCE_BYTES),
+  };
+}
+
+/** The dialler's answer to the Challenge: who it is, its nonce, and its token over both. */
 export interface ConnectRequest {
   readonly version: number;
   /** The sender's node id: 16 random bytes, new at every process start. */
   readonly nodeId: Uint8Array;
   /** The sender's own host URL, as listed in the receiver's hosts. */
   readonly host: string;
-  /** The sender's wall time in ms since the epoch, for the skew check and the token. */
+  /** The sender's wall time in whole ms since the epoch. */
   readonly timeMs: number;
+  readonly nonce: Uint8Array;
+  /** The dialler's token over the handshake's claims (auth.ts). */
   readonly token: string;
 }
 
 export function encodeConnect(m: ConnectRequest): Buffer {
-  return pack({ v: m.version, id: m.nodeId, host: m.host, t: m.timeMs, token: m.token });
+  return pack({ v: m.version, id: m.nodeId, host: m.host, t: m.timeMs, n: m.nonce, token: m.token });
 }
 
+/** Decodes a Connect; the version is read first, so a peer of another version is told so. */
 export function decodeConnect(bytes: Uint8Array | undefined): ConnectRequest {
   const what = 'Connect';
   const map = record(unpack(bytes, what), what);
-  const nodeId = field(map, 'id', what, isBytes, '16 bytes');
-  if (nodeId.length !== 16) throw new ProtocolError(`${what}: field id must be 16 bytes`);
+  const version = field(map, 'v', what, isUint, 'an unsigned integer');
   return {
-    version: field(map, 'v', what, isUint, 'an unsigned integer'),
-    nodeId,
-    host: field(map, 'host', what, isString, 'a string'),
-    timeMs: field(map, 't', what, isFiniteNumber, 'a number'),
-    token: field(map, 'token', what, isString, 'a string'),
+    version,
+    nodeId: fixedBytes(map, 'id', what, NODE_ID_BYTES),
+    host: hostField(map, what),
+    timeMs: field(map, 't', what, isUint, 'whole ms since the epoch'),
+    nonce: fixedBytes(map, 'n', what, NONCE_BYTES),
+    token: boundedString(map, 'token', what, 1_024),
   };
 }
 
-export interface ConnectResponse {
-  readonly nodeId: Uint8Array;
-  readonly accepted: boolean;
-  /** Accepted: the acceptor's wall time and its token for the dialler, so both sides prove the secret. */
-  readonly timeMs?: number | undefined;
-  readonly token?: string | undefined;
-  /** Refused: why. */
-  readonly reason?: RefusalReason | undefined;
-  readonly detail?: string | undefined;
+/** The version of a Connect that may not decode in full (a peer speaking another version). */
+export function connectVersion(bytes: Uint8Array | undefined): number | undefined {
+  try {
+    const v = record(unpack(bytes, 'Connect'), 'Connect')['v'];
+    return isUint(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
+export type ConnectResponse =
+  /** Accepted: the acceptor's token over the same claims, so both sides prove the secret. */
+  | { readonly accepted: true; readonly token: string }
+  | { readonly accepted: false; readonly reason: RefusalReason; readonly detail: string };
+
 export function encodeConnectResponse(m: ConnectResponse): Buffer {
-  return pack(
-    m.accepted
-      ? { id: m.nodeId, ok: true, t: m.timeMs ?? 0, token: m.token ?? '' }
-      : { id: m.nodeId, ok: false, reason: m.reason ?? 'bad-handshake', detail: m.detail ?? '' },
-  );
+  return pack(m.accepted ? { ok: true, token: m.token } : { ok: false, reason: m.reason, detail: m.detail });
 }
 
 const refusalReasons = new Set<string>(REFUSAL_REASONS);
@@ -106,24 +142,32 @@ const refusalReasons = new Set<string>(REFUSAL_REASONS);
 export function decodeConnectResponse(bytes: Uint8Array | undefined): ConnectResponse {
   const what = 'ConnectResponse';
   const map = record(unpack(bytes, what), what);
-  const nodeId = field(map, 'id', what, isBytes, '16 bytes');
-  if (nodeId.length !== 16) throw new ProtocolError(`${what}: field id must be 16 bytes`);
   const accepted = field(map, 'ok', what, isBoolean, 'a boolean');
-  if (accepted) {
-    return {
-      nodeId,
-      accepted,
-      timeMs: field(map, 't', what, isFiniteNumber, 'a number'),
-      token: field(map, 'token', what, isString, 'a string'),
-    };
-  }
+  if (accepted) return { accepted, token: boundedString(map, 'token', what, 1_024) };
   const reason = field(map, 'reason', what, isString, 'a string');
   return {
-    nodeId,
     accepted,
     reason: (refusalReasons.has(reason) ? reason : 'bad-handshake') as RefusalReason,
-    detail: field(map, 'detail', what, isString, 'a string'),
+    detail: field(map, 'detail', what, isString, 'a string').slice(0, MAX_ERROR_MESSAGE),
   };
+}
+
+function fixedBytes(map: Record<string, unknown>, key: string, what: string, length: number): Uint8Array {
+  const value = map[key];
+  if (!isBytes(value) || value.length !== length) {
+    throw new ProtocolError(`${what}: field ${key} must be ${length} bytes`);
+  }
+  return value;
+}
+
+function boundedString(map: Record<string, unknown>, key: string, what: string, max: number): string {
+  const value = field(map, key, what, isString, 'a string');
+  if (value.length > max) throw new ProtocolError(`${what}: field ${key} is longer than ${max} characters`);
+  return value;
+}
+
+function hostField(map: Record<string, unknown>, what: string): string {
+  return boundedString(map, 'host', what, MAX_HOST_LENGTH);
 }
 
 /** Ping payload: the sender's monotonic time, echoed in the pong to measure the round trip. */

@@ -4,16 +4,19 @@
 // that protocol reads captures of this one; the handshake, the stream windows and the
 // limits are ours.
 
-/** Bumped on any incompatible change; a peer with another version is refused at the handshake. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any incompatible change, together with the upgrade path: a peer of another
+ * version gets 404 at the upgrade, or is refused at the handshake.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** The HTTP path the WebSocket upgrade happens on. */
-export const GRID_PATH = '/weft/grid/v1';
+export const GRID_PATH = '/weft/grid/v2';
 
 export const Op = {
-  /** First frame from the dialler: who it is and its token. */
+  /** The dialler's answer to the Challenge: who it is, its nonce and its token. */
   Connect: 1,
-  /** The acceptor's answer to Connect: accepted, or refused with a reason. */
+  /** The acceptor's answer to Connect: accepted with its own token, or refused with a reason. */
   ConnectResponse: 2,
   /** Liveness probe: connection level with mux 0, or per stream from the caller. */
   Ping: 3,
@@ -43,6 +46,8 @@ export const Op = {
   Disconnect: 16,
   /** A batch: the header's seq is the count of complete messages that follow. */
   Merged: 17,
+  /** First frame of a handshake, from the acceptor: who it is and its nonce (not in MinIO). */
+  Challenge: 18,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 

@@ -5,6 +5,11 @@
 // out only against the caller's credits: `send()` waits for one, so a caller that reads
 // slowly slows its own handler and nothing else. The handler's signal aborts when the
 // caller cancels, its connection drops, the deadline passes, or it stops pinging.
+//
+// On a stateless stream `send()` never waits for the caller: an item goes out at once or
+// is dropped (and counted). It still waits for a turn of the event loop now and then: a
+// handler that sends in a loop would otherwise never leave the microtask queue, and the
+// socket, the timers and the cancel that should stop it would never run again.
 
 import { BoundedQueue } from '../internal/bounded-queue.ts';
 import type { Timer } from '../internal/clock.ts';
@@ -24,7 +29,10 @@ import {
   encodeWindow,
 } from './messages.ts';
 import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
-import { Flag, Op, type Op as OpCode } from './protocol.ts';
+import { Flag, MERGE_MAX_MESSAGES, Op, type Op as OpCode } from './protocol.ts';
+
+/** Stateless sends between two turns of the event loop: about one Merged batch. */
+const SENDS_PER_TURN = MERGE_MAX_MESSAGES;
 
 export class ServerStream {
   readonly muxId: number;
@@ -42,6 +50,10 @@ export class ServerStream {
   #lastPingAt: number;
   #idleTimer: Timer | undefined;
   #done = false;
+  /** Stateless items dropped because the send queue was full or the socket gone. */
+  #dropped = 0;
+  /** Stateless sends since send last gave the event loop a turn. */
+  #sendsSinceYield = 0;
 
   constructor(
     host: MuxHost,
@@ -154,23 +166,28 @@ export class ServerStream {
 
   #run(handler: StreamHandler, initial: Uint8Array | undefined): void {
     const signal = this.#scope.signal;
+    const dropped = (): number => this.#dropped;
     const context = {
       initial,
       requests: this.#input,
       signal,
       remote: this.#host.remote,
-      send: async (payload: Uint8Array): Promise<void> => {
+      get dropped(): number {
+        return dropped();
+      },
+      send: async (payload: Uint8Array): Promise<boolean> => {
         // Plain JavaScript callers get no type check: anything but bytes is refused here.
         if (!(payload instanceof Uint8Array))
           throw new TypeError(`stream items are bytes, got ${typeof payload}`);
         if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
+        if (this.#stateless) return this.#sendStateless(payload);
         await this.#credits.acquire({ signal });
         // The stream may have ended while this send waited.
         if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
         const frame = this.#frame(Op.MuxServerMsg, 0, payload);
         const result = this.#seq.sendItem(this.#host, frame, this.#credits);
-        // A stateless caller tolerates lost items; any other caller must hear of it.
-        if (result !== 'sent' && !this.#stateless) throw notSentError(result, this.#host);
+        if (result !== 'sent') throw notSentError(result, this.#host);
+        return true;
       },
     };
     Promise.resolve()
@@ -183,6 +200,19 @@ export class ServerStream {
           this.#end(error);
         },
       );
+  }
+
+  /** Queues the item or drops it (a stateless caller tolerates loss), then yields if due. */
+  async #sendStateless(payload: Uint8Array): Promise<boolean> {
+    const result = this.#seq.send(this.#host, this.#frame(Op.MuxServerMsg, 0, payload), false);
+    const queued = result === 'sent';
+    if (!queued) this.#dropped += 1;
+    // A drop means the queue is full, and only the socket, which needs the event loop, empties it.
+    if (!queued || ++this.#sendsSinceYield >= SENDS_PER_TURN) {
+      this.#sendsSinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return queued;
   }
 
   /** The handler returned (or threw): the caller gets the end, or the error, after the items. */

@@ -2,7 +2,9 @@
 //
 // It is for feeds where the latest items matter more than every item: membership
 // updates, metrics, change notifications. The handler sends without waiting for
-// credits; the caller keeps a bounded inbox and drops (and counts) what does not fit.
+// credits (what its connection's send queue cannot take is dropped, and its `send()`
+// says so: see server-stream.ts); the caller keeps a bounded inbox and drops (and
+// counts) what does not fit.
 // When the connection drops, the stream does not fail: it waits, and when the
 // connection is back it opens again with the same initial payload (under a new mux
 // id), so the handler starts over from that payload. MinIO declared this mode and
@@ -10,7 +12,7 @@
 // dropped by design.
 
 import { BoundedQueue } from '../internal/bounded-queue.ts';
-import { CancelledError } from '../internal/errors.ts';
+import { Cancellation } from './cancel.ts';
 import type { Frame } from './frame.ts';
 import { decodeError, encodeStreamOpen } from './messages.ts';
 import { Flag, Op } from './protocol.ts';
@@ -28,7 +30,10 @@ export interface StatelessGridStream extends AsyncIterable<Uint8Array> {
   readonly dropped: number;
   /** Times the stream was (re)opened: 1 after the first open. */
   readonly opens: number;
-  /** Ends the stream for good. */
+  /**
+   * Ends the stream for good: the handler's signal aborts, and the iteration ends with a
+   * `CancelledError` whose cause is `reason`. Leaving a `for await` loop does the same.
+   */
   cancel(reason?: unknown): void;
 }
 
@@ -51,6 +56,8 @@ export class StatelessStream implements StatelessGridStream {
   #dropped = 0;
   #opens = 0;
   #done = false;
+  /** Set when the caller gave up: what its awaits reject with. */
+  #cancellation: Cancellation | undefined;
 
   constructor(host: StatelessHost, handler: number, options: StatelessStreamOptions) {
     this.#host = host;
@@ -93,8 +100,10 @@ export class StatelessStream implements StatelessGridStream {
     this.#muxId = undefined;
   }
 
-  cancel(reason: unknown = new CancelledError('stateless stream cancelled')): void {
+  cancel(reason?: unknown): void {
     if (this.#done) return;
+    const cancellation = new Cancellation(`stateless stream to handler ${this.#handler}`, reason);
+    this.#cancellation = cancellation;
     if (this.#muxId !== undefined) {
       this.#host.send({
         muxId: this.#muxId,
@@ -106,7 +115,7 @@ export class StatelessStream implements StatelessGridStream {
         payload: undefined,
       });
     }
-    this.#finish(reason);
+    this.#finish(cancellation.marker);
   }
 
   /** Ends the stream for good because the connection shut down. */
@@ -140,12 +149,22 @@ export class StatelessStream implements StatelessGridStream {
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return {
-      next: () => this.#inbox.next(),
+      // A buffered item is handed over at once; only a wait can end in an error.
+      next: () => (this.#inbox.depth > 0 ? this.#inbox.next() : this.#waitForNext()),
       return: () => {
         this.cancel();
         return Promise.resolve({ done: true, value: undefined });
       },
     };
+  }
+
+  async #waitForNext(): Promise<IteratorResult<Uint8Array>> {
+    try {
+      return await this.#inbox.next();
+    } catch (error) {
+      // Made after the await, so the stack leads back to the caller.
+      throw this.#cancellation === undefined ? error : this.#cancellation.atCaller(error);
+    }
   }
 
   #finish(error: unknown): void {

@@ -94,7 +94,10 @@ export interface TypedStream<Req, Resp> extends AsyncIterable<Resp> {
 export interface TypedStreamContext<P, Req, Resp> {
   readonly params: P;
   readonly requests: AsyncIterable<Req>;
-  readonly send: (response: Resp) => Promise<void>;
+  /** As `StreamHandlerContext.send`: false when a stateless stream dropped the item. */
+  readonly send: (response: Resp) => Promise<boolean>;
+  /** Items a stateless stream's `send` dropped so far (see `StreamHandlerContext.dropped`). */
+  readonly dropped: number;
   readonly signal: AbortSignal;
   readonly remote: string;
 }
@@ -134,6 +137,9 @@ export function defineStream<P, Req, Resp>(
               params: paramsCodec.decode(context.initial),
               requests: mapAsync(context.requests, (bytes) => requestCodec.decode(bytes)),
               send: (response) => context.send(responseCodec.encode(response) ?? new Uint8Array(0)),
+              get dropped() {
+                return context.dropped;
+              },
               signal: context.signal,
               remote: context.remote,
             }),

@@ -410,7 +410,7 @@ describe('messages the decoder refuses', () => {
   });
 
   test('an unknown op is refused', () => {
-    for (const op of ['00', '12', '7f', 'ccc8'])
+    for (const op of ['00', '13', '7f', 'ccc8'])
       refuses(hex(`97 00 00 00 00 ${op} 00 c4 00`), /^unknown op \d+$/);
   });
 
@@ -662,7 +662,7 @@ describe('encodeFrame arguments', () => {
   });
 
   test('an op that is not a grid op is refused', () => {
-    for (const op of [0, 18, 300, -1, 1.5]) refusesField({ op: op as Op }, /op/);
+    for (const op of [0, 19, 300, -1, 1.5]) refusesField({ op: op as Op }, /op/);
   });
 
   test('Merged is refused: batches are built by encodeMerged', () => {

@@ -1,9 +1,11 @@
 // Fuzzing a live Manager over real sockets: random bytes, valid frames of every op with
 // random fields, and those frames bit-flipped, cut short or extended, sent first as a
-// handshake and then over an authenticated connection. Whatever arrives, the node must
-// not crash (node:test reports any uncaught exception or unhandled rejection), must
-// answer every handshake, must only ever send frames that decode, and must go on
-// serving: after each batch a probe request gets its echo, or the socket was reset.
+// handshake (a Connect in answer to the node's Challenge) and then over an authenticated
+// connection. Whatever arrives, the node must not crash (node:test reports any uncaught
+// exception or unhandled rejection), must answer every handshake as the model of its
+// checks says, must only ever send frames that decode, and must go on serving: after
+// each batch a probe request gets its echo, or the socket was reset. Each fuzz runs for
+// a fixed time and must reach a minimum number of runs in it.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -13,13 +15,14 @@ import { test, type TestContext } from 'node:test';
 
 import fc from 'fast-check';
 
-import { hmacAuth } from '../../src/grid/auth.ts';
+import { hmacAuth, type HandshakeClaims, type HandshakeRole } from '../../src/grid/auth.ts';
 import { defaultGridLimits } from '../../src/grid/config.ts';
 import { shouldDial } from '../../src/grid/dial-direction.ts';
 import type { RefusalReason } from '../../src/grid/errors.ts';
 import { decodeFrame, encodeFrame, encodeMerged, type Frame } from '../../src/grid/frame.ts';
 import { Manager } from '../../src/grid/manager.ts';
 import {
+  decodeChallenge,
   decodeConnect,
   decodeConnectResponse,
   encodeConnect,
@@ -29,6 +32,7 @@ import {
   encodeStreamOpen,
   encodeWindow,
   pack,
+  type Challenge,
   type ConnectResponse,
 } from '../../src/grid/messages.ts';
 import { Op, PROTOCOL_VERSION } from '../../src/grid/protocol.ts';
@@ -44,6 +48,9 @@ const WAITS = 67;
 const MAX_FRAME_BYTES = 64 * 1024;
 /** Probe mux ids sit far above what the fuzz usually picks. */
 const PROBE_BASE = 2 ** 40;
+/** The longest host and token a Connect may carry (messages.ts). */
+const MAX_HOST = 2_048;
+const MAX_TOKEN = 1_024;
 
 // ---------------------------------------------------------------------------------------
 // The node under test
@@ -55,6 +62,10 @@ interface Target {
   readonly port: number;
   /** A host in the list that dials the target: the raw client poses as it. */
   readonly dialler: string;
+  /** A host in the list that the target dials: a Connect from it comes the wrong way. */
+  readonly dialled: string;
+  /** The nonce of every Challenge the target sent, in hex: none may come twice. */
+  readonly nonces: Set<string>;
 }
 
 async function startTarget(t: TestContext): Promise<Target> {
@@ -70,15 +81,19 @@ async function startTarget(t: TestContext): Promise<Target> {
   const { port } = server.address() as AddressInfo;
   const host = `http://127.0.0.1:${port}`;
   let dialler: string | undefined;
-  for (let i = 2; i < 255 && dialler === undefined; i++) {
-    // Nobody listens there, and the target never dials it: it is the dialling side.
+  let dialled: string | undefined;
+  for (let i = 2; i < 255 && (dialler === undefined || dialled === undefined); i++) {
+    // Nobody listens at these. The target never dials the dialler: it is the dialling
+    // side. The target's dials to the other fail, and it waits to redial on the fake
+    // clock, which never moves here.
     const candidate = `http://127.0.0.${i}:1`;
-    if (shouldDial(candidate, host)) dialler = candidate;
+    if (shouldDial(candidate, host)) dialler ??= candidate;
+    else dialled ??= candidate;
   }
-  assert.ok(dialler !== undefined);
+  assert.ok(dialler !== undefined && dialled !== undefined);
   const manager = new Manager({
     local: host,
-    hosts: [host, dialler],
+    hosts: [host, dialler, dialled],
     auth: { secret: SECRET },
     clock,
     limits: { maxFrameBytes: MAX_FRAME_BYTES },
@@ -112,79 +127,91 @@ async function startTarget(t: TestContext): Promise<Target> {
       for (const socket of sockets) socket.destroy();
     });
   });
-  return { clock, manager, host, port, dialler };
+  return { clock, manager, host, port, dialler, dialled, nonces: new Set() };
 }
 
 // ---------------------------------------------------------------------------------------
 // A raw grid client
 
+/** The target's wall time in whole ms, as its handshake reads it. */
+function wallTime(target: Target): number {
+  return Math.floor(target.clock.wallTimeMs());
+}
+
 /**
- * The replay rule as the wire document states it: per dialling process (node id), each
- * accepted Connect must be newer than the last; processes last heard from before the skew
- * window are forgotten, and at most 16 are remembered per host (the least recent go first).
+ * A raw socket and the target's Challenge, which must come first and unasked, name the
+ * target, its time and version, and carry a nonce the target never sent before.
  */
-const acceptedByProcess = new WeakMap<Target, Map<string, number>>();
-
-function processes(target: Target): Map<string, number> {
-  let seen = acceptedByProcess.get(target);
-  if (seen === undefined) {
-    seen = new Map();
-    acceptedByProcess.set(target, seen);
-  }
-  const now = target.clock.wallTimeMs();
-  for (const [id, last] of seen) if (last < now - defaultGridLimits.maxClockSkewMs) seen.delete(id);
-  return seen;
+async function challenged(t: TestContext, target: Target): Promise<{ peer: RawPeer; challenge: Challenge }> {
+  const peer = await RawPeer.open(t, target.port);
+  const first = await peer.next();
+  assert.ok(first !== undefined, 'the node closed the socket without sending its Challenge');
+  const frame = decodeFrame(first);
+  assert.equal(frame.op, Op.Challenge, 'the first frame on a grid socket is the Challenge');
+  const challenge = decodeChallenge(frame.payload);
+  assert.equal(challenge.version, PROTOCOL_VERSION);
+  assert.equal(challenge.host, target.host);
+  assert.deepEqual(Buffer.from(challenge.nodeId), Buffer.from(target.manager.nodeId));
+  assert.equal(challenge.timeMs, wallTime(target));
+  const nonce = Buffer.from(challenge.nonce).toString('hex');
+  assert.ok(!target.nonces.has(nonce), `Challenge nonce ${nonce} sent twice`);
+  target.nonces.add(nonce);
+  return { peer, challenge };
 }
 
-/** A time for a legitimate Connect from process `nodeId`: now, or just after its last accepted one. */
-function freshConnectTime(target: Target, nodeId: Uint8Array): number {
-  const last = processes(target).get(Buffer.from(nodeId).toString('hex'));
-  return Math.max(target.clock.wallTimeMs(), last === undefined ? Number.NEGATIVE_INFINITY : last + 1);
+/** What both tokens of a handshake cover: the dialler's side as the Connect states it, and the Challenge. */
+function claimsOf(c: Omit<ConnectInput, 'version' | 'token'>, challenge: Challenge): HandshakeClaims {
+  return {
+    version: PROTOCOL_VERSION,
+    dialler: { host: c.host, nodeId: c.nodeId, timeMs: c.timeMs, nonce: c.nonce },
+    acceptor: {
+      host: challenge.host,
+      nodeId: challenge.nodeId,
+      timeMs: challenge.timeMs,
+      nonce: challenge.nonce,
+    },
+  };
 }
 
-function noteAccepted(target: Target, nodeId: Uint8Array, timeMs: number): void {
-  const seen = processes(target);
-  const id = Buffer.from(nodeId).toString('hex');
-  seen.delete(id);
-  seen.set(id, timeMs);
-  if (seen.size > 16) seen.delete(seen.keys().next().value as string);
+function token(role: HandshakeRole, claims: HandshakeClaims, secret = SECRET): string {
+  return hmacAuth(secret).authToken(role, claims);
 }
 
-function isReplay(target: Target, nodeId: Uint8Array, timeMs: number): boolean {
-  const last = processes(target).get(Buffer.from(nodeId).toString('hex'));
-  return last !== undefined && timeMs <= last;
+/** The Connect a legitimate dialler sends in answer to `challenge`. */
+function legitimateConnect(target: Target, challenge: Challenge): ConnectInput {
+  const fields = {
+    nodeId: randomBytes(16),
+    host: target.dialler,
+    timeMs: wallTime(target),
+    nonce: randomBytes(16),
+  };
+  return { version: PROTOCOL_VERSION, ...fields, token: token('dialler', claimsOf(fields, challenge)) };
 }
 
-function connectFrame(target: Target, fields: Partial<ConnectInput> = {}): Buffer {
-  const nodeId = fields.nodeId ?? randomBytes(16);
-  const timeMs = fields.timeMs ?? freshConnectTime(target, nodeId);
-  const payload = encodeConnect({
-    version: fields.version ?? PROTOCOL_VERSION,
-    nodeId,
-    host: fields.host ?? target.dialler,
-    timeMs,
-    token: fields.token ?? hmacAuth(SECRET).authToken(target.host, timeMs),
-  });
-  return encodeFrame(frameOf(Op.Connect, { payload }), false);
+function connectFrame(c: ConnectInput): Buffer {
+  return encodeFrame(frameOf(Op.Connect, { payload: encodeConnect(c) }), false);
 }
 
-async function handshake(peer: RawPeer, first: Uint8Array): Promise<ConnectResponse | undefined> {
-  peer.send(first);
+/** Sends `connect` (the bytes of a Connect frame, maybe damaged) and reads the answer. */
+async function handshake(peer: RawPeer, connect: Uint8Array): Promise<ConnectResponse | undefined> {
+  peer.send(connect);
   const reply = await peer.next();
   if (reply === undefined) return undefined;
   const frame = decodeFrame(reply);
-  assert.equal(frame.op, Op.ConnectResponse, 'the answer to a handshake is a ConnectResponse');
+  assert.equal(frame.op, Op.ConnectResponse, 'the answer to a Connect is a ConnectResponse');
   return decodeConnectResponse(frame.payload);
 }
 
 /** A raw client that completed a legitimate handshake as the target's dialler. */
 async function legitimatePeer(t: TestContext, target: Target): Promise<RawPeer> {
-  const peer = await RawPeer.open(t, target.port);
-  const first = connectFrame(target);
-  const response = await handshake(peer, first);
-  assert.equal(response?.accepted, true, `a legitimate handshake was refused: ${response?.detail ?? ''}`);
-  const accepted = decodeConnect(decodeFrame(first).payload);
-  noteAccepted(target, accepted.nodeId, accepted.timeMs);
+  const { peer, challenge } = await challenged(t, target);
+  const connect = legitimateConnect(target, challenge);
+  const response = await handshake(peer, connectFrame(connect));
+  assert.ok(response?.accepted, `a legitimate handshake was refused: ${JSON.stringify(response)}`);
+  assert.ok(
+    hmacAuth(SECRET).verifyToken(response.token, 'acceptor', claimsOf(connect, challenge)),
+    'the node proves it holds the secret, over this exchange',
+  );
   return peer;
 }
 
@@ -310,40 +337,172 @@ interface ConnectInput {
   readonly nodeId: Uint8Array;
   readonly host: string;
   readonly timeMs: number;
+  readonly nonce: Uint8Array;
   readonly token: string;
+}
+
+/** One field of the claims, changed in `changeClaim`. */
+type ClaimField = 'version' | `${'dialler' | 'acceptor'}.${'host' | 'nodeId' | 'timeMs' | 'nonce'}`;
+
+const claimFields: readonly ClaimField[] = [
+  'version',
+  ...(['dialler', 'acceptor'] as const).flatMap((side) =>
+    (['host', 'nodeId', 'timeMs', 'nonce'] as const).map((key): ClaimField => `${side}.${key}`),
+  ),
+];
+
+function changeClaim(claims: HandshakeClaims, field: ClaimField): HandshakeClaims {
+  if (field === 'version') return { ...claims, version: claims.version + 1 };
+  const [side, key] = field.split('.') as ['dialler' | 'acceptor', 'host' | 'nodeId' | 'timeMs' | 'nonce'];
+  const party = claims[side];
+  const flipped = (bytes: Uint8Array): Uint8Array => Uint8Array.from(bytes, (b, i) => (i === 0 ? b ^ 1 : b));
+  const changed =
+    key === 'host'
+      ? { ...party, host: `${party.host}/` }
+      : key === 'timeMs'
+        ? { ...party, timeMs: party.timeMs + 1 }
+        : { ...party, [key]: flipped(party[key]) };
+  return { ...claims, [side]: changed };
+}
+
+/**
+ * The token a fuzzed Connect carries: the right one, text, or a genuine token that belongs
+ * to something else (the other role, another secret, claims that differ in one field).
+ */
+type TokenChoice =
+  | { readonly kind: 'valid' }
+  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'reflected' }
+  | { readonly kind: 'other-secret' }
+  | { readonly kind: 'other-claims'; readonly field: ClaimField };
+
+const tokenChoiceArb: fc.Arbitrary<TokenChoice> = fc.oneof(
+  fc.constant({ kind: 'valid' } as const),
+  fc.string({ maxLength: 44 }).map((text) => ({ kind: 'text', text }) as const),
+  fc.constant({ kind: 'text', text: 'x'.repeat(MAX_TOKEN + 1) } as const),
+  fc.constant({ kind: 'reflected' } as const),
+  fc.constant({ kind: 'other-secret' } as const),
+  fc.constantFrom(...claimFields).map((field) => ({ kind: 'other-claims', field }) as const),
+);
+
+/** Fields of a fuzzed Connect; a field left out is the legitimate value. */
+type ConnectFields = Partial<Omit<ConnectInput, 'token'>> & { readonly token?: TokenChoice };
+
+function connectInput(target: Target, challenge: Challenge, fields: ConnectFields): ConnectInput {
+  const legitimate = legitimateConnect(target, challenge);
+  const c = {
+    version: fields.version ?? legitimate.version,
+    nodeId: fields.nodeId ?? legitimate.nodeId,
+    host: fields.host ?? legitimate.host,
+    timeMs: fields.timeMs ?? legitimate.timeMs,
+    nonce: fields.nonce ?? legitimate.nonce,
+  };
+  const claims = claimsOf(c, challenge);
+  const choice = fields.token ?? { kind: 'valid' };
+  switch (choice.kind) {
+    case 'valid':
+      return { ...c, token: token('dialler', claims) };
+    case 'text':
+      return { ...c, token: choice.text };
+    case 'reflected':
+      return { ...c, token: token('acceptor', claims) };
+    case 'other-secret':
+      return { ...c, token: token('dialler', claims, `${SECRET}-other`) };
+    case 'other-claims':
+      return { ...c, token: token('dialler', changeClaim(claims, choice.field)) };
+  }
 }
 
 // ---------------------------------------------------------------------------------------
 
-/**
- * Runs `check` as a fast-check property until the time limit. fast-check stops waiting
- * for a run at the limit but does not stop it, so the run in progress is awaited here:
- * nothing of the fuzz is still talking to the node when the final checks start.
- */
-async function fuzzFor<T>(timeLimitMs: number, arb: fc.Arbitrary<T>, check: (input: T) => Promise<void>) {
-  let current: Promise<void> = Promise.resolve();
-  await fc.assert(
-    fc.asyncProperty(arb, (input) => {
-      current = check(input);
-      return current;
-    }),
-    { interruptAfterTimeLimit: timeLimitMs, numRuns: 1_000_000 },
-  );
-  await current;
+interface FuzzBudget {
+  /** How long new inputs are tried. */
+  readonly timeLimitMs: number;
+  /** Fewer completed runs than this in the time is a failure: the fuzz did too little to count. */
+  readonly minRuns: number;
 }
 
 /**
- * The refusal an intact Connect must get, checked in the acceptor's order: a malformed
- * field, the version, the host, the clock, the token. Undefined means accepted.
+ * Runs `check` as a fast-check property (on `examples` first) until the time limit, then
+ * fails if fewer than `minRuns` inputs were checked: a slow or overloaded machine must
+ * not pass on a handful of runs. fast-check stops waiting for a run at the limit but does
+ * not stop it, so the run in progress is awaited here: nothing of the fuzz is still
+ * talking to the node when the final checks start.
  */
-function expectedRefusal(target: Target, c: ConnectInput): RefusalReason | undefined {
-  if (c.nodeId.length !== 16 || !Number.isFinite(c.timeMs)) return 'bad-handshake';
+async function fuzzFor<T>(
+  budget: FuzzBudget,
+  arb: fc.Arbitrary<T>,
+  check: (input: T) => Promise<void>,
+  examples: readonly T[] = [],
+): Promise<number> {
+  let current: Promise<void> = Promise.resolve();
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(arb, async (input) => {
+      current = check(input);
+      await current;
+      runs += 1;
+    }),
+    {
+      numRuns: 1_000_000,
+      examples: examples.map((example): [T] => [example]),
+      plugins: [fc.interruptAfterTimeLimit(budget.timeLimitMs)],
+    },
+  );
+  await current;
+  assert.ok(
+    runs >= budget.minRuns,
+    `only ${runs} runs in ${budget.timeLimitMs} ms; the fuzz needs at least ${budget.minRuns}`,
+  );
+  return runs;
+}
+
+/**
+ * The refusal an intact Connect must get, checked in the acceptor's order: the version
+ * (read even from a Connect that does not decode), a malformed field, the host, the
+ * clock, the token over the whole exchange, the dial direction. Undefined means accepted.
+ */
+function expectedRefusal(target: Target, challenge: Challenge, c: ConnectInput): RefusalReason | undefined {
   if (c.version !== PROTOCOL_VERSION) return 'version-mismatch';
-  if (c.host !== target.dialler) return 'unknown-host';
-  if (Math.abs(target.clock.wallTimeMs() - c.timeMs) > defaultGridLimits.maxClockSkewMs) return 'clock-skew';
-  if (c.token !== hmacAuth(SECRET).authToken(target.host, c.timeMs)) return 'bad-token';
-  if (isReplay(target, c.nodeId, c.timeMs)) return 'replayed-token';
+  if (
+    c.nodeId.length !== 16 ||
+    c.nonce.length !== 16 ||
+    !Number.isSafeInteger(c.timeMs) ||
+    c.timeMs < 0 ||
+    c.host.length > MAX_HOST ||
+    c.token.length > MAX_TOKEN
+  ) {
+    return 'bad-handshake';
+  }
+  if (c.host !== target.dialler && c.host !== target.dialled) return 'unknown-host';
+  if (Math.abs(wallTime(target) - c.timeMs) > defaultGridLimits.maxClockSkewMs) return 'clock-skew';
+  if (c.token !== token('dialler', claimsOf(c, challenge))) return 'bad-token';
+  if (!shouldDial(c.host, target.host)) return 'wrong-direction';
   return undefined;
+}
+
+type Outcome = RefusalReason | 'accepted';
+
+/** Every outcome the model knows; each must be reached by the handshake fuzz. */
+const outcomes: readonly Outcome[] = [
+  'accepted',
+  'version-mismatch',
+  'bad-handshake',
+  'unknown-host',
+  'clock-skew',
+  'bad-token',
+  'wrong-direction',
+];
+
+const outcomeOf = (response: ConnectResponse): Outcome => (response.accepted ? 'accepted' : response.reason);
+
+interface HandshakeInput {
+  readonly connect: ConnectFields;
+  /** Send the last accepted Connect again, as captured, instead. */
+  readonly replay: boolean;
+  readonly mutations: readonly Mutation[];
+  /** For the hand-written examples: the outcome the model must predict. */
+  readonly expect?: Outcome;
 }
 
 test(
@@ -351,76 +510,138 @@ test(
   { timeout: 30_000 },
   async (t) => {
     const target = await startTarget(t);
-    const now = target.clock.wallTimeMs();
+    const now = wallTime(target);
     const skew = defaultGridLimits.maxClockSkewMs;
-    // Each field is left out (valid) about half the time, so every check gets its turn.
-    const connectArb: fc.Arbitrary<Partial<ConnectInput>> = fc.record(
+    const field = {
+      version: fc.oneof(fc.constant(PROTOCOL_VERSION), fc.constant(1), fc.nat()),
+      nodeId: fc.uint8Array({ minLength: 15, maxLength: 17 }),
+      nonce: fc.uint8Array({ minLength: 15, maxLength: 17 }),
+      host: fc.oneof(
+        { arbitrary: fc.constant(target.dialled), weight: 2 },
+        { arbitrary: fc.constantFrom(target.dialler, target.host, 'http://10.1.1.1:9'), weight: 2 },
+        { arbitrary: fc.string({ maxLength: 24 }), weight: 1 },
+        { arbitrary: fc.constant(`http://${'h'.repeat(MAX_HOST)}`), weight: 1 },
+      ),
+      timeMs: fc.oneof(
+        fc.integer({ min: now - skew - 1_000, max: now + skew + 1_000 }),
+        fc.constantFrom(now - skew, now + skew, now - skew - 1, now + skew + 1),
+        fc.oneof(
+          fc.nat({ max: now - skew - 1 }),
+          fc.integer({ min: now + skew + 1, max: Number.MAX_SAFE_INTEGER }),
+        ),
+        fc.double(),
+      ),
+      token: tokenChoiceArb,
+    };
+    // Some Connects are left entirely valid, so acceptance is exercised too; some change
+    // one field, so that each check is reached; the rest change any number of fields, to
+    // test the order of the checks.
+    const connectArb: fc.Arbitrary<ConnectFields> = fc.oneof(
+      { arbitrary: fc.constant({}), weight: 1 },
       {
-        version: fc.oneof(fc.constant(PROTOCOL_VERSION), fc.nat()),
-        nodeId: fc.uint8Array({ minLength: 15, maxLength: 17 }),
-        host: fc.oneof(
-          fc.constantFrom(target.dialler, target.host, 'http://10.1.1.1:9'),
-          fc.string({ maxLength: 24 }),
+        arbitrary: fc.oneof(
+          field.version.map((version) => ({ version })),
+          field.nodeId.map((nodeId) => ({ nodeId })),
+          field.nonce.map((nonce) => ({ nonce })),
+          field.host.map((host) => ({ host })),
+          field.timeMs.map((timeMs) => ({ timeMs })),
+          field.token.map((token) => ({ token })),
         ),
-        timeMs: fc.oneof(
-          fc.integer({ min: now - skew - 1_000, max: now + skew + 1_000 }),
-          fc.constantFrom(now - skew, now + skew, now - skew - 1, now + skew + 1),
-          fc.double(),
-        ),
-        token: fc.string({ maxLength: 44 }),
+        weight: 3,
       },
-      { requiredKeys: [] },
+      { arbitrary: fc.record(field, { requiredKeys: [] }), weight: 2 },
     );
-    const inputArb = fc.record({
-      // A quarter are left entirely valid, so acceptance is exercised too.
-      connect: fc.oneof(
-        { arbitrary: fc.constant<Partial<ConnectInput>>({}), weight: 1 },
-        { arbitrary: connectArb, weight: 3 },
+    const inputArb: fc.Arbitrary<HandshakeInput> = fc.record({
+      connect: connectArb,
+      // Sends again, on the new socket, the last Connect that was accepted (as captured).
+      replay: fc.oneof(
+        { arbitrary: fc.constant(false), weight: 9 },
+        { arbitrary: fc.constant(true), weight: 1 },
       ),
       mutations: fc.oneof(fc.constant([]), fc.array(mutationArb, { minLength: 1, maxLength: 3 })),
     });
     let tried = 0;
     let accepted = 0;
     let refused = 0;
-    let checkedAgainstModel = 0;
-    await fuzzFor(1_500, inputArb, async ({ connect, mutations }) => {
+    let replayed = 0;
+    const modelOutcomes = new Map<string, number>();
+    /** The last intact Connect that was accepted: what an eavesdropper would capture. */
+    let captured: ConnectInput | undefined;
+    // First one of each outcome, and inputs that fail two checks, to pin down their order.
+    const intact = (connect: ConnectFields, expect: Outcome, replay = false): HandshakeInput => ({
+      connect,
+      replay,
+      mutations: [],
+      expect,
+    });
+    const examples: HandshakeInput[] = [
+      intact({}, 'accepted'),
+      intact({}, 'bad-token', true),
+      intact({ version: 1 }, 'version-mismatch'),
+      intact({ version: 3, nodeId: new Uint8Array(15) }, 'version-mismatch'),
+      intact({ nonce: new Uint8Array(17) }, 'bad-handshake'),
+      intact({ timeMs: now + 0.5 }, 'bad-handshake'),
+      intact({ host: `http://${'h'.repeat(MAX_HOST)}` }, 'bad-handshake'),
+      intact({ token: { kind: 'text', text: 'x'.repeat(MAX_TOKEN + 1) } }, 'bad-handshake'),
+      intact({ host: 'http://10.1.1.1:9', nodeId: new Uint8Array(17) }, 'bad-handshake'),
+      intact({ host: target.host }, 'unknown-host'),
+      intact({ host: 'http://10.1.1.1:9', timeMs: 0 }, 'unknown-host'),
+      intact({ timeMs: now - skew }, 'accepted'),
+      intact({ timeMs: now + skew + 1 }, 'clock-skew'),
+      intact({ timeMs: 0, token: { kind: 'reflected' } }, 'clock-skew'),
+      intact({ token: { kind: 'reflected' } }, 'bad-token'),
+      intact({ token: { kind: 'other-secret' } }, 'bad-token'),
+      intact({ token: { kind: 'other-claims', field: 'acceptor.nonce' } }, 'bad-token'),
+      intact({ host: target.dialled, token: { kind: 'text', text: '' } }, 'bad-token'),
+      intact({ host: target.dialled }, 'wrong-direction'),
+    ];
+    const budget = { timeLimitMs: 1_500, minRuns: 60 };
+    const check = async ({ connect, replay, mutations, expect }: HandshakeInput): Promise<void> => {
       tried += 1;
-      const nodeId = connect.nodeId ?? randomBytes(16);
-      const timeMs = connect.timeMs ?? freshConnectTime(target, nodeId);
-      const input: ConnectInput = {
-        version: connect.version ?? PROTOCOL_VERSION,
-        nodeId,
-        host: connect.host ?? target.dialler,
-        timeMs,
-        token: connect.token ?? hmacAuth(SECRET).authToken(target.host, timeMs),
-      };
-      const peer = await RawPeer.open(t, target.port);
-      const sent = mutate(connectFrame(target, input), mutations);
+      const { peer, challenge } = await challenged(t, target);
+      const input = replay && captured !== undefined ? captured : connectInput(target, challenge, connect);
+      const sent = mutate(connectFrame(input), mutations);
       const response = await handshake(peer, sent);
       assert.ok(response !== undefined, 'the node closed the socket without saying why');
+      const detail = response.accepted ? 'accepted' : response.detail;
       if (mutations.length === 0) {
-        checkedAgainstModel += 1;
-        const expected = expectedRefusal(target, input);
-        assert.equal(response.accepted, expected === undefined, response.detail);
-        assert.equal(response.reason, expected, response.detail);
+        const expected = expectedRefusal(target, challenge, input) ?? 'accepted';
+        if (expect !== undefined) assert.equal(expected, expect, 'the model disagrees with the example');
+        modelOutcomes.set(expected, (modelOutcomes.get(expected) ?? 0) + 1);
+        assert.equal(outcomeOf(response), expected, detail);
+        if (input === captured) {
+          replayed += 1;
+          assert.equal(outcomeOf(response), 'bad-token', 'a captured Connect is worthless on another socket');
+        }
       }
       if (response.accepted) {
         accepted += 1;
-        // What was accepted decodes, mutated or not; its time is now the one to beat.
-        const connect = decodeConnect(decodeFrame(Buffer.from(sent)).payload);
-        noteAccepted(target, connect.nodeId, connect.timeMs);
+        // Whatever was accepted, damaged or not, decodes as a Connect the model accepts,
+        // and the node's own token covers that exchange.
+        const decoded = decodeConnect(decodeFrame(sent).payload);
+        assert.equal(expectedRefusal(target, challenge, decoded), undefined);
+        assert.ok(
+          hmacAuth(SECRET).verifyToken(response.token, 'acceptor', claimsOf(decoded, challenge)),
+          "the node's token does not cover the exchange",
+        );
+        if (mutations.length === 0) captured = input;
         peer.ws.terminate();
       } else {
         refused += 1;
-        assert.equal((await peer.closed).code, 1008, 'a refused socket is closed');
+        // Destroyed once the refusal is written: no close handshake with a peer not trusted.
+        assert.equal((await peer.closed).code, 1006, 'a refused socket is destroyed');
       }
       await peer.closed;
-    });
+    };
+    await fuzzFor(budget, inputArb, check, examples);
+    const seen = [...modelOutcomes].map(([outcome, n]) => `${outcome} ${n}`).join(', ');
     t.diagnostic(
-      `${tried} handshakes tried (${checkedAgainstModel} intact, checked against the model): ` +
-        `${accepted} accepted, ${refused} refused`,
+      `${tried} handshakes tried: ${accepted} accepted, ${refused} refused; ` +
+        `intact ones checked against the model: ${seen}; ${replayed} captured Connects replayed`,
     );
     assert.ok(refused > 0 && accepted > 0, 'the fuzz reached both outcomes');
+    for (const outcome of outcomes) assert.ok(modelOutcomes.has(outcome), `no intact Connect got ${outcome}`);
+    assert.ok(replayed > 0, 'a captured Connect was replayed');
     const stats = target.manager.stats().refused;
     assert.equal(
       Object.values(stats).reduce((sum, n) => sum + n, 0),
@@ -445,7 +666,8 @@ test(
     let probesAnswered = 0;
     let nextProbe = PROBE_BASE;
 
-    await fuzzFor(3_000, fc.array(messageArb, { minLength: 1, maxLength: 4 }), async (messages) => {
+    const budget = { timeLimitMs: 3_000, minRuns: 200 };
+    await fuzzFor(budget, fc.array(messageArb, { minLength: 1, maxLength: 4 }), async (messages) => {
       batches += 1;
       if (!peer.isOpen) {
         resets += 1;

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { encode as msgpackEncode } from '@msgpack/msgpack';
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 
 import { ProtocolError, REFUSAL_REASONS, RemoteError } from '../../src/grid/errors.ts';
 import {
+  connectVersion,
+  decodeChallenge,
   decodeConnect,
   decodeConnectResponse,
   decodeError,
@@ -13,6 +15,7 @@ import {
   decodePong,
   decodeStreamOpen,
   decodeWindow,
+  encodeChallenge,
   encodeConnect,
   encodeConnectResponse,
   encodeError,
@@ -20,19 +23,36 @@ import {
   encodePong,
   encodeStreamOpen,
   encodeWindow,
+  NONCE_BYTES,
   pack,
+  type Challenge,
   type ConnectRequest,
 } from '../../src/grid/messages.ts';
+import { PROTOCOL_VERSION } from '../../src/grid/protocol.ts';
 import { CapacityExceededError, DeadlineExceededError, WeftError } from '../../src/internal/errors.ts';
 
 const nodeId = Uint8Array.from({ length: 16 }, (_, i) => i);
+const nonce = Uint8Array.from({ length: 16 }, (_, i) => 0x20 + i);
+const challenge: Challenge = {
+  version: PROTOCOL_VERSION,
+  nodeId: Uint8Array.from({ length: 16 }, (_, i) => 0x10 + i),
+  host: 'http://10.0.0.2:9000',
+  timeMs: 1_700_000_000_000,
+  nonce: Uint8Array.from({ length: 16 }, (_, i) => 0x30 + i),
+};
 const connect: ConnectRequest = {
-  version: 1,
+  version: PROTOCOL_VERSION,
   nodeId,
   host: 'http://10.0.0.1:9000',
-  timeMs: 1_700_000_000_000,
-  token: 'xh4OiDGfMXFPFLczYQ7-688x5JMGwXGmGZFVWK3L_fM',
+  timeMs: 1_700_000_000_123,
+  nonce,
+  // The dialler's token of the golden vector (docs/wire/grid.md).
+  token: 'ukJz92oxFsDFkM-NXD3Wm-94o6fY8lTedbIBXcjeKBc',
 };
+
+/** Longest host a Challenge or Connect may carry, and longest token. */
+const MAX_HOST = 2_048;
+const MAX_TOKEN = 1_024;
 
 /** Asserts that `fn` throws a `ProtocolError` whose message matches `pattern`. */
 function refuses(fn: () => unknown, pattern: RegExp): void {
@@ -47,31 +67,35 @@ function refuses(fn: () => unknown, pattern: RegExp): void {
 const bytes = (value: Uint8Array | undefined): number[] | undefined =>
   value === undefined ? undefined : [...value];
 
+/** `base` with `change` applied; a key set to undefined is left out of the map. */
+function variant(base: Record<string, unknown>, change: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries({ ...base, ...change }).filter(([, v]) => v !== undefined));
+}
+
 // Doubles that MessagePack carries exactly (it has no -0 distinct from 0 once written as an int).
 const numberArb = fc
   .oneof(fc.maxSafeInteger(), fc.double({ noNaN: true, noDefaultInfinity: true }))
   .map((n) => (Object.is(n, -0) ? 0 : n));
+const bytes16Arb = fc.uint8Array({ minLength: 16, maxLength: 16 });
+const hostArb = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 80 }),
+  fc.string({ maxLength: MAX_HOST, minLength: MAX_HOST - 2 }),
+);
 
 describe('control payloads round-trip', () => {
-  test('Connect comes back field for field', () => {
+  test('Challenge comes back field for field', () => {
     fc.assert(
       fc.property(
         fc.maxSafeNat(),
-        fc.uint8Array({ minLength: 16, maxLength: 16 }),
-        fc.string({ unit: 'grapheme', maxLength: 80 }),
-        numberArb,
-        fc.string({ maxLength: 64 }),
-        (version, id, host, timeMs, token) => {
-          const decoded = decodeConnect(encodeConnect({ version, nodeId: id, host, timeMs, token }));
+        bytes16Arb,
+        hostArb,
+        fc.maxSafeNat(),
+        bytes16Arb,
+        (version, id, host, timeMs, n) => {
+          const decoded = decodeChallenge(encodeChallenge({ version, nodeId: id, host, timeMs, nonce: n }));
           assert.deepEqual(
-            { ...decoded, nodeId: bytes(decoded.nodeId) },
-            {
-              version,
-              nodeId: bytes(id),
-              host,
-              timeMs,
-              token,
-            },
+            { ...decoded, nodeId: bytes(decoded.nodeId), nonce: bytes(decoded.nonce) },
+            { version, nodeId: bytes(id), host, timeMs, nonce: bytes(n) },
           );
         },
       ),
@@ -79,36 +103,121 @@ describe('control payloads round-trip', () => {
     );
   });
 
-  test('an accepting ConnectResponse carries the node id and no reason', () => {
-    const decoded = decodeConnectResponse(encodeConnectResponse({ nodeId, accepted: true }));
-    assert.deepEqual(bytes(decoded.nodeId), bytes(nodeId));
-    assert.equal(decoded.accepted, true);
-    assert.equal(decoded.reason, undefined);
-    assert.equal(decoded.detail, undefined);
+  test('Connect comes back field for field', () => {
+    fc.assert(
+      fc.property(
+        fc.maxSafeNat(),
+        bytes16Arb,
+        hostArb,
+        fc.maxSafeNat(),
+        bytes16Arb,
+        fc.oneof(fc.string({ maxLength: 64 }), fc.string({ minLength: MAX_TOKEN - 2, maxLength: MAX_TOKEN })),
+        (version, id, host, timeMs, n, token) => {
+          const decoded = decodeConnect(
+            encodeConnect({ version, nodeId: id, host, timeMs, nonce: n, token }),
+          );
+          assert.deepEqual(
+            { ...decoded, nodeId: bytes(decoded.nodeId), nonce: bytes(decoded.nonce) },
+            { version, nodeId: bytes(id), host, timeMs, nonce: bytes(n), token },
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a host of exactly 2048 characters and a token of exactly 1024 are accepted', () => {
+    const host = 'h'.repeat(MAX_HOST);
+    const token = 't'.repeat(MAX_TOKEN);
+    assert.equal(decodeChallenge(encodeChallenge({ ...challenge, host })).host, host);
+    assert.equal(decodeConnect(encodeConnect({ ...connect, host, token })).host, host);
+    assert.equal(decodeConnect(encodeConnect({ ...connect, host, token })).token, token);
+    const accepted = decodeConnectResponse(encodeConnectResponse({ accepted: true, token }));
+    assert.equal(accepted.accepted && accepted.token, token);
+  });
+
+  test('an accepting ConnectResponse carries the token and no reason', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 100 }), (token) => {
+        assert.deepEqual(decodeConnectResponse(encodeConnectResponse({ accepted: true, token })), {
+          accepted: true,
+          token,
+        });
+      }),
+    );
   });
 
   test('a refusing ConnectResponse carries each reason and its detail', () => {
     for (const reason of REFUSAL_REASONS) {
       const decoded = decodeConnectResponse(
-        encodeConnectResponse({ nodeId, accepted: false, reason, detail: `because ${reason}` }),
+        encodeConnectResponse({ accepted: false, reason, detail: `because ${reason}` }),
       );
-      assert.equal(decoded.accepted, false);
-      assert.equal(decoded.reason, reason);
-      assert.equal(decoded.detail, `because ${reason}`);
+      assert.deepEqual(decoded, { accepted: false, reason, detail: `because ${reason}` });
     }
-  });
-
-  test('a refusal without a reason goes out as bad-handshake with an empty detail', () => {
-    const decoded = decodeConnectResponse(encodeConnectResponse({ nodeId, accepted: false }));
-    assert.equal(decoded.reason, 'bad-handshake');
-    assert.equal(decoded.detail, '');
+    assert.ok(
+      !(REFUSAL_REASONS as readonly string[]).includes('replayed-token'),
+      'nonces replaced the replay rule',
+    );
   });
 
   test('a refusal reason the reader does not know reads as bad-handshake, keeping the detail', () => {
-    const payload = pack({ id: nodeId, ok: false, reason: 'solar-flare', detail: 'try later' });
-    const decoded = decodeConnectResponse(payload);
-    assert.equal(decoded.reason, 'bad-handshake');
-    assert.equal(decoded.detail, 'try later');
+    for (const reason of ['solar-flare', 'replayed-token', '', 'BAD-TOKEN']) {
+      const decoded = decodeConnectResponse(pack({ ok: false, reason, detail: 'try later' }));
+      assert.deepEqual(decoded, { accepted: false, reason: 'bad-handshake', detail: 'try later' });
+    }
+  });
+
+  test('a refusal detail is cut to 4096 characters', () => {
+    const decoded = decodeConnectResponse(
+      pack({ ok: false, reason: 'bad-token', detail: 'd'.repeat(5_000) }),
+    );
+    assert.equal(!decoded.accepted && decoded.detail, 'd'.repeat(4_096));
+  });
+
+  test('the handshake messages are maps with the documented keys, readable by any MessagePack library', () => {
+    // Byte fields as hex, for comparison.
+    const plain = (map: unknown): unknown =>
+      Object.fromEntries(
+        Object.entries(map as Record<string, unknown>).map(([key, value]) => [
+          key,
+          value instanceof Uint8Array ? Buffer.from(value).toString('hex') : value,
+        ]),
+      );
+    assert.deepEqual(plain(msgpackDecode(encodeChallenge(challenge))), {
+      v: 2,
+      id: '101112131415161718191a1b1c1d1e1f',
+      host: 'http://10.0.0.2:9000',
+      t: 1_700_000_000_000,
+      n: '303132333435363738393a3b3c3d3e3f',
+    });
+    assert.deepEqual(plain(msgpackDecode(encodeConnect(connect))), {
+      v: 2,
+      id: '000102030405060708090a0b0c0d0e0f',
+      host: 'http://10.0.0.1:9000',
+      t: 1_700_000_000_123,
+      n: '202122232425262728292a2b2c2d2e2f',
+      token: 'ukJz92oxFsDFkM-NXD3Wm-94o6fY8lTedbIBXcjeKBc',
+    });
+    assert.deepEqual(msgpackDecode(encodeConnectResponse({ accepted: true, token: 'tok' })), {
+      ok: true,
+      token: 'tok',
+    });
+    assert.deepEqual(
+      msgpackDecode(encodeConnectResponse({ accepted: false, reason: 'clock-skew', detail: 'why' })),
+      { ok: false, reason: 'clock-skew', detail: 'why' },
+    );
+  });
+
+  test('handshake messages written by another MessagePack library are read', () => {
+    // @msgpack/msgpack writes small maps as fixmap, byte fields as bin8 and times as uint64.
+    const foreignChallenge = msgpackEncode({ v: 2, id: nodeId, host: 'h', t: 12_345, n: nonce });
+    assert.equal(decodeChallenge(foreignChallenge).timeMs, 12_345);
+    const foreignConnect = msgpackEncode({ v: 2, id: nodeId, host: 'h', t: 12_345, n: nonce, token: 'x' });
+    assert.deepEqual(bytes(decodeConnect(foreignConnect).nonce), bytes(nonce));
+    assert.deepEqual(decodeConnectResponse(msgpackEncode({ ok: true, token: 'x' })), {
+      accepted: true,
+      token: 'x',
+    });
   });
 
   test('Ping and Pong carry the time, and Pong says whether the mux was found', () => {
@@ -157,11 +266,49 @@ describe('control payloads round-trip', () => {
     const foreign = msgpackEncode([3, new Uint8Array([1, 2])]);
     assert.deepEqual(bytes(decodeStreamOpen(foreign).initial), [1, 2]);
   });
+});
 
-  test('a Connect written by another MessagePack library is read', () => {
-    // @msgpack/msgpack writes small maps as fixmap and the node id as bin8.
-    const foreign = msgpackEncode({ v: 1, id: nodeId, host: 'h', t: 12_345, token: 'x' });
-    assert.equal(decodeConnect(foreign).timeMs, 12_345);
+describe('connectVersion', () => {
+  test('reads the version of a Connect that decodes in full', () => {
+    assert.equal(connectVersion(encodeConnect(connect)), PROTOCOL_VERSION);
+    assert.equal(connectVersion(encodeConnect({ ...connect, version: 7 })), 7);
+  });
+
+  test('reads the version of a Connect that does not decode in full (a peer of another version)', () => {
+    for (const map of [
+      { v: 1, id: nodeId, host: 'h', t: 5, token: 'x' }, // version 1: no nonce
+      { v: 3 },
+      { v: 3, id: 'an id of another shape', t: 'later', extra: [1, 2] },
+      { ...variant({ v: 2, id: nodeId, host: 'h', t: 5, n: nonce, token: 'x' }, { n: new Uint8Array(15) }) },
+      { v: 2, host: 'x'.repeat(MAX_HOST + 1) },
+    ]) {
+      assert.throws(() => decodeConnect(pack(map)), ProtocolError);
+      assert.equal(connectVersion(pack(map)), map.v);
+    }
+    assert.equal(connectVersion(msgpackEncode({ v: 4_294_967_296 })), 4_294_967_296);
+  });
+
+  test('is undefined, never an exception, when there is no version to read', () => {
+    for (const payload of [
+      undefined,
+      Buffer.alloc(0),
+      Buffer.from('c4', 'hex'),
+      Buffer.from('de0005', 'hex'),
+      pack([2]),
+      pack('v'),
+      pack(2),
+      pack(null),
+      pack({}),
+      pack({ version: 2 }),
+      pack({ v: -1 }),
+      pack({ v: 1.5 }),
+      pack({ v: '2' }),
+      pack({ v: null }),
+      pack({ v: true }),
+      msgpackEncode({ v: 2 ** 53 }),
+    ]) {
+      assert.equal(connectVersion(payload), undefined, payload?.toString('hex'));
+    }
   });
 });
 
@@ -238,6 +385,7 @@ function pick(error: RemoteError): { code: string; message: string; retryable: b
 
 describe('malformed control payloads', () => {
   const decoders: readonly [string, (b: Uint8Array | undefined) => unknown][] = [
+    ['Challenge', decodeChallenge],
     ['Connect', decodeConnect],
     ['ConnectResponse', decodeConnectResponse],
     ['Ping', decodePing],
@@ -263,67 +411,90 @@ describe('malformed control payloads', () => {
   });
 
   test('a payload that is not a map is refused where a map is expected', () => {
-    for (const [name, decode] of decoders.slice(0, 4)) {
+    for (const [name, decode] of decoders.slice(0, 5)) {
       for (const value of [[1, 2], 'text', 5, null, new Uint8Array(3)]) {
         refuses(() => decode(pack(value)), new RegExp(`^${name}: expected a map$`));
       }
     }
   });
 
-  test('each Connect field that is missing or of the wrong type is named', () => {
-    const good = { v: 1, id: nodeId, host: 'h', t: 5, token: 'x' };
-    const cases: [Record<string, unknown>, RegExp][] = [
-      [{ v: undefined }, /^Connect: field v must be an unsigned integer$/],
-      [{ v: -1 }, /^Connect: field v must be an unsigned integer$/],
-      [{ v: 1.5 }, /^Connect: field v must be an unsigned integer$/],
-      [{ v: '1' }, /^Connect: field v must be an unsigned integer$/],
-      [{ id: undefined }, /^Connect: field id must be 16 bytes$/],
-      [{ id: 'abc' }, /^Connect: field id must be 16 bytes$/],
-      [{ id: new Uint8Array(15) }, /^Connect: field id must be 16 bytes$/],
-      [{ id: new Uint8Array(17) }, /^Connect: field id must be 16 bytes$/],
-      [{ host: undefined }, /^Connect: field host must be a string$/],
-      [{ host: 5 }, /^Connect: field host must be a string$/],
-      [{ t: undefined }, /^Connect: field t must be a number$/],
-      [{ t: '5' }, /^Connect: field t must be a number$/],
-      [{ t: Number.NaN }, /^Connect: field t must be a number$/],
-      [{ t: Number.POSITIVE_INFINITY }, /^Connect: field t must be a number$/],
-      [{ token: undefined }, /^Connect: field token must be a string$/],
-      [{ token: new Uint8Array(2) }, /^Connect: field token must be a string$/],
+  /** Changes to a valid Challenge (and Connect) map, each with the refusal it must get. */
+  const partyFieldCases: [Record<string, unknown>, string][] = [
+    [{ v: undefined }, 'field v must be an unsigned integer'],
+    [{ v: -1 }, 'field v must be an unsigned integer'],
+    [{ v: 1.5 }, 'field v must be an unsigned integer'],
+    [{ v: '2' }, 'field v must be an unsigned integer'],
+    [{ id: undefined }, 'field id must be 16 bytes'],
+    [{ id: 'abcdefghijklmnop' }, 'field id must be 16 bytes'],
+    [{ id: new Uint8Array(0) }, 'field id must be 16 bytes'],
+    [{ id: new Uint8Array(15) }, 'field id must be 16 bytes'],
+    [{ id: new Uint8Array(17) }, 'field id must be 16 bytes'],
+    [{ id: [...nodeId] }, 'field id must be 16 bytes'],
+    [{ host: undefined }, 'field host must be a string'],
+    [{ host: 5 }, 'field host must be a string'],
+    [{ host: Buffer.from('http://10.0.0.1:9000') }, 'field host must be a string'],
+    [{ host: 'x'.repeat(MAX_HOST + 1) }, 'field host is longer than 2048 characters'],
+    [{ host: 'x'.repeat(100_000) }, 'field host is longer than 2048 characters'],
+    [{ t: undefined }, 'field t must be whole ms since the epoch'],
+    [{ t: '5' }, 'field t must be whole ms since the epoch'],
+    [{ t: 1_700_000_000_000.5 }, 'field t must be whole ms since the epoch'],
+    [{ t: 0.5 }, 'field t must be whole ms since the epoch'],
+    [{ t: -1 }, 'field t must be whole ms since the epoch'],
+    [{ t: 2 ** 53 }, 'field t must be whole ms since the epoch'],
+    [{ t: Number.NaN }, 'field t must be whole ms since the epoch'],
+    [{ t: Number.POSITIVE_INFINITY }, 'field t must be whole ms since the epoch'],
+    [{ n: undefined }, `field n must be ${NONCE_BYTES} bytes`],
+    [{ n: 'abcdefghijklmnop' }, 'field n must be 16 bytes'],
+    [{ n: new Uint8Array(0) }, 'field n must be 16 bytes'],
+    [{ n: new Uint8Array(15) }, 'field n must be 16 bytes'],
+    [{ n: new Uint8Array(17) }, 'field n must be 16 bytes'],
+    [{ n: new Uint8Array(32) }, 'field n must be 16 bytes'],
+  ];
+
+  test('each Challenge field that is missing, of the wrong type or out of bounds is named', () => {
+    assert.equal(NONCE_BYTES, 16);
+    const good = { v: 2, id: nodeId, host: 'h', t: 5, n: nonce };
+    decodeChallenge(pack(good));
+    for (const [change, problem] of partyFieldCases) {
+      refuses(
+        () => decodeChallenge(pack(variant(good, change))),
+        new RegExp(`^Challenge: ${escape(problem)}$`),
+      );
+    }
+  });
+
+  test('each Connect field that is missing, of the wrong type or out of bounds is named', () => {
+    const good = { v: 2, id: nodeId, host: 'h', t: 5, n: nonce, token: 'x' };
+    decodeConnect(pack(good));
+    const cases: [Record<string, unknown>, string][] = [
+      ...partyFieldCases,
+      [{ token: undefined }, 'field token must be a string'],
+      [{ token: new Uint8Array(2) }, 'field token must be a string'],
+      [{ token: 43 }, 'field token must be a string'],
+      [{ token: 'x'.repeat(MAX_TOKEN + 1) }, 'field token is longer than 1024 characters'],
+      [{ token: 'x'.repeat(100_000) }, 'field token is longer than 1024 characters'],
     ];
-    for (const [change, pattern] of cases) {
-      // A field set to undefined is left out of the map.
-      const merged: Record<string, unknown> = { ...good, ...change };
-      const map = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined));
-      refuses(() => decodeConnect(pack(map)), pattern);
+    for (const [change, problem] of cases) {
+      refuses(() => decodeConnect(pack(variant(good, change))), new RegExp(`^Connect: ${escape(problem)}$`));
     }
   });
 
   test('each ConnectResponse field that is missing or of the wrong type is named', () => {
-    refuses(() => decodeConnectResponse(pack({ ok: true })), /^ConnectResponse: field id must be 16 bytes$/);
-    refuses(
-      () => decodeConnectResponse(pack({ id: nodeId })),
-      /^ConnectResponse: field ok must be a boolean$/,
-    );
-    refuses(
-      () => decodeConnectResponse(pack({ id: nodeId, ok: 1 })),
-      /^ConnectResponse: field ok must be a boolean$/,
-    );
-    refuses(
-      () => decodeConnectResponse(pack({ id: nodeId, ok: false, detail: '' })),
-      /^ConnectResponse: field reason must be a string$/,
-    );
-    refuses(
-      () => decodeConnectResponse(pack({ id: nodeId, ok: false, reason: 'bad-token' })),
-      /^ConnectResponse: field detail must be a string$/,
-    );
-  });
-
-  test('a ConnectResponse node id that is not 16 bytes is refused', () => {
-    for (const length of [0, 15, 17]) {
-      refuses(
-        () => decodeConnectResponse(pack({ id: new Uint8Array(length), ok: true })),
-        /^ConnectResponse: field id must be 16 bytes$/,
-      );
+    const cases: [Record<string, unknown>, string][] = [
+      [{}, 'field ok must be a boolean'],
+      [{ token: 'x' }, 'field ok must be a boolean'],
+      [{ ok: 1, token: 'x' }, 'field ok must be a boolean'],
+      [{ ok: 'true', token: 'x' }, 'field ok must be a boolean'],
+      [{ ok: true }, 'field token must be a string'],
+      [{ ok: true, token: new Uint8Array(32) }, 'field token must be a string'],
+      [{ ok: true, token: 'x'.repeat(MAX_TOKEN + 1) }, 'field token is longer than 1024 characters'],
+      [{ ok: false, detail: '' }, 'field reason must be a string'],
+      [{ ok: false, reason: 5, detail: '' }, 'field reason must be a string'],
+      [{ ok: false, reason: 'bad-token' }, 'field detail must be a string'],
+      [{ ok: false, reason: 'bad-token', detail: null }, 'field detail must be a string'],
+    ];
+    for (const [map, problem] of cases) {
+      refuses(() => decodeConnectResponse(pack(map)), new RegExp(`^ConnectResponse: ${escape(problem)}$`));
     }
   });
 
@@ -362,21 +533,42 @@ describe('malformed control payloads', () => {
   test('integers in their 64-bit MessagePack forms are read as numbers', () => {
     // Any encoder that writes the smallest integer form (Go msgp, @msgpack/msgpack, rmp)
     // writes a wall time in ms as uint64: cf 00 00 01 8b cf e5 68 00.
-    const foreign = msgpackEncode({ v: 1, id: nodeId, host: 'h', t: 1_700_000_000_000, token: 'x' });
+    const foreign = msgpackEncode({
+      v: 2,
+      id: nodeId,
+      host: 'h',
+      t: 1_700_000_000_000,
+      n: nonce,
+      token: 'x',
+    });
+    assert.ok(Buffer.from(foreign).includes(Buffer.from('cf0000018bcfe56800', 'hex')));
     assert.equal(decodeConnect(foreign).timeMs, 1_700_000_000_000);
+    const foreignChallenge = msgpackEncode({ v: 2, id: nodeId, host: 'h', t: 1_700_000_000_000, n: nonce });
+    assert.equal(decodeChallenge(foreignChallenge).timeMs, 1_700_000_000_000);
     assert.equal(decodePing(Buffer.from('81a174d30000018bcfe56800', 'hex')), 1_700_000_000_000);
     assert.equal(decodeWindow(Buffer.from('cf0000000000000003', 'hex')), 3);
   });
 
   test('random bytes give a value or a ProtocolError from every decoder, never another exception', () => {
     const all = [...decoders, ['error', decodeError] as const];
+    const seeds = [
+      encodeChallenge(challenge),
+      encodeConnect(connect),
+      encodeConnectResponse({ accepted: true, token: connect.token }),
+      encodeConnectResponse({ accepted: false, reason: 'clock-skew', detail: 'later' }),
+      encodePong({ sentAt: 1, notFound: true }),
+    ];
+    // The time limit bounds the run; this floor (about a fifth of what a laptop does in the
+    // time) keeps a slow or overloaded machine from passing on a handful of inputs.
+    const minRuns = 1_000;
+    let runs = 0;
     fc.assert(
       fc.property(
         fc.oneof(
           fc.uint8Array({ maxLength: 64 }),
           fc.uint8Array({ maxLength: 64 }).map((rest) => Buffer.concat([Buffer.from('de0005', 'hex'), rest])),
           fc
-            .constantFrom(encodeConnect(connect), encodePong({ sentAt: 1, notFound: true }))
+            .constantFrom(...seeds)
             .chain((valid) =>
               fc
                 .tuple(fc.nat(valid.length - 1), fc.nat(255))
@@ -393,9 +585,19 @@ describe('malformed control payloads', () => {
               if (!(error instanceof ProtocolError)) throw error;
             }
           }
+          // connectVersion never throws at all.
+          const version = connectVersion(input);
+          assert.ok(version === undefined || (Number.isSafeInteger(version) && version >= 0));
+          runs += 1;
         },
       ),
       { numRuns: 100_000, plugins: [fc.interruptAfterTimeLimit(1_000)] },
     );
+    assert.ok(runs >= minRuns, `only ${runs} inputs tried in the time limit, fewer than ${minRuns}`);
   });
 });
+
+/** `text` as a literal in a regular expression. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

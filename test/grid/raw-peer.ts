@@ -41,8 +41,12 @@ export class RawPeer {
     });
   }
 
-  static async open(t: TestContext, port: number): Promise<RawPeer> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${GRID_PATH}`, { perMessageDeflate: false });
+  /** Opens a client to the grid path; `localAddress` picks its source (any of 127.0.0.0/8). */
+  static async open(t: TestContext, port: number, options: { localAddress?: string } = {}): Promise<RawPeer> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${GRID_PATH}`, {
+      perMessageDeflate: false,
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+    });
     t.after(() => {
       ws.terminate();
     });

@@ -601,7 +601,7 @@ describe('grid: shutdown', () => {
 });
 
 describe('grid: cancellation', () => {
-  test('aborting a request rejects it with the signal’s reason at once', async (t) => {
+  test('aborting a request rejects it at once with a CancelledError caused by the signal’s reason', async (t) => {
     const { g, clock, served } = await proxiedPair(t);
     const controller = new AbortController();
     const call = watch(g.connection(0, 1).request(HANG, undefined, { signal: controller.signal }));
@@ -611,7 +611,8 @@ describe('grid: cancellation', () => {
     controller.abort(reason);
 
     await allSettled([call], 'the call to settle');
-    assert.equal(call.error, reason);
+    assert.ok(call.error instanceof CancelledError, String(call.error));
+    assert.equal(call.error.cause, reason);
     assert.equal(clock.now(), 0);
     assert.equal(g.connection(0, 1).stats().requestsOut, 0);
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
@@ -654,7 +655,7 @@ describe('grid: cancellation', () => {
     assert.equal(served[1].holding.length, 0);
   });
 
-  test('aborting the signal a stream was opened with aborts its handler and ends the iteration with the reason', async (t) => {
+  test('aborting the signal a stream was opened with aborts its handler and ends the iteration with a CancelledError caused by the reason', async (t) => {
     const { g, served } = await proxiedPair(t);
     const controller = new AbortController();
     const stream = g.connection(0, 1).openStream(HOLD, { signal: controller.signal });
@@ -663,7 +664,7 @@ describe('grid: cancellation', () => {
 
     controller.abort(reason);
 
-    await assert.rejects(next(stream), (error) => error === reason);
+    await assert.rejects(next(stream), (error) => error instanceof CancelledError && error.cause === reason);
     const handlerSignal = served[1].holding[0] as AbortSignal;
     await eventually(() => handlerSignal.aborted, 'the handler to be cancelled');
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0);

@@ -104,6 +104,101 @@ describe('stateless streams', () => {
   });
 });
 
+describe('stateless streams: the handler side', () => {
+  test(
+    'a handler that does nothing but send until its signal aborts is stopped by the caller’s cancel',
+    {
+      timeout: 60_000,
+    },
+    async (t) => {
+      const g = await TestGrid.start(2, { clock: new FakeClock() });
+      t.after(() => g.close());
+      // Far more sends than a cancel needs to arrive; without a turn of the event loop in
+      // send() the cancel never arrives, and the loop runs until this bound instead.
+      const bound = 100_000;
+      let sends = 0;
+      let handlerSignal: AbortSignal | undefined;
+      let loopEnded!: () => void;
+      const ended = new Promise<void>((resolve) => (loopEnded = resolve));
+      g.manager(1).registerStream(FEED, {
+        inCapacity: 0,
+        handle: async ({ send, signal }) => {
+          handlerSignal = signal;
+          const item = Buffer.from('tick');
+          while (!signal.aborted && sends < bound) {
+            await send(item);
+            sends += 1;
+          }
+          loopEnded();
+        },
+      });
+      await g.waitAllConnected();
+      const stream = g.connection(0, 1).openStatelessStream(FEED);
+      assert.deepEqual(await take(stream, 3), ['tick', 'tick', 'tick']);
+      await ended;
+      assert.equal(
+        handlerSignal?.aborted,
+        true,
+        `the loop ended after ${sends} sends without its signal aborting`,
+      );
+      assert.ok(sends < bound, `${sends} sends`);
+    },
+  );
+
+  test('send() says false for what the send queue could not take, and the handler sees the count', async (t) => {
+    const maxQueuedBytes = 64 * 1024;
+    const clock = new FakeClock();
+    const g = await TestGrid.start(2, { clock, limits: { maxQueuedBytes } });
+    t.after(() => g.close());
+    const results: boolean[] = [];
+    let droppedSeen: number | undefined;
+    g.manager(1).registerStream(FEED, {
+      inCapacity: 0,
+      handle: async (context) => {
+        // All at once, in one turn: the queue holds what fits in maxQueuedBytes, no more.
+        const sends = Array.from({ length: 100 }, () => context.send(Buffer.alloc(1024, 7)));
+        results.push(...(await Promise.all(sends)));
+        droppedSeen = context.dropped;
+        await new Promise((resolve) => {
+          context.signal.addEventListener('abort', resolve, { once: true });
+        });
+      },
+    });
+    await g.waitAllConnected();
+    const stream = g.connection(0, 1).openStatelessStream(FEED, { capacity: 100 });
+    const items = stream[Symbol.asyncIterator]();
+    const first = await items.next();
+    assert.equal(first.done, false);
+    await advanceUntil(clock, () => results.length === 100);
+
+    const queued = results.filter(Boolean).length;
+    assert.ok(queued > 0 && queued < 100, `${queued} of 100 queued`);
+    assert.ok(queued <= maxQueuedBytes / 1024, `${queued} items of 1 KiB fit in the queue`);
+    assert.deepEqual(
+      results,
+      Array.from({ length: 100 }, (_, i) => i < queued),
+      'the items that fitted, then the ones that did not',
+    );
+    assert.equal(droppedSeen, 100 - queued);
+    // What send() said was queued is what the caller gets.
+    let received = 1;
+    while (received < queued) {
+      const result = await items.next();
+      assert.equal(result.done, false);
+      received += 1;
+    }
+    let arrived = false;
+    items.next().then(
+      () => (arrived = true),
+      () => undefined,
+    );
+    await roundTrip(g);
+    assert.equal(arrived, false, 'nothing beyond what was queued');
+    assert.equal(stream.dropped, 0);
+    stream.cancel();
+  });
+});
+
 describe('stateless streams that cannot open', () => {
   test('an invalid handler id or an initial payload over the frame limit fails at once, not silently', async (t) => {
     const g = await TestGrid.start(2, { clock: new FakeClock(), limits: { maxFrameBytes: 64 * 1024 } });
