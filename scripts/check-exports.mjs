@@ -1,6 +1,7 @@
 // Checks the package's `exports` map against the built package (run after `npm run build`):
-// every entry lists `types` first, every target file exists, and each subpath imports
-// from dist/ with plain Node (no TypeScript loader), as a user's code would import it.
+// every entry lists `types` first, every target file exists, and each subpath loads from
+// dist/ with plain Node (no TypeScript loader), as a user's code would load it: with
+// `import`, and with `require` from CommonJS (Node >= 20.19 loads ES modules that way).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,7 @@ for (const [subpath, entry] of Object.entries(pkg.exports)) {
   const conditions = Object.keys(entry);
   if (conditions[0] !== 'types')
     problems.push(`${subpath}: "types" must come first, found ${conditions.join(', ')}`);
-  if (!('import' in entry)) problems.push(`${subpath}: has no "import" condition`);
+  if (!('default' in entry)) problems.push(`${subpath}: has no "default" condition`);
   for (const [condition, target] of Object.entries(entry)) {
     if (!existsSync(path.join(root, target)))
       problems.push(`${subpath} (${condition}): ${target} does not exist`);
@@ -33,6 +34,12 @@ for (const [subpath, entry] of Object.entries(pkg.exports)) {
     },
   );
   if (run.status !== 0) problems.push(`${specifier}: import failed\n${run.stderr}`);
+  const required = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (required.status !== 0 || required.stderr !== '')
+    problems.push(`${specifier}: require failed or warned\n${required.stderr}`);
   checked++;
 }
 
@@ -40,4 +47,4 @@ if (problems.length > 0) {
   console.error(`package exports are broken:\n- ${problems.join('\n- ')}`);
   process.exit(1);
 }
-console.log(`package exports ok: ${checked} subpaths import from dist/`);
+console.log(`package exports ok: ${checked} subpaths load from dist/ with import and require`);

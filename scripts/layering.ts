@@ -30,6 +30,8 @@ export const LAYERING: Layering = {
     hub: ['grid', 'internal'],
     runtime: ['statefun', 'grid', 'coord', 'views', 'hub', 'internal'],
     testing: libraries,
+    // The package root: the errors of every library and the version.
+    weft: libraries,
     node: libraries,
     cli: [...libraries, 'node'],
   },

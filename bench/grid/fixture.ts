@@ -10,7 +10,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import type { Connection } from '../../src/grid/index.ts';
+import type { GridConnection } from '../../src/grid/index.ts';
 import { loopback } from '../forked-server.ts';
 import { SharedResource } from '../shared-resource.ts';
 import { loadGrid } from './load-grid.ts';
@@ -24,7 +24,7 @@ import { gridSecret } from './workload.ts';
 /** What a case talks to: one client per peer, all connected to the server process. */
 export interface GridBench {
   /** The bench node's grid connection to the server node. */
-  readonly grid: Connection;
+  readonly grid: GridConnection;
   readonly grpc: GrpcEchoClient;
   readonly wsEcho: WsEchoClient;
   readonly wsBatched: WsBatchedClient;
@@ -53,7 +53,7 @@ interface Running {
   close(): Promise<void>;
 }
 
-function waitForGrid(grid: Connection): Promise<void> {
+function waitForGrid(grid: GridConnection): Promise<void> {
   return grid.waitForConnect({ signal: AbortSignal.timeout(startTimeoutMs) });
 }
 

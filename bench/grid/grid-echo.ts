@@ -1,8 +1,8 @@
 // Ours: the workloads served and called over a weft grid connection, the way an application
 // would use the grid (no shortcuts past its public API).
 
-import type { Connection, GridStream, Manager } from '../../src/grid/index.ts';
-import { decodeItemsRequest, GridHandler, makeItem } from './workload.ts';
+import type { GridConnection, GridStream, Manager } from '../../src/grid/index.ts';
+import { decodeItemsRequest, GridHandler, makeItem, sinkWindows } from './workload.ts';
 
 /** Responses buffered per stream on the caller's side: the handler may run this far ahead. */
 export const streamOutCapacity = 64;
@@ -34,16 +34,32 @@ export function registerGridServers(manager: Manager): { idleStreams(): number }
       }
     },
   });
+  for (const window of sinkWindows) {
+    manager.registerStream(
+      GridHandler.Sink,
+      {
+        inCapacity: window,
+        handle: async ({ requests, send }) => {
+          let count = 0;
+          for await (const _item of requests) count += 1;
+          const reply = Buffer.alloc(4);
+          reply.writeUInt32BE(count);
+          await send(reply);
+        },
+      },
+      { subroute: `window/${window}` },
+    );
+  }
   return { idleStreams: () => idle };
 }
 
-export function gridEcho(connection: Connection, payload: Uint8Array): Promise<Uint8Array | undefined> {
+export function gridEcho(connection: GridConnection, payload: Uint8Array): Promise<Uint8Array | undefined> {
   return connection.request(GridHandler.Echo, payload);
 }
 
 /** Reads a whole items stream; `onItem` sees each item (the check keeps them, timing does not). */
 export async function gridItems(
-  connection: Connection,
+  connection: GridConnection,
   request: Uint8Array,
   onItem?: (item: Uint8Array) => void,
 ): Promise<number> {
@@ -61,7 +77,7 @@ export async function gridItems(
 
 /** Opens an idle stream; resolves with it once its first item (the echoed initial) arrived. */
 export async function openGridIdle(
-  connection: Connection,
+  connection: GridConnection,
   initial: Uint8Array,
 ): Promise<{ readonly stream: GridStream; readonly first: Uint8Array }> {
   const stream = connection.openStream(GridHandler.Idle, { initial, outCapacity: 1 });

@@ -7,11 +7,16 @@
 //   one-way stream of `count` items, each the template with its index written over the first
 //   four bytes, so a check can tell a lost, repeated or reordered item from a good one;
 // - idle: a stream that sends its request back once, then stays open until the caller cancels.
+// The grid also serves `sink` (stream-windows.ts only): a stream that reads its input to the
+// end and answers with the count (uint32 BE), on one subroute per input window.
 
 import assert from 'node:assert/strict';
 
 /** Grid handler ids the server process registers (64 is the first id free for applications). */
-export const GridHandler = { Echo: 64, Items: 65, Idle: 66 } as const;
+export const GridHandler = { Echo: 64, Items: 65, Idle: 66, Sink: 67 } as const;
+
+/** Input windows the sink is served with, each on subroute `window/<n>`. */
+export const sinkWindows = [1, 8, 16, 32, 64, 128, 256] as const;
 
 /** Cluster secret of the two-node bench grid; both processes are ours, so a constant is fine. */
 export const gridSecret = 'weft-bench-grid-cluster-secret';

@@ -15,6 +15,7 @@ import { CreditWindow } from '../internal/credit-window.ts';
 import { callScope, type CallOptions, type CallScope } from '../internal/deadline.ts';
 import { ClosedError } from '../internal/errors.ts';
 import { Cancellation, cancelledError } from './cancel.ts';
+import { DEFAULT_STREAM_WINDOW } from './config.ts';
 import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
 import { CreditReturn } from './credit-return.ts';
@@ -33,7 +34,7 @@ import { Flag, Op, type Op as OpCode } from './protocol.ts';
 export interface StreamOptions extends CallOptions {
   /** Payload sent with the open. */
   readonly initial?: Uint8Array | undefined;
-  /** Responses buffered on this side (the handler's output window). Default 1. */
+  /** Responses buffered on this side (the handler's output window). Default `DEFAULT_STREAM_WINDOW` (32). */
   readonly outCapacity?: number | undefined;
   readonly subroute?: Uint8Array | undefined;
 }
@@ -85,7 +86,7 @@ export class ClientStream implements GridStream {
     this.#host = host;
     this.#options = options;
     this.#inbox = new BoundedQueue<Uint8Array>({
-      capacity: options.outCapacity ?? 1,
+      capacity: options.outCapacity ?? DEFAULT_STREAM_WINDOW,
       name: `stream ${muxId} responses`,
       maxWaiters: 1,
       onTake: () => {

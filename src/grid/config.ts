@@ -45,6 +45,14 @@ export interface GridLimits {
   readonly redialMaxMs: number;
 }
 
+/**
+ * Items a stream buffers in each direction when neither `outCapacity` (caller) nor
+ * `inCapacity` (handler) names a window: past the knee of the throughput curve measured
+ * in docs/grid.md (Streams), and small enough that a stalled stream holds little. Windows
+ * are per stream and side, not limits of the Manager.
+ */
+export const DEFAULT_STREAM_WINDOW = 32;
+
 export const defaultGridLimits: Required<GridLimits> = {
   maxFrameBytes: 16 * 1024 * 1024,
   maxQueuedBytes: 64 * 1024 * 1024,

@@ -10,6 +10,13 @@
 // The reader never waits: it decodes, dispatches, and returns. Single requests run as
 // their own promise; stream items go to credit-bounded buffers that cannot overflow.
 
+import type {
+  ConnectionState,
+  ConnectionStats,
+  FrameChecksum,
+  GridConnection,
+  RequestOptions,
+} from './grid-connection.ts';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 
@@ -36,17 +43,19 @@ import {
 import type { GridAuth } from './auth.ts';
 import { cancelledError } from './cancel.ts';
 import { ClientStream, type GridStream, type StreamOptions } from './client-stream.ts';
-import type { GridLimits } from './config.ts';
+import { DEFAULT_STREAM_WINDOW, type GridLimits } from './config.ts';
 import {
   DisconnectedError,
   FrameTooLargeError,
+  HandshakeRefusedError,
   ProtocolError,
   RemoteError,
   UnknownHandlerError,
 } from './errors.ts';
 import { decodeMessage, encodeFrame, type Frame } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
-import type { HandlerRegistry } from './handler-registry.ts';
+import { logSafely, type Logger } from './logger.ts';
+import { isCallerFault, type HandlerRegistry } from './handler-registry.ts';
 import { dialHandshake, toBuffer } from './handshake.ts';
 import {
   decodeError,
@@ -59,53 +68,13 @@ import {
 } from './messages.ts';
 import { notSentError, type MuxHost, type SendResult } from './mux.ts';
 import { Flag, GRID_PATH, Op, type Op as OpCode } from './protocol.ts';
-import { ServerStream } from './server-stream.ts';
+import { ServerStream, type ServerStreamHost } from './server-stream.ts';
 import {
   StatelessStream,
   type StatelessGridStream,
   type StatelessHost,
   type StatelessStreamOptions,
 } from './stateless-stream.ts';
-
-export type ConnectionState = 'unconnected' | 'connecting' | 'connected' | 'connection-error' | 'shutdown';
-
-export interface RequestOptions extends CallOptions {
-  /** Reach the handler on a static subroute (a 32-byte id from `subrouteId`). */
-  readonly subroute?: Uint8Array | undefined;
-}
-
-export interface ConnectionStats {
-  readonly state: ConnectionState;
-  /** The peer's node id (hex) on the current or last socket. */
-  readonly remoteNodeId: string | undefined;
-  readonly streamsIn: number;
-  readonly streamsOut: number;
-  /** Stateless streams held open from this side (open or waiting for a socket). */
-  readonly statelessStreamsOut: number;
-  readonly requestsIn: number;
-  readonly requestsOut: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly messagesIn: number;
-  readonly messagesOut: number;
-  /** `clock.now()` of the last connection pong, undefined before the first. */
-  readonly lastPongAt: number | undefined;
-  readonly rttMs: number | undefined;
-  /** Sockets established after the first. */
-  readonly reconnects: number;
-  readonly protocolErrors: number;
-  /** Frames refused because the send queue was full. */
-  readonly framesRefused: number;
-  /** Frames dropped unsent because their socket died. */
-  readonly framesDropped: number;
-  /**
-   * Responses that arrived after their call had ended, and handler results past their deadline
-   * or of requests the caller cancelled.
-   */
-  readonly lateResults: number;
-  /** Text messages and other traffic ignored. */
-  readonly ignoredMessages: number;
-}
 
 export interface ConnectionOptions {
   readonly local: string;
@@ -124,15 +93,9 @@ export interface ConnectionOptions {
   readonly blockConnect?: Promise<unknown> | undefined;
   /** When frames carry a CRC (see ManagerOptions.frameChecksum). Default 'auto'. */
   readonly frameChecksum?: FrameChecksum | undefined;
+  /** Handler failures and handshake refusals go here. Default `console`. */
+  readonly logger?: Logger | undefined;
 }
-
-/**
- * 'auto': a CRC on every frame unless both hosts are https (TLS already guards the bytes), as
- * MinIO does; 'always'; 'never', for links trusted not to corrupt data, where the checksum is
- * the largest single cost per frame. Receivers check a CRC whenever a frame carries one, so
- * nodes with different settings interoperate.
- */
-export type FrameChecksum = 'auto' | 'always' | 'never';
 
 const stateChannel = diagnosticChannel<{
   local: string;
@@ -145,6 +108,13 @@ interface PendingRequest {
   readonly kind: 'request';
   settle(outcome: RequestOutcome): void;
 }
+
+/** How a wait for the connection ended. */
+type ConnectOutcome =
+  | { readonly kind: 'connected' }
+  | { readonly kind: 'shutdown' }
+  | { readonly kind: 'refused'; readonly error: HandshakeRefusedError }
+  | { readonly kind: 'aborted'; readonly reason: unknown };
 
 type RequestOutcome =
   | { readonly kind: 'response'; readonly payload: Uint8Array | undefined }
@@ -164,7 +134,7 @@ interface Socket {
   pingTimer: Timer | undefined;
 }
 
-export class Connection {
+export class Connection implements GridConnection {
   readonly local: string;
   readonly remote: string;
   readonly dials: boolean;
@@ -189,6 +159,10 @@ export class Connection {
   readonly #servedRequests = new Map<number, (from: Socket) => void>();
   readonly #stateWaiters = new Set<() => void>();
   #dialLoopRunning = false;
+  /** The latest dial's refusal, if its reason needs an operator; cleared when the next dial starts. */
+  #refusal: HandshakeRefusedError | undefined;
+  /** Refusal reasons logged since the link was last up: each is logged once, not per redial. */
+  readonly #refusalsLogged = new Set<string>();
   readonly #dialAbort = new AbortController();
   #dialing: WebSocket | undefined;
   #lastRemoteNodeId: Uint8Array | undefined;
@@ -207,7 +181,8 @@ export class Connection {
   /** What caller-side streams see of this connection. */
   readonly #outgoingHost: MuxHost;
   /** What handler-side streams see of this connection. */
-  readonly #incomingHost: MuxHost;
+  readonly #incomingHost: ServerStreamHost;
+  readonly #logger: Logger;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -216,6 +191,7 @@ export class Connection {
     this.dials = options.dials;
     this.#clock = options.clock;
     this.#limits = options.limits;
+    this.#logger = options.logger ?? console;
     const host = { clock: options.clock, limits: options.limits, remote: options.remote };
     this.#outgoingHost = {
       ...host,
@@ -228,6 +204,9 @@ export class Connection {
       ...host,
       sendFrame: (frame, isControl) => this.#sendFrame(frame, isControl),
       release: (muxId) => this.#incomingStreams.delete(muxId),
+      handlerFailed: (handler, subroute, error) => {
+        this.#handlerFailed('stream', handler, subroute, error);
+      },
     };
     this.#statelessHost = {
       open: (stream, makeFrame) => {
@@ -261,31 +240,56 @@ export class Connection {
     if (this.dials && this.#state === 'unconnected') void this.#dial();
   }
 
-  /** Resolves once connected; rejects with the signal's reason, or `ClosedError` on shutdown. */
-  waitForConnect(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
-    if (this.#state === 'connected') return Promise.resolve();
-    if (this.#state === 'shutdown')
-      return Promise.reject(new ClosedError(`connection to ${this.remote} is shut down`));
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (this.#state === 'connected') {
-          done();
-          resolve();
-        } else if (this.#state === 'shutdown') {
-          done();
-          reject(new ClosedError(`connection to ${this.remote} is shut down`));
-        }
-      };
-      const stopListening = onAbort(options.signal, (reason) => {
-        done();
-        reject(reason);
-      });
-      const done = (): void => {
+  /**
+   * Resolves once connected. Rejects with a `DeadlineExceededError` after `timeoutMs` (or at
+   * the deadline a Weft signal carries), with a `CancelledError` whose cause is the reason
+   * when `signal` aborts, with `ClosedError` on shutdown, and, on the dialling side, with the
+   * `HandshakeRefusedError` of a dial made during the wait that was refused for a reason that
+   * needs an operator (`retryable` false: bad-token, unknown-host, wrong-direction,
+   * version-mismatch, bad-handshake). The dial loop goes on redialling, so a caller that
+   * waits again learns the outcome of the next dial, at most one redial delay later: a retry
+   * loop is paced by the redial delay, never a busy loop. The accepting side never learns why
+   * a dialler's handshake failed, so there it waits until the peer gets in, the deadline
+   * passes or the signal aborts: give it a `timeoutMs`.
+   */
+  async waitForConnect(options: CallOptions = {}): Promise<void> {
+    const what = `waiting for a connection to ${this.remote}`;
+    const { signal } = options;
+    if (signal?.aborted === true) throw cancelledError(what, signal.reason);
+    if (this.#state === 'connected') return;
+    if (this.#state === 'shutdown') throw new ClosedError(`connection to ${this.remote} is shut down`);
+    const outcome = await new Promise<ConnectOutcome>((resolve) => {
+      const scope = callScope(this.#clock, options);
+      const settle = (result: ConnectOutcome): void => {
         this.#stateWaiters.delete(check);
         stopListening();
+        scope.dispose();
+        resolve(result);
       };
-      if (options.signal?.aborted !== true) this.#stateWaiters.add(check);
+      const check = (): void => {
+        if (this.#state === 'connected') settle({ kind: 'connected' });
+        else if (this.#state === 'shutdown') settle({ kind: 'shutdown' });
+        // A change of state: a dial made during the wait ended (a refusal found on entry is
+        // the previous dial's, and the wait learns the next one's).
+        else if (this.#state === 'connection-error' && this.#refusal !== undefined)
+          settle({ kind: 'refused', error: this.#refusal });
+      };
+      const stopListening = onAbort(scope.signal, (reason) => {
+        settle({ kind: 'aborted', reason });
+      });
+      if (!scope.signal.aborted) this.#stateWaiters.add(check);
     });
+    // Errors are made here, after the await, so their stacks lead back to the caller.
+    switch (outcome.kind) {
+      case 'connected':
+        return;
+      case 'shutdown':
+        throw new ClosedError(`connection to ${this.remote} is shut down`);
+      case 'refused':
+        throw new HandshakeRefusedError(outcome.error.reason, outcome.error.detail, { cause: outcome.error });
+      case 'aborted':
+        throw cancelledError(what, outcome.reason);
+    }
   }
 
   stats(): ConnectionStats {
@@ -423,7 +427,7 @@ export class Connection {
     if (this.#outgoingStreams >= this.#limits.maxStreams) {
       throw new CapacityExceededError(`streams to ${this.remote}`, this.#limits.maxStreams);
     }
-    const outCapacity = options.outCapacity ?? 1;
+    const outCapacity = options.outCapacity ?? DEFAULT_STREAM_WINDOW;
     if (!Number.isInteger(outCapacity) || outCapacity < 1) {
       throw new RangeError(`outCapacity must be an integer >= 1, got ${outCapacity}`);
     }
@@ -513,6 +517,8 @@ export class Connection {
     socket.pingTimer = this.#clock.setInterval(() => {
       this.#checkLiveness(epoch);
     }, this.#limits.pingIntervalMs);
+    this.#refusal = undefined;
+    this.#refusalsLogged.clear();
     this.#setState('connected');
     // What the peer sent right after the handshake comes first, in order.
     for (const message of early) this.#onMessage(epoch, message, true);
@@ -557,6 +563,7 @@ export class Connection {
   async #dialUntilConnected(): Promise<void> {
     if (this.#options.blockConnect !== undefined) await this.#options.blockConnect.catch(() => undefined);
     while (!this.#isShutdown() && this.#socket === undefined) {
+      this.#refusal = undefined;
       this.#setState('connecting');
       try {
         const ws = this.#openSocket();
@@ -589,6 +596,7 @@ export class Connection {
       } catch (error) {
         this.#dialing = undefined;
         if (this.#isShutdown()) return;
+        if (error instanceof HandshakeRefusedError) this.#refused(error);
         this.#setState('connection-error', error);
       }
       const { redialMinMs, redialMaxMs } = this.#limits;
@@ -615,6 +623,26 @@ export class Connection {
     // bad frame from the peer as an 'error' event, which unheard would end the process.
     ws.on('error', () => undefined);
     return ws;
+  }
+
+  /**
+   * The peer (or our check of its answer) refused the handshake. Logged once per reason
+   * until the link is up again: the dial loop retries every second or two, and the log
+   * would otherwise repeat the same line forever. A reason that needs an operator also
+   * ends the waits for the connection (see waitForConnect).
+   */
+  #refused(error: HandshakeRefusedError): void {
+    if (!error.retryable) this.#refusal = error;
+    if (this.#refusalsLogged.has(error.reason)) return;
+    this.#refusalsLogged.add(error.reason);
+    // The detail may come from an impostor at the peer's address (a refusal proves nothing):
+    // it stays in the fields, out of the message.
+    const details = { remote: this.remote, reason: error.reason, detail: error.detail, error };
+    const message = `grid: handshake with ${this.remote} refused (${error.reason})`;
+    logSafely(() => {
+      if (error.retryable) this.#logger.warn(`${message}; redialling`, details);
+      else this.#logger.error(`${message}; redialling, but this needs an operator`, details);
+    });
   }
 
   // ---------------------------------------------------------------------------------
@@ -916,7 +944,13 @@ export class Connection {
     // Only a handler that returned a promise can be cancelled: made and listed below.
     let cancel: ((from: Socket) => void) | undefined = undefined;
     let cancelled = false;
-    const finish = (flags: number, payload: Uint8Array | undefined): void => {
+    // `failure` holds what the handler threw (which may be anything, even undefined): it is
+    // logged here if it reaches the caller.
+    const finish = (
+      flags: number,
+      payload: Uint8Array | undefined,
+      failure?: { readonly error: unknown },
+    ): void => {
       // The caller gave up and its slot is free already: nobody waits for this result.
       if (cancelled) {
         this.#lateResults += 1;
@@ -928,9 +962,9 @@ export class Connection {
       // reported to the caller rather than written as a broken frame.
       if (payload !== undefined && !(payload instanceof Uint8Array)) {
         flags = Flag.PayloadIsErr;
-        payload = encodeError(
-          new TypeError(`handler ${frame.handler} returned ${typeof payload}, not bytes`),
-        );
+        const error = new TypeError(`handler ${frame.handler} returned ${typeof payload}, not bytes`);
+        failure = { error };
+        payload = encodeError(error);
       }
       this.#incomingRequests -= 1;
       scope?.dispose();
@@ -939,6 +973,7 @@ export class Connection {
         this.#lateResults += 1;
         return;
       }
+      if (failure !== undefined) this.#handlerFailed('request', frame.handler, frame.subroute, failure.error);
       try {
         respond(flags, payload);
       } catch (error) {
@@ -952,7 +987,7 @@ export class Connection {
     try {
       result = handler(frame.payload, context);
     } catch (error) {
-      finish(Flag.PayloadIsErr, encodeError(error));
+      finish(Flag.PayloadIsErr, encodeError(error), { error });
       return;
     }
     if (result === undefined || result instanceof Uint8Array) {
@@ -976,9 +1011,33 @@ export class Connection {
         finish(0, payload);
       },
       (error: unknown) => {
-        finish(Flag.PayloadIsErr, encodeError(error));
+        finish(Flag.PayloadIsErr, encodeError(error), { error });
       },
     );
+  }
+
+  /**
+   * A handler threw and its caller is told: logged here once, as the caller's node may not log
+   * it. Failures the caller caused (a cancel, its deadline, a payload that does not decode)
+   * are not: the caller knows of them already, and a peer could fill the log with them.
+   */
+  #handlerFailed(
+    kind: 'request' | 'stream',
+    handler: number,
+    subroute: Uint8Array | undefined,
+    error: unknown,
+  ): void {
+    if (isCallerFault(error)) return;
+    const route = this.#options.registry.routeName(handler, subroute);
+    const where = route === undefined ? String(handler) : `${handler} on subroute ${route}`;
+    logSafely(() => {
+      this.#logger.error(`grid ${kind} handler ${where} failed (called by ${this.remote})`, {
+        handler,
+        ...(route === undefined ? {} : { subroute: route }),
+        remote: this.remote,
+        error,
+      });
+    });
   }
 
   #onConnectMux(frame: Frame): void {
@@ -1044,3 +1103,5 @@ function requestScope(clock: Clock, socketClosed: AbortSignal, deadline: number)
     timeoutMs: Number.isFinite(deadline) ? deadline - clock.now() : undefined,
   });
 }
+
+export type { ConnectionState, ConnectionStats, FrameChecksum, RequestOptions };

@@ -1,6 +1,8 @@
 // The handlers a Manager serves, by handler id and optional static subroute.
 
 import { ConfigError } from '../internal/errors.ts';
+import { DEFAULT_STREAM_WINDOW } from './config.ts';
+import { ProtocolError } from './errors.ts';
 import { FIRST_USER_HANDLER, MAX_HANDLER } from './protocol.ts';
 import { subrouteId, subrouteKey } from './subroute.ts';
 
@@ -45,7 +47,15 @@ export interface StreamHandlerContext {
 export interface StreamHandler {
   /** Runs the stream; its return ends the stream, a throw ends it with the error. */
   readonly handle: (context: StreamHandlerContext) => Promise<void>;
-  /** Input items buffered on this side; 0 = the stream takes no input. */
+  /**
+   * Input items buffered on this side, the caller's input window; 0 = the stream takes no
+   * input. Default `DEFAULT_STREAM_WINDOW` (32).
+   */
+  readonly inCapacity?: number | undefined;
+}
+
+/** A stream handler as registered: its window resolved. */
+export interface RegisteredStream extends StreamHandler {
   readonly inCapacity: number;
 }
 
@@ -73,25 +83,33 @@ export function checkHandlerId(handler: number, reserved = false): void {
 
 export class HandlerRegistry {
   readonly #singles = new Map<string, SingleHandler>();
-  readonly #streams = new Map<string, StreamHandler>();
+  readonly #streams = new Map<string, RegisteredStream>();
+  /** The subroute names registered, by key: the wire carries only their ids. */
+  readonly #routes = new Map<string, string>();
 
   registerSingle(handler: number, fn: SingleHandler, options: RegisterOptions = {}): void {
     this.#add(this.#singles, handler, fn, options);
   }
 
   registerStream(handler: number, stream: StreamHandler, options: RegisterOptions = {}): void {
-    if (!Number.isInteger(stream.inCapacity) || stream.inCapacity < 0) {
-      throw new ConfigError('inCapacity', `must be an integer >= 0, got ${stream.inCapacity}`);
+    const inCapacity = stream.inCapacity ?? DEFAULT_STREAM_WINDOW;
+    if (!Number.isInteger(inCapacity) || inCapacity < 0) {
+      throw new ConfigError('inCapacity', `must be an integer >= 0, got ${String(inCapacity)}`);
     }
-    this.#add(this.#streams, handler, stream, options);
+    this.#add(this.#streams, handler, { handle: stream.handle, inCapacity }, options);
   }
 
   single(handler: number, subroute: Uint8Array | undefined): SingleHandler | undefined {
     return this.#singles.get(key(handler, subroute));
   }
 
-  stream(handler: number, subroute: Uint8Array | undefined): StreamHandler | undefined {
+  stream(handler: number, subroute: Uint8Array | undefined): RegisteredStream | undefined {
     return this.#streams.get(key(handler, subroute));
+  }
+
+  /** The name of a registered subroute, for logs. */
+  routeName(handler: number, subroute: Uint8Array | undefined): string | undefined {
+    return subroute === undefined ? undefined : this.#routes.get(key(handler, subroute));
   }
 
   #add<T>(map: Map<string, T>, handler: number, value: T, options: RegisterOptions): void {
@@ -103,5 +121,23 @@ export class HandlerRegistry {
       throw new ConfigError('handler', `handler ${handler}${where} is already registered`);
     }
     map.set(k, value);
+    if (options.subroute !== undefined) this.#routes.set(k, options.subroute);
   }
+}
+
+const callerFaults = new WeakSet<object>();
+
+/**
+ * Marks an error as the caller's doing (a payload that does not decode): it goes back to the
+ * caller, who learns of it there, and the serving side does not log it as a handler failure.
+ */
+export function callerFault(error: unknown): Error {
+  const marked =
+    error instanceof Error ? error : new ProtocolError('the caller sent a bad payload', { cause: error });
+  callerFaults.add(marked);
+  return marked;
+}
+
+export function isCallerFault(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && callerFaults.has(error);
 }

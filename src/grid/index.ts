@@ -13,7 +13,6 @@
 // docs/wire/grid.md.
 
 export { Manager } from './manager.ts';
-export { Connection } from './connection.ts';
 export { handshakeTranscript, hmacAuth, MIN_SECRET_BYTES } from './auth.ts';
 export { shouldDial } from './dial-direction.ts';
 export { defaultGridLimits } from './config.ts';
@@ -26,12 +25,31 @@ export {
   HandshakeRefusedError,
   IncorrectSequenceError,
   ProtocolError,
+  REFUSAL_REASONS,
   RemoteError,
   UnknownHandlerError,
 } from './errors.ts';
 
+// The errors every Weft module shares, so one import covers what its calls throw.
+export {
+  CancelledError,
+  CapacityExceededError,
+  ClosedError,
+  ConfigError,
+  DeadlineExceededError,
+  isRetryable,
+  WeftError,
+} from '../internal/errors.ts';
 export type { ManagerOptions, ManagerStats } from './manager.ts';
-export type { ConnectionState, ConnectionStats, FrameChecksum, RequestOptions } from './connection.ts';
+export type {
+  ConnectionState,
+  ConnectionStats,
+  FrameChecksum,
+  GridConnection,
+  RequestOptions,
+} from './grid-connection.ts';
+export type { Logger } from './logger.ts';
+export type { Msgpackable } from './msgpack-value.ts';
 export type { GridStream, StreamOptions } from './client-stream.ts';
 export type { StatelessGridStream, StatelessStreamOptions } from './stateless-stream.ts';
 export type { GridAuth, HandshakeClaims, HandshakeParty, HandshakeRole } from './auth.ts';
@@ -45,4 +63,16 @@ export type {
   StreamHandlerContext,
 } from './handler-registry.ts';
 export type { RefusalReason } from './errors.ts';
-export type { Codec, SingleDefinition, StreamDefinition, TypedStream, TypedStreamContext } from './typed.ts';
+export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { CallOptions } from '../internal/deadline.ts';
+export type {
+  Codec,
+  CodecOption,
+  DefinitionOptions,
+  SingleDefinition,
+  SingleDefinitionOptions,
+  StreamDefinition,
+  StreamDefinitionOptions,
+  TypedStream,
+  TypedStreamContext,
+} from './typed.ts';

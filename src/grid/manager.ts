@@ -20,7 +20,7 @@ import { systemClock, type Clock } from '../internal/clock.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { hmacAuth, type GridAuth } from './auth.ts';
 import { resolveGridLimits, type GridLimits } from './config.ts';
-import { Connection, type ConnectionStats, type FrameChecksum } from './connection.ts';
+import { Connection } from './connection.ts';
 import { shouldDial } from './dial-direction.ts';
 import { HandshakeRefusedError, type RefusalReason } from './errors.ts';
 import {
@@ -31,6 +31,8 @@ import {
 } from './handler-registry.ts';
 import { acceptHandshake } from './handshake.ts';
 import { HandshakeGate, type GateRefusal } from './handshake-gate.ts';
+import type { Logger } from './logger.ts';
+import type { ConnectionStats, FrameChecksum, GridConnection } from './grid-connection.ts';
 import { GRID_PATH } from './protocol.ts';
 
 export interface ManagerOptions {
@@ -40,10 +42,13 @@ export interface ManagerOptions {
   readonly hosts: readonly string[];
   /** A shared cluster secret (HMAC tokens), or your own token scheme. */
   readonly auth: { readonly secret: string | Uint8Array } | GridAuth;
-  /** TLS: server options for `listen`, client options for dials (`wss`). */
+  /**
+   * TLS: server options for `listen`, and for dials (`wss`) the client side of a TLS
+   * connection (`ca`, `cert`, `key`, `servername`, `rejectUnauthorized`, …).
+   */
   readonly tls?: {
     readonly server?: https.ServerOptions | undefined;
-    readonly client?: WebSocket.ClientOptions | undefined;
+    readonly client?: tls.ConnectionOptions | undefined;
   };
   /** No dial and no accepted handshake before this settles. */
   readonly blockConnect?: Promise<unknown> | undefined;
@@ -53,6 +58,12 @@ export interface ManagerOptions {
   readonly frameChecksum?: FrameChecksum | undefined;
   /** Random source for redial jitter, in [0, 1). */
   readonly random?: (() => number) | undefined;
+  /**
+   * Where this node reports what no caller hears: a handler of its own that failed (once per
+   * failure, with the handler id and subroute) and a peer that refuses its handshake (once per
+   * reason until the link is up again). Default `console`.
+   */
+  readonly logger?: Logger | undefined;
 }
 
 export interface ManagerStats {
@@ -104,6 +115,7 @@ export class Manager {
     if (checksum !== 'auto' && checksum !== 'always' && checksum !== 'never') {
       throw new ConfigError('grid.frameChecksum', `must be auto, always or never, got ${String(checksum)}`);
     }
+    const logger = resolveLogger(options.logger);
     this.#clock = options.clock ?? systemClock;
     this.#limits = resolveGridLimits(options.limits);
     this.#gate = new HandshakeGate({
@@ -139,9 +151,11 @@ export class Manager {
           limits: this.#limits,
           registry: this.#registry,
           auth: this.#auth,
-          tls: options.tls?.client,
+          // ws passes these to https.request; its own typing of checkServerIdentity differs.
+          tls: options.tls?.client as WebSocket.ClientOptions | undefined,
           blockConnect: options.blockConnect,
           frameChecksum: options.frameChecksum,
+          logger,
         }),
       );
     }
@@ -158,7 +172,7 @@ export class Manager {
   }
 
   /** The connection to `host`; throws for a host that is not in the list. */
-  connection(host: string): Connection {
+  connection(host: string): GridConnection {
     const connection = this.#connections.get(host);
     if (connection === undefined) throw new ConfigError('host', `${host} is not a peer of ${this.#local}`);
     return connection;
@@ -309,7 +323,7 @@ export class Manager {
         ws.terminate();
         return;
       }
-      this.connection(peer.host).attach(ws, peer.remoteNodeId, peer.early);
+      this.#connections.get(peer.host)?.attach(ws, peer.remoteNodeId, peer.early);
     } catch (error) {
       // acceptHandshake has destroyed the socket (after sending the refusal, if any). A
       // socket that closed by itself, or that the gate destroyed, is not a refusal.
@@ -339,6 +353,21 @@ function rejectUpgrade(socket: Duplex, status: number, text: string): void {
   socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => {
     socket.destroy();
   });
+}
+
+/** The logger option, checked at run time: a logger without `warn` or `error` would throw later. */
+function resolveLogger(given: Logger | undefined): Logger {
+  if (given === undefined) return console;
+  const logger: unknown = given;
+  if (
+    typeof logger !== 'object' ||
+    logger === null ||
+    typeof (logger as Partial<Logger>).warn !== 'function' ||
+    typeof (logger as Partial<Logger>).error !== 'function'
+  ) {
+    throw new ConfigError('grid.logger', 'must be an object with warn and error methods');
+  }
+  return given;
 }
 
 /** The auth option as given: a secret (checked here, naming the field) or a `GridAuth`. */

@@ -6,7 +6,6 @@
 
 import { Packr } from 'msgpackr';
 
-import { isRetryable, WeftError } from '../internal/errors.ts';
 import { ProtocolError, REFUSAL_REASONS, RemoteError, type RefusalReason } from './errors.ts';
 
 // Plain MessagePack: no msgpackr records or extensions, so any MessagePack library reads it.
@@ -240,23 +239,64 @@ export function decodeCredits(bytes: Uint8Array | undefined): number {
 }
 
 /**
- * An error as it crosses the wire: code, message, retryable. A `WeftError` keeps its
- * code; any other error becomes `WEFT_GRID_REMOTE` with its message.
+ * An error as it crosses the wire: code, message, retryable. Any thrown object keeps a
+ * string `code` of its own (a Weft error's, Node's `ECONNRESET`, an application's) and a
+ * boolean `retryable`; a code that is not a short printable word (`isWireCode`) is replaced
+ * by `WEFT_GRID_REMOTE`, and `retryable` is false unless it is `true`.
  */
 export function encodeError(error: unknown): Buffer {
-  const code = error instanceof WeftError ? error.code : RemoteError.code;
+  const { code, retryable } = errorIdentity(error);
   const message = describe(error);
   // A message is for people; a huge one would only make the error frame itself too large.
   const trimmed = message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message;
-  return pack({ code, message: trimmed, retryable: isRetryable(error) });
+  return pack({ code, message: trimmed, retryable });
 }
 
 const MAX_ERROR_MESSAGE = 4_096;
+/** Longest error code sent or accepted: real ones (`WEFT_GRID_REMOTE`, `ERR_STREAM_PREMATURE_CLOSE`) are far shorter. */
+export const MAX_ERROR_CODE_LENGTH = 64;
+// Printable ASCII without spaces: a code is matched on and logged, so nothing that could
+// fake a log line, hide in a terminal or differ by Unicode normalisation.
+const WIRE_CODE = /^[\x21-\x7e]+$/;
+
+/** True for a code that may cross the wire: 1 to 64 printable ASCII characters, no spaces. */
+export function isWireCode(code: unknown): code is string {
+  return typeof code === 'string' && code.length <= MAX_ERROR_CODE_LENGTH && WIRE_CODE.test(code);
+}
+
+/**
+ * The code and retryability a thrown value carries, read without trusting it: a getter that
+ * throws, a Proxy or a value of any type yields the defaults instead of an exception.
+ */
+function errorIdentity(error: unknown): { code: string; retryable: boolean } {
+  if ((typeof error !== 'object' || error === null) && typeof error !== 'function') {
+    return { code: RemoteError.code, retryable: false };
+  }
+  const fields = error as { readonly code?: unknown; readonly retryable?: unknown };
+  let code: unknown;
+  let retryable: unknown;
+  try {
+    code = fields.code;
+  } catch {
+    code = undefined;
+  }
+  try {
+    retryable = fields.retryable;
+  } catch {
+    retryable = undefined;
+  }
+  return { code: isWireCode(code) ? code : RemoteError.code, retryable: retryable === true };
+}
 
 /** A thrown value's message; never throws, whatever was thrown (`String(Object.create(null))` does). */
 function describe(error: unknown): string {
   try {
-    return error instanceof Error ? error.message : String(error);
+    if (typeof error === 'object' && error !== null) {
+      // Errors, and plain objects thrown as errors ({ code, message }).
+      const { message } = error as { readonly message?: unknown };
+      if (typeof message === 'string') return message;
+    }
+    return String(error);
   } catch {
     return 'unprintable error';
   }
@@ -266,8 +306,12 @@ function describe(error: unknown): string {
 export function decodeError(bytes: Uint8Array | undefined): RemoteError {
   try {
     const map = record(unpack(bytes, 'error'), 'error');
-    const code = isString(map['code']) ? map['code'] : RemoteError.code;
-    const message = isString(map['message']) ? map['message'] : 'remote error';
+    // The peer's code is checked as ours are: a caller may match on it and log it. Our
+    // messages are at most MAX_ERROR_MESSAGE characters and an ellipsis.
+    const code = isWireCode(map['code']) ? map['code'] : RemoteError.code;
+    const message = isString(map['message'])
+      ? map['message'].slice(0, MAX_ERROR_MESSAGE + 1)
+      : 'remote error';
     return new RemoteError(code, message, map['retryable'] === true);
   } catch (error) {
     return new RemoteError(RemoteError.code, 'remote error with an unreadable payload', false, {

@@ -18,7 +18,7 @@ import { callScope, type CallScope } from '../internal/deadline.ts';
 import { CancelledError, ClosedError } from '../internal/errors.ts';
 import { DisconnectedError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
-import type { StreamHandler } from './handler-registry.ts';
+import type { RegisteredStream } from './handler-registry.ts';
 import { CreditReturn } from './credit-return.ts';
 import {
   decodeCredits,
@@ -31,12 +31,20 @@ import {
 import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
 import { Flag, MERGE_MAX_MESSAGES, Op, type Op as OpCode } from './protocol.ts';
 
+/** What a handler's stream needs from its connection. */
+export interface ServerStreamHost extends MuxHost {
+  /** The handler threw, and the caller is told: the connection logs it (see Connection). */
+  handlerFailed(handler: number, subroute: Uint8Array | undefined, error: unknown): void;
+}
+
 /** Stateless sends between two turns of the event loop: about one Merged batch. */
 const SENDS_PER_TURN = MERGE_MAX_MESSAGES;
 
 export class ServerStream {
   readonly muxId: number;
-  readonly #host: MuxHost;
+  readonly #host: ServerStreamHost;
+  readonly #handler: number;
+  readonly #subroute: Uint8Array | undefined;
   // The caller's ConnectMux was seq 0.
   readonly #seq = new MuxSequence(1);
   readonly #input: BoundedQueue<Uint8Array>;
@@ -56,15 +64,17 @@ export class ServerStream {
   #sendsSinceYield = 0;
 
   constructor(
-    host: MuxHost,
+    host: ServerStreamHost,
     frame: Frame,
-    handler: StreamHandler,
+    handler: RegisteredStream,
     open: { outWindow: number; initial: Uint8Array | undefined },
     parentSignal: AbortSignal,
     stateless = false,
   ) {
     this.muxId = frame.muxId;
     this.#host = host;
+    this.#handler = frame.handler;
+    this.#subroute = frame.subroute;
     this.#stateless = stateless;
     this.#input = new BoundedQueue<Uint8Array>({
       capacity: Math.max(1, handler.inCapacity),
@@ -164,7 +174,7 @@ export class ServerStream {
     this.#abort(error, false);
   }
 
-  #run(handler: StreamHandler, initial: Uint8Array | undefined): void {
+  #run(handler: RegisteredStream, initial: Uint8Array | undefined): void {
     const signal = this.#scope.signal;
     const dropped = (): number => this.#dropped;
     const context = {
@@ -197,7 +207,7 @@ export class ServerStream {
           this.#end(undefined);
         },
         (error: unknown) => {
-          this.#end(error);
+          this.#end({ error });
         },
       );
   }
@@ -215,11 +225,19 @@ export class ServerStream {
     return queued;
   }
 
-  /** The handler returned (or threw): the caller gets the end, or the error, after the items. */
-  #end(error: unknown): void {
+  /**
+   * The handler returned (or threw): the caller gets the end, or the error, after the items.
+   * A stream that ended already (cancelled, disconnected) has no one to tell, and a handler
+   * whose signal aborted (the caller's deadline, its silence) threw because of that: neither
+   * is a handler failure to log.
+   */
+  #end(outcome: { readonly error: unknown } | undefined): void {
     if (this.#done) return;
-    if (error === undefined) this.#send(Op.MuxServerMsg, Flag.EOF, undefined);
-    else this.#send(Op.MuxServerMsg, Flag.EOF | Flag.PayloadIsErr, encodeError(error));
+    if (outcome === undefined) this.#send(Op.MuxServerMsg, Flag.EOF, undefined);
+    else {
+      if (!this.#scope.signal.aborted) this.#host.handlerFailed(this.#handler, this.#subroute, outcome.error);
+      this.#send(Op.MuxServerMsg, Flag.EOF | Flag.PayloadIsErr, encodeError(outcome.error));
+    }
     this.#finish(undefined);
   }
 

@@ -21,6 +21,16 @@ export { protobufType } from './protobuf-type.ts';
 export { InvalidTypeNameError, ValueTypeError } from './errors.ts';
 export { FunctionFailedError, InvalidRequestError, UnknownFunctionError } from './request-errors.ts';
 
+// The errors every Weft module shares, so one import covers what its calls throw.
+export {
+  CancelledError,
+  CapacityExceededError,
+  ClosedError,
+  ConfigError,
+  DeadlineExceededError,
+  isRetryable,
+  WeftError,
+} from '../internal/errors.ts';
 export type { StatefulFunction, FunctionSpec } from './stateful-functions.ts';
 export type { Context } from './context.ts';
 export type { AddressScopedStorage } from './storage.ts';
@@ -34,3 +44,4 @@ export type {
   KinesisEgressOptions,
 } from './egress.ts';
 export type { HandlerOptions, Logger } from './http-handler.ts';
+export type { TypedValue } from '../gen/statefun/request-reply_pb.ts';

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { Manager, type Connection, type GridLimits } from '../grid/index.ts';
+import { Manager, type GridConnection, type GridLimits, type Logger } from '../grid/index.ts';
 import type { Clock } from '../internal/clock.ts';
 
 export interface TestGridOptions {
@@ -12,6 +12,8 @@ export interface TestGridOptions {
   readonly limits?: Partial<GridLimits>;
   readonly secret?: string;
   readonly random?: () => number;
+  /** Where the managers report handler failures and refusals; default console. */
+  readonly logger?: Logger;
 }
 
 export class TestGrid {
@@ -78,7 +80,7 @@ export class TestGrid {
   }
 
   /** Node `from`'s connection to node `to`. */
-  connection(from: number, to: number): Connection {
+  connection(from: number, to: number): GridConnection {
     return this.manager(from).connection(this.hosts[to] ?? '');
   }
 
@@ -116,5 +118,6 @@ function newManager(local: string, hosts: readonly string[], options: TestGridOp
     limits: options.limits,
     clock: options.clock,
     random: options.random,
+    logger: options.logger,
   });
 }

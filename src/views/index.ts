@@ -28,6 +28,16 @@ export {
   ViewStaleError,
 } from './errors.ts';
 
+// The errors every Weft module shares, so one import covers what its calls throw.
+export {
+  CancelledError,
+  CapacityExceededError,
+  ClosedError,
+  ConfigError,
+  DeadlineExceededError,
+  isRetryable,
+  WeftError,
+} from '../internal/errors.ts';
 export type {
   Event,
   EventSource,
@@ -47,5 +57,7 @@ export type {
   ViewUpdate,
 } from './store.ts';
 export type { View, ViewResult } from './view.ts';
+export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { RetryWaiterConfig } from '../internal/backoff.ts';
 export type { MapChange } from './map-view.ts';
 export type { Logger, ViewFactory, ViewsHttpHandler, ViewsHttpOptions, ViewsHttpStats } from './http.ts';

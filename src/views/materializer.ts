@@ -45,6 +45,14 @@ export interface FetchOptions {
   /** Give up waiting after this long and return the latest value (not an error). */
   readonly timeoutMs?: number | undefined;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * When the view has a value but is behind `minIndex`, return that value at once (its
+   * lower index tells the caller to start again from it) instead of waiting for the view
+   * to pass `minIndex`. For callers whose index may come from before a restart, as
+   * Consul's HTTP clients' may: they reset when the index goes backwards. Default false,
+   * as in Consul's store: a `minIndex` ahead of the view is waited for.
+   */
+  readonly returnIfBehind?: boolean | undefined;
 }
 
 export interface MaterializerStats {
@@ -64,6 +72,7 @@ export interface MaterializerStats {
  */
 interface Waiter<T> {
   readonly minIndex: number;
+  readonly returnIfBehind: boolean;
   /** Resets seen when it started waiting: after a reset, the next value is news whatever its index. */
   readonly resets: number;
   readonly resolve: (result: ViewResult<T>) => void;
@@ -171,8 +180,8 @@ export class Materializer<P, T> {
   }
 
   /**
-   * The view's value once its index is above `minIndex` (at once if it already is; index 0
-   * always waits for the first snapshot). On timeout, the latest value and its index,
+   * The view's value once its index is above `minIndex` (at once if it already is, or, with
+   * `returnIfBehind`, if it is below; index 0 always waits for the first snapshot). On timeout, the latest value and its index,
    * without an error. Rejects with a surfaced subscription failure, with the terminal
    * failure once stopped, or with the signal's reason.
    */
@@ -188,9 +197,15 @@ export class Materializer<P, T> {
       return Promise.reject(new TypeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`));
     }
     if (this.#stopped !== undefined) return Promise.reject(stoppedError(this.#stopped));
-    if (this.#index > 0 && this.#index > minIndex) {
+    const returnIfBehind = options.returnIfBehind === true;
+    if (this.#index > 0 && (this.#index > minIndex || (returnIfBehind && this.#index < minIndex))) {
       try {
-        return Promise.resolve({ index: this.#index, value: this.#currentValue(), cached: true });
+        return Promise.resolve({
+          index: this.#index,
+          value: this.#currentValue(),
+          cached: true,
+          generation: this.#generation,
+        });
       } catch (error) {
         return Promise.reject(error);
       }
@@ -199,6 +214,7 @@ export class Materializer<P, T> {
     return new Promise<ViewResult<T>>((resolve, reject) => {
       const waiter: Waiter<T> = {
         minIndex,
+        returnIfBehind,
         resets: this.#stats.resets,
         resolve,
         reject,
@@ -217,7 +233,7 @@ export class Materializer<P, T> {
             fail(waiter, error);
             return;
           }
-          settle(waiter, { index: this.#index, value, cached: false });
+          settle(waiter, { index: this.#index, value, cached: false, generation: this.#generation });
         }, timeoutMs);
       }
       if (signal !== undefined) {
@@ -304,13 +320,16 @@ export class Materializer<P, T> {
     let still: Waiter<T>[] | undefined;
     for (const waiter of this.#waiters) {
       // A rebuilt view (a restarted publisher) may be at a lower index than the caller had seen.
-      if (index <= waiter.minIndex && waiter.resets === this.#stats.resets) {
+      if (
+        (index === waiter.minIndex || (index < waiter.minIndex && !waiter.returnIfBehind)) &&
+        waiter.resets === this.#stats.resets
+      ) {
         (still ??= []).push(waiter);
         continue;
       }
       if (result === undefined) {
         try {
-          result = { index, value: this.#currentValue(), cached: false };
+          result = { index, value: this.#currentValue(), cached: false, generation: this.#generation };
         } catch (error) {
           // The value cannot be read: treated as a failed update. No waiter was woken yet,
           // so all of them keep waiting for the rebuilt view.

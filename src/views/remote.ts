@@ -21,7 +21,7 @@ import {
   msgpackCodec,
   ProtocolError,
   type Codec,
-  type Connection,
+  type GridConnection,
   type Manager,
 } from '../grid/index.ts';
 import {
@@ -167,7 +167,7 @@ export function serveEventPublisher(manager: Manager, publisher: EventPublisher)
  * An event source reading a publisher on another node. `connection` may be a function, so
  * each resubscription uses the node's current connection.
  */
-export function remoteEventSource<P>(connection: Connection | (() => Connection)): EventSource<P> {
+export function remoteEventSource<P>(connection: GridConnection | (() => GridConnection)): EventSource<P> {
   return (request, signal) => {
     const target = typeof connection === 'function' ? connection() : connection;
     const stream = subscribeStream.open(target, request, { signal });

@@ -31,6 +31,8 @@ export interface ViewUpdate<T> {
   readonly index: number;
   readonly value: T | undefined;
   readonly error: unknown;
+  /** The generation `index` belongs to (see `ViewResult.generation`); undefined with an error. */
+  readonly generation?: string | undefined;
 }
 
 export interface ViewStoreOptions {
@@ -118,7 +120,7 @@ export class ViewStore {
           index = result.index;
           // Read after the wait: a reset during it was answered by this very value.
           resetsSeen = entry.materializer.stats().resets;
-          update = { index, value: result.value, error: undefined };
+          update = { index, value: result.value, error: undefined, generation: result.generation };
         } catch (error) {
           if (isAborted(signal)) break;
           update = { index, value: undefined, error };

@@ -24,4 +24,11 @@ export interface ViewResult<T> {
   readonly value: T;
   /** True when it was returned at once, without waiting for an update. */
   readonly cached: boolean;
+  /**
+   * The index space `index` belongs to: the generation of the publisher's topic, which
+   * changes when the publisher restarts or resets the topic (its indexes start over). Two
+   * results of one generation are ordered by index; results of different generations are
+   * not comparable. Undefined from a materializer that does not know it.
+   */
+  readonly generation?: string | undefined;
 }

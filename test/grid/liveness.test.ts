@@ -22,7 +22,7 @@ import {
   type Watched,
 } from './reliability-harness.ts';
 
-/** Connection liveness off, so that only the stream checks are at work. */
+/** GridConnection liveness off, so that only the stream checks are at work. */
 const quietConnection: Partial<GridLimits> = { pingIntervalMs: 3_600_000, pongTimeoutMs: 7_200_000 };
 
 describe('grid: connection liveness', () => {

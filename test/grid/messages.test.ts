@@ -23,6 +23,7 @@ import {
   encodePong,
   encodeStreamOpen,
   encodeWindow,
+  isWireCode,
   NONCE_BYTES,
   pack,
   type Challenge,
@@ -376,6 +377,53 @@ describe('errors on the wire', () => {
       message: 'kept',
       retryable: false,
     });
+  });
+
+  test('any thrown object keeps a string code and a boolean retryable of its own', () => {
+    const system = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    assert.deepEqual(pick(decodeError(encodeError(system))), {
+      code: 'ECONNRESET',
+      message: 'read ECONNRESET',
+      retryable: false,
+    });
+    assert.deepEqual(pick(decodeError(encodeError({ code: 'APP_BUSY', message: 'busy', retryable: true }))), {
+      code: 'APP_BUSY',
+      message: 'busy',
+      retryable: true,
+    });
+  });
+
+  test('a code from either side that is not 1 to 64 printable ASCII characters becomes WEFT_GRID_REMOTE', () => {
+    const refused = [
+      '',
+      'C'.repeat(65),
+      'two words',
+      'line\nbreak',
+      'tab\there',
+      '\u001b[31m',
+      'ÉCHEC',
+      '\u0000',
+    ];
+    for (const code of refused) {
+      assert.equal(isWireCode(code), false, JSON.stringify(code));
+      // Thrown here, and sent by a peer that does not check.
+      assert.equal(
+        decodeError(encodeError({ code, message: 'm' })).code,
+        RemoteError.code,
+        JSON.stringify(code),
+      );
+      assert.equal(decodeError(pack({ code, message: 'm', retryable: false })).code, RemoteError.code);
+    }
+    for (const code of ['A', 'C'.repeat(64), 'ERR_HTTP2_STREAM_ERROR', 'grpc.status:14', '~!@#$%^&*()']) {
+      assert.equal(isWireCode(code), true, code);
+      assert.equal(decodeError(pack({ code, message: 'm', retryable: true })).code, code);
+    }
+  });
+
+  test('a peer’s error message is cut to the length ours are sent at', () => {
+    const decoded = decodeError(pack({ code: 'X', message: 'm'.repeat(1024 * 1024), retryable: false }));
+    assert.equal(decoded.message.length, 4_097);
+    assert.equal(decodeError(encodeError(new Error('m'.repeat(10_000)))).message.length, 4_097);
   });
 });
 

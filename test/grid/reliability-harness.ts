@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
 
-import { Manager, type Connection, type GridLimits, type GridStream } from '../../src/grid/index.ts';
+import { Manager, type GridConnection, type GridLimits, type GridStream } from '../../src/grid/index.ts';
 import { onAbort } from '../../src/internal/abort.ts';
 import { FakeClock, TestGrid } from '../../src/testing/index.ts';
 
@@ -205,7 +205,7 @@ export class ProxiedGrid {
   }
 
   /** Node `from`'s connection to node `to`. */
-  connection(from: number, to: number): Connection {
+  connection(from: number, to: number): GridConnection {
     return this.manager(from).connection(at(this.hosts, to));
   }
 
@@ -346,7 +346,9 @@ export async function testPair(t: TestContext, clock = new FakeClock()): Promise
  * A round trip each way. Frames queued before it (pings, pongs, credits) have been
  * delivered and handled on both nodes once it returns: one socket keeps them in order.
  */
-export async function roundTrips(grid: { connection(from: number, to: number): Connection }): Promise<void> {
+export async function roundTrips(grid: {
+  connection(from: number, to: number): GridConnection;
+}): Promise<void> {
   await grid.connection(0, 1).request(ECHO, undefined);
   await grid.connection(1, 0).request(ECHO, undefined);
 }

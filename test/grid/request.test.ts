@@ -6,7 +6,7 @@ import {
   RemoteError,
   subrouteId,
   UnknownHandlerError,
-  type Connection,
+  type GridConnection,
 } from '../../src/grid/index.ts';
 import { deadlineOf } from '../../src/internal/deadline.ts';
 import { CapacityExceededError, ConfigError, DeadlineExceededError } from '../../src/internal/errors.ts';
@@ -198,7 +198,7 @@ describe('typed single handlers', () => {
     // An array header announcing two items, followed by one.
     const garbage = Buffer.from([0x92, 0x01]);
     await assert.rejects(
-      (g.connection(0, 1) satisfies Connection).request(81, garbage),
+      (g.connection(0, 1) satisfies GridConnection).request(81, garbage),
       (e) =>
         e instanceof RemoteError &&
         e.code === 'WEFT_GRID_PROTOCOL' &&

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 
 import fc from 'fast-check';
 
-import { subrouteId, type Connection } from '../../src/grid/index.ts';
+import { defineStream, subrouteId, type GridConnection } from '../../src/grid/index.ts';
 import { FakeClock } from '../../src/testing/index.ts';
 import {
   COUNT_UP,
@@ -22,7 +22,7 @@ import {
   watch,
 } from './reliability-harness.ts';
 
-function inFlight(connection: Connection): number[] {
+function inFlight(connection: GridConnection): number[] {
   const s = connection.stats();
   return [s.requestsOut, s.requestsIn, s.streamsOut, s.streamsIn];
 }
@@ -298,6 +298,71 @@ describe('grid: stream flow control', () => {
     assert.deepEqual(taken, range(5));
     for (const s of sends) assert.equal(s.error, undefined);
     finish?.();
+  });
+
+  test('a stream whose windows nobody named buffers 32 items each way: usable without tuning, and still bounded', async (t) => {
+    const { tg } = await testPair(t);
+    let sent = 0;
+    let input: AsyncIterator<Uint8Array> | undefined;
+    let finish: (() => void) | undefined;
+    // Neither inCapacity on the handler nor outCapacity on the caller.
+    tg.manager(1).registerStream(78, {
+      handle: async ({ requests, send }) => {
+        input = requests[Symbol.asyncIterator]();
+        for (let i = 0; i < 100; i++) {
+          await send(u32(i));
+          sent += 1;
+        }
+        await new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+      },
+    });
+    const stream = tg.connection(0, 1).openStream(78);
+    // Output: the handler runs 32 items ahead of a caller that does not read, no further.
+    await eventually(() => sent === 32, 'the handler to use its 32 credits');
+    await roundTrips(tg);
+    await roundTrips(tg);
+    assert.equal(sent, 32);
+    assert.equal(stream.buffered, 32);
+    // Input: the caller runs 32 items ahead of a handler that does not read, no further.
+    const sends = range(40).map((n) => watch(stream.send(u32(n))));
+    const accepted = (): number => sends.filter((s) => s.settled).length;
+    await eventually(() => accepted() === 32, 'the first 32 sends');
+    await roundTrips(tg);
+    await roundTrips(tg);
+    assert.equal(accepted(), 32);
+    // Reading both sides lets everything through, in order.
+    const taken: number[] = [];
+    for (let n = 0; n < 40; n++)
+      taken.push(readU32(((await input?.next())?.value ?? u32(0xffff_ffff)) as Uint8Array));
+    assert.deepEqual(taken, range(40));
+    stream.end();
+    const iterator = stream[Symbol.asyncIterator]();
+    const received: number[] = [];
+    for (let n = 0; n < 100; n++) received.push(readU32((await iterator.next()).value as Uint8Array));
+    assert.deepEqual(received, range(100));
+    finish?.();
+    assert.equal((await iterator.next()).done, true);
+  });
+
+  test('typed streams get the same default windows', async (t) => {
+    const { tg } = await testPair(t);
+    let sent = 0;
+    const numbers = defineStream<null, never, number>(79, { inCapacity: 0 });
+    numbers.register(tg.manager(1), async ({ send }) => {
+      for (let i = 0; i < 100; i++) {
+        await send(i);
+        sent += 1;
+      }
+    });
+    const stream = numbers.open(tg.connection(0, 1), null);
+    await eventually(() => sent === 32, 'the handler to use its 32 credits');
+    await roundTrips(tg);
+    assert.equal(sent, 32);
+    const all: number[] = [];
+    for await (const n of stream) all.push(n);
+    assert.deepEqual(all, range(100));
   });
 });
 

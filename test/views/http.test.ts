@@ -162,6 +162,24 @@ function parseEvent(block: string): SseEvent {
   return fields;
 }
 
+/** An event id as the handler writes it: `<generation>-<index>` (docs/views.md). */
+const EVENT_ID = /^([A-Za-z0-9_-]{16})-([0-9]+)$/;
+
+/** The event with its id cut down to the index, once the id is checked to be of that form. */
+function byIndex(event: SseEvent): SseEvent {
+  if (event.id === undefined) return event;
+  const match = EVENT_ID.exec(event.id);
+  assert.ok(match !== null, `event id ${event.id} is <generation>-<index>`);
+  return { ...event, id: match[2] ?? '' };
+}
+
+/** The generation part of an event's id. */
+function generationOf(event: SseEvent): string {
+  const match = EVENT_ID.exec(event.id ?? '');
+  assert.ok(match?.[1] !== undefined, `event id ${String(event.id)} is <generation>-<index>`);
+  return match[1];
+}
+
 /** An event-stream client that hands over one event (or comment) block at a time. */
 interface EventClient {
   readonly response: http.IncomingMessage;
@@ -258,6 +276,61 @@ function fetchUntilAborted(options: FetchOptions): Promise<ViewResult<unknown>> 
   });
 }
 
+/** Runs the clock in steps until `promise` settles: for answers that wait on retry timers. */
+async function whileTicking<T>(clock: FakeClock, promise: Promise<T>, stepMs = 100): Promise<T> {
+  const state = { settled: false };
+  const done = promise.finally(() => (state.settled = true));
+  for (let step = 0; !state.settled; step++) {
+    assert.ok(step < 10_000, 'never settled');
+    await clock.advanceAsync(stepMs);
+    await turn();
+  }
+  return done;
+}
+
+/** A view `name` over topic `topic` of the harness's publisher (which may not have it). */
+function topicView(h: () => Harness, topic: string): ViewFactory {
+  return () => ({
+    key: topic,
+    newMaterializer: () =>
+      new Materializer({
+        source: (request, signal) => h().publisher.subscribe<MapChange<unknown>>(request, { signal }),
+        request: { topic },
+        view: new MapView<unknown>(),
+        clock: h().clock,
+      }),
+  });
+}
+
+/** A topic whose first snapshot is held back until `release()`. */
+function registerSlowTopic(h: Harness, topic: string): { release(): void } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  h.publisher.registerTopic<MapChange<unknown>>(topic, {
+    snapshot: async () => {
+      await held;
+      return { index: h.publisher.index(topic), events: [] };
+    },
+  });
+  return { release };
+}
+
+/**
+ * Opens a stream (the only one of `h`) and, once a heartbeat is due, reads its first block:
+ * a value sent at once comes before the keep-alive, one held back would come after it.
+ */
+async function firstBlock(
+  h: Harness,
+  url: string,
+  headers: http.OutgoingHttpHeaders,
+): Promise<{ client: EventClient; first: SseEvent }> {
+  const opening = openEvents(url, headers);
+  await eventually(() => h.handler.stats().streams === 1, 'the stream to start');
+  await h.clock.advanceAsync(15_000);
+  const client = await opening;
+  return { client, first: await client.next() };
+}
+
 describe('views HTTP: blocking queries', () => {
   test('answers 200 with the value as JSON, its index in X-Weft-Index, and no-store', async (t) => {
     const h = await serve(t);
@@ -343,34 +416,119 @@ describe('views HTTP: blocking queries', () => {
     }
   });
 
-  test('without an index it answers at once, waiting only for the first snapshot and at most the wait', async (t) => {
-    const h = await serve(t, {
-      views: {
-        never: () => ({
-          key: 'never',
-          newMaterializer: () => stubMaterializer(fetchUntilTimeout).materializer,
-        }),
-      },
-    });
-    // A view that never materializes still answers when the wait runs out.
-    function fetchUntilTimeout(options: FetchOptions): Promise<ViewResult<unknown>> {
-      return new Promise((resolve) =>
-        h.clock.setTimeout(() => {
-          resolve({ index: 0, value: null, cached: false });
-        }, options.timeoutMs ?? Infinity),
-      );
+  test('a view with no value yet when the wait runs out is a 503 with Retry-After, not index 0 and an empty value', async (t) => {
+    const h: Harness = await serve(t, { views: { slow: topicView(() => h, 'slow') } });
+    const slow = registerSlowTopic(h, 'slow');
+    for (const query of ['wait=2s', 'index=5&wait=2s']) {
+      const pending = get(h.url(`slow?${query}`));
+      await eventually(() => h.handler.stats().waiting === 1, 'the query to wait');
+      await h.clock.advanceAsync(1_999);
+      assert.equal(h.handler.stats().waiting, 1, 'it waits for the first snapshot, at most the wait');
+      await h.clock.advanceAsync(1);
+      const answer = await pending;
+      assert.equal(answer.status, 503, query);
+      assert.equal(answer.headers.get('retry-after'), '1');
+      assert.equal(answer.index, null, 'no index: there is no value');
+      assert.equal(answer.body, 'view "slow" has no value yet\n');
     }
-    const pending = get(h.url('never?wait=2s'));
-    await eventually(() => h.handler.stats().waiting === 1, 'the query to wait');
-    await h.clock.advanceAsync(2_000);
-    const answer = await pending;
-    assert.equal(answer.status, 200);
-    assert.equal(answer.index, '0');
-    assert.equal(answer.body, 'null');
+    assert.equal(h.handler.stats().notReady, 2);
+    assert.equal(h.handler.stats().served, 0);
 
+    // Once the snapshot is in, the empty state is a value: 200 with its index.
+    slow.release();
+    const ready = await get(h.url('slow'));
+    assert.equal(ready.status, 200);
+    assert.equal(ready.index, '1');
+    assert.equal(ready.body, '{}');
+  });
+
+  test('an index ahead of the view (the server restarted) is answered at once with the lower index', async (t) => {
+    const h = await serve(t);
+    const index = h.put('a', 1);
+    await get(h.url('members'));
+    let answer: Answer | undefined;
+    void get(h.url(`members?index=${index + 40}&wait=30s`)).then((a) => (answer = a));
+    // The clock does not move: only an answer that does not wait for it can arrive.
+    await eventually(() => answer !== undefined, 'the answer, without waiting');
+    assert.equal(answer?.status, 200);
+    assert.equal(answer.index, String(index));
+    assert.deepEqual(JSON.parse(answer.body), { a: 1 });
+    assert.equal(h.handler.stats().waiting, 0);
+
+    // With the index it was given, the client waits for the next change as usual.
+    const next = get(h.url(`members?index=${index}&wait=30s`));
+    await eventually(() => h.handler.stats().waiting === 1, 'the query to wait');
+    const changed = h.put('b', 2);
+    assert.equal((await next).index, String(changed));
+  });
+
+  test('an index ahead of a view that has no value yet is answered with its first snapshot', async (t) => {
+    const h: Harness = await serve(t, { views: { slow: topicView(() => h, 'slow') } });
+    const slow = registerSlowTopic(h, 'slow');
+    let answer: Answer | undefined;
+    void get(h.url('slow?index=99&wait=1m')).then((a) => (answer = a));
+    await eventually(() => h.handler.stats().waiting === 1, 'the query to wait');
+    slow.release();
+    await eventually(() => answer !== undefined, 'the answer, once the snapshot is in');
+    assert.equal(answer?.status, 200);
+    assert.equal(answer.index, '1');
+  });
+
+  test('a view over a topic that does not exist is a 404 with the reason, logged once, for queries and streams', async (t) => {
+    const h: Harness = await serve(t, { views: { ghost: topicView(() => h, 'ghost') } });
+    for (const query of ['', '?index=3&wait=1m', '?wait=5s']) {
+      const answer = await whileTicking(h.clock, get(h.url(`ghost${query}`)));
+      assert.equal(answer.status, 404, query);
+      assert.equal(answer.body, 'unknown topic "ghost"\n');
+    }
+    const stream = await whileTicking(h.clock, openEvents(h.url('ghost')));
+    // A status code, on which an EventSource gives up, rather than an error event and a reconnection.
+    assert.equal(stream.response.statusCode, 404);
+    assert.equal(await stream.ended, 'unknown topic "ghost"\n');
+    assert.deepEqual(h.logged, ['a view reads a topic that does not exist']);
+    assert.deepEqual([h.handler.stats().notFound, h.handler.stats().failed], [4, 0]);
+    await eventually(() => h.handler.stats().streams === 0, 'the stream to be counted closed');
+  });
+
+  test('with a next callback, a request that is not for a view goes on to the application, its body unread', async (t) => {
+    const h = await serve(t);
     h.put('a', 1);
-    const now = await get(h.url('members'));
-    assert.equal(now.index, '2');
+    const app = http.createServer((request, response) => {
+      h.handler(request, response, () => {
+        let body = '';
+        request.setEncoding('utf8');
+        request.on('data', (chunk: string) => (body += chunk));
+        request.on('end', () => response.end(`app: ${request.method ?? ''} ${request.url ?? ''} ${body}`));
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      app.closeAllConnections();
+      app.close();
+    });
+    const base = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+    for (const path of [
+      '/',
+      '/healthz',
+      '/v1/other/members',
+      '/v1/views/nope',
+      '/v1/views/%E0%A4%A',
+      '/v1/views',
+    ]) {
+      const answer = await rawGet(base, path);
+      assert.equal(answer.status, 200, path);
+      assert.equal(answer.body, `app: GET ${path} `);
+    }
+    const posted = await get(`${base}/v1/submit`, { method: 'POST', body: 'hello' });
+    assert.equal(posted.body, 'app: POST /v1/submit hello');
+
+    // A view's own requests stay with the handler, its refusals included.
+    const view = await get(`${base}/v1/views/members`);
+    assert.equal(view.status, 200);
+    assert.deepEqual(JSON.parse(view.body), { a: 1 });
+    assert.equal((await get(`${base}/v1/views/members`, { method: 'POST', body: 'x' })).status, 405);
+    assert.equal((await get(`${base}/v1/views/members?index=x`)).status, 400);
+    assert.deepEqual([h.handler.stats().notFound, h.handler.stats().badRequests], [0, 1]);
   });
 
   test('a client that goes away stops its query and lets go of the view', async (t) => {
@@ -593,57 +751,130 @@ describe('views HTTP: blocking queries', () => {
 });
 
 describe('views HTTP: Server-Sent Events', () => {
-  test('streams each new value as an event whose id is its index, in order', async (t) => {
+  test('streams each new value as an event whose id is its generation and index, in order', async (t) => {
     const h = await serve(t);
     const client = await openEvents(h.url('members'));
     assert.equal(client.response.statusCode, 200);
     assert.equal(client.response.headers['content-type'], 'text/event-stream');
     assert.equal(client.response.headers['cache-control'], 'no-store');
 
-    assert.deepEqual(await client.next(), { id: '1', event: 'update', data: '{}' });
+    const first = await client.next();
+    assert.deepEqual(byIndex(first), { id: '1', event: 'update', data: '{}' });
     const a = h.put('a', 1);
-    assert.deepEqual(await client.next(), { id: String(a), event: 'update', data: '{"a":1}' });
+    const second = await client.next();
+    assert.deepEqual(byIndex(second), { id: String(a), event: 'update', data: '{"a":1}' });
     const b = h.put('b', 2);
-    assert.deepEqual(await client.next(), { id: String(b), event: 'update', data: '{"a":1,"b":2}' });
+    assert.deepEqual(byIndex(await client.next()), { id: String(b), event: 'update', data: '{"a":1,"b":2}' });
+    assert.equal(generationOf(second), generationOf(first), 'one generation while the view lives');
     client.close();
   });
 
-  test('Last-Event-ID (or ?index) resumes after the index the client holds', async (t) => {
+  test('Last-Event-ID resumes after the event the client holds, ?index after that index', async (t) => {
     const h = await serve(t);
+    const first = await openEvents(h.url('members'));
+    await first.next();
     h.put('a', 1);
+    await first.next();
     const held = h.put('b', 2);
+    const heldEvent = await first.next();
+    assert.equal(byIndex(heldEvent).id, String(held));
+    first.close();
 
-    const resumed = await openEvents(h.url('members?index=1'), { 'last-event-id': String(held) });
+    const resumed = await openEvents(h.url('members?index=1'), { 'last-event-id': heldEvent.id ?? '' });
     const fromIndex = await openEvents(h.url(`members?index=${held}`));
-    const behind = await openEvents(h.url('members'), { 'last-event-id': String(held - 1) });
-    assert.deepEqual(await behind.next(), { id: String(held), event: 'update', data: '{"a":1,"b":2}' });
+    const behind = await openEvents(h.url('members'), {
+      'last-event-id': `${generationOf(heldEvent)}-${held - 1}`,
+    });
+    assert.deepEqual(byIndex(await behind.next()), {
+      id: String(held),
+      event: 'update',
+      data: '{"a":1,"b":2}',
+    });
 
     const next = h.put('c', 3);
     // The first thing the resumed clients see is the new value: nothing at or below their index.
     for (const client of [resumed, fromIndex]) {
-      assert.deepEqual(await client.next(), {
+      assert.equal(client.response.statusCode, 200);
+      assert.deepEqual(byIndex(await client.next()), {
         id: String(next),
         event: 'update',
         data: '{"a":1,"b":2,"c":3}',
       });
     }
-    assert.equal((await behind.next()).id, String(next));
+    assert.equal(byIndex(await behind.next()).id, String(next));
     for (const client of [resumed, fromIndex, behind]) client.close();
+  });
 
-    const bad = await openEvents(h.url('members'), { 'last-event-id': 'x1' });
-    assert.equal(bad.response.statusCode, 400);
-    assert.match(await bad.ended, /^Invalid Last-Event-ID/);
+  test('a Last-Event-ID of another form (garbled, or the plain index an older server sent) gets the current value at once', async (t) => {
+    const h = await serve(t);
+    h.put('a', 1);
+    const index = h.put('b', 2);
+    await get(h.url('members'));
+    for (const id of ['x1', String(index), String(index + 5), 'abc-', '-7', `${'a'.repeat(65)}-1`, 'é-1']) {
+      const { client, first } = await firstBlock(h, h.url('members'), { 'last-event-id': id });
+      assert.equal(client.response.statusCode, 200, id);
+      assert.deepEqual(byIndex(first), { id: String(index), event: 'update', data: '{"a":1,"b":2}' }, id);
+      client.close();
+      await eventually(() => h.handler.stats().streams === 0, 'the stream to end');
+    }
+  });
+
+  test('after a restart, a client resuming from the old generation gets the current value at once', async (t) => {
+    const before = await serve(t);
+    const old = await openEvents(before.url('members'));
+    await old.next();
+    before.put('a', 'old');
+    const atTwo = await old.next();
+    before.put('b', 'old');
+    before.put('c', 'old');
+    before.put('d', 'old');
+    let atFive = await old.next();
+    while (byIndex(atFive).id !== '5') atFive = await old.next();
+    old.close();
+
+    // The restarted server: a new publisher, whose index starts over.
+    const after = await serve(t);
+    const index = after.put('x', 'new');
+    assert.equal(index, 2);
+    await get(after.url('members'));
+    const resumes: readonly [string, http.OutgoingHttpHeaders][] = [
+      ['an id above the new index', { 'last-event-id': atFive.id ?? '' }],
+      ['an id at the same index, of the old generation', { 'last-event-id': atTwo.id ?? '' }],
+      ['a plain ?index above the new index', {}],
+    ];
+    for (const [what, headers] of resumes) {
+      const path = what.includes('?index') ? 'members?index=5' : 'members';
+      const { client, first } = await firstBlock(after, after.url(path), headers);
+      assert.deepEqual(byIndex(first), { id: '2', event: 'update', data: '{"x":"new"}' }, what);
+      assert.notEqual(generationOf(first), generationOf(atTwo), 'a new generation');
+      client.close();
+      await eventually(() => after.handler.stats().streams === 0, 'the stream to end');
+    }
+  });
+
+  test('an event stream of a view with no value yet waits for it: a heartbeat opens it, the first snapshot follows', async (t) => {
+    const h: Harness = await serve(t, { views: { slow: topicView(() => h, 'slow') } });
+    const slow = registerSlowTopic(h, 'slow');
+    const opening = openEvents(h.url('slow'));
+    await eventually(() => h.handler.stats().streams === 1, 'the stream to start');
+    await h.clock.advanceAsync(15_000);
+    const client = await opening;
+    assert.equal(client.response.statusCode, 200);
+    assert.deepEqual(await client.next(), { comment: 'keep-alive' });
+    slow.release();
+    assert.deepEqual(byIndex(await client.next()), { id: '1', event: 'update', data: '{}' });
+    client.close();
   });
 
   test('an idle stream gets a keep-alive comment every 15 s of the clock', async (t) => {
     const h = await serve(t);
     const client = await openEvents(h.url('members'));
-    assert.equal((await client.next()).id, '1');
+    assert.equal(byIndex(await client.next()).id, '1');
 
     await h.clock.advanceAsync(14_999);
     const index = h.put('a', 1);
     // Had a heartbeat been sent early, it would come before this event.
-    assert.equal((await client.next()).id, String(index));
+    assert.equal(byIndex(await client.next()).id, String(index));
     await h.clock.advanceAsync(1);
     assert.deepEqual(await client.next(), { comment: 'keep-alive' });
     await h.clock.advanceAsync(15_000);
@@ -706,8 +937,9 @@ describe('views HTTP: Server-Sent Events', () => {
     const ids: number[] = [];
     for (;;) {
       const event = await client.next();
-      ids.push(Number(event.id));
-      if (event.id === String(last)) {
+      const id = byIndex(event).id;
+      ids.push(Number(id));
+      if (id === String(last)) {
         assert.equal((JSON.parse(event.data ?? '') as { big: string }).big, `${published - 1}:${padding}`);
         break;
       }
@@ -718,6 +950,80 @@ describe('views HTTP: Server-Sent Events', () => {
     );
     assert.ok(ids.length < published, `${ids.length} events for ${published} updates`);
     client.close();
+  });
+
+  test('a slow client costs one encoding, of the latest value, when its socket drains; what it missed is never encoded', async (t) => {
+    let encodes = 0;
+    const h = await serve(t, {
+      encode: (value) => {
+        encodes += 1;
+        return value instanceof Map ? Object.fromEntries(value as Map<string, unknown>) : value;
+      },
+    });
+    const client = await openEvents(h.url('members'));
+    await client.next();
+    const response = h.responses[0];
+    assert.ok(response !== undefined);
+    client.response.pause();
+
+    const padding = 'x'.repeat(128 * 1024);
+    let published = 0;
+    // Fill the socket until the handler finds it full.
+    while (!response.writableNeedDrain) {
+      assert.ok(published < 1000, 'the socket never filled');
+      h.put('big', `${published}:${padding}`);
+      published += 1;
+      await turn();
+      await turn();
+    }
+    const written = h.publisher.index('members');
+    const encodesBefore = encodes;
+    let last = 0;
+    for (let i = 0; i < 20; i++) {
+      last = h.put('big', `${published}:${padding}`);
+      published += 1;
+      await turn();
+      await turn();
+    }
+    assert.ok(response.writableNeedDrain, 'the socket never drained');
+    assert.equal(encodes - encodesBefore, 0, 'nothing is encoded for a client that cannot take it');
+    assert.ok(h.handler.stats().coalesced > 0, 'later values replaced the one owed');
+
+    client.response.resume();
+    const ids: number[] = [];
+    for (;;) {
+      const event = byIndex(await client.next());
+      ids.push(Number(event.id));
+      if (Number(event.id) === last) {
+        assert.equal((JSON.parse(event.data ?? '') as { big: string }).big, `${published - 1}:${padding}`);
+        break;
+      }
+    }
+    assert.deepEqual(
+      ids.filter((id) => id > written),
+      [last],
+      'after the socket filled, only the latest value is sent',
+    );
+    assert.equal(encodes - encodesBefore, 1, 'one encoding, when the socket drained');
+    client.close();
+  });
+
+  test('every client sent one value shares one encoding of it', async (t) => {
+    let encodes = 0;
+    const h = await serve(t, {
+      encode: (value) => {
+        encodes += 1;
+        return value instanceof Map ? Object.fromEntries(value as Map<string, unknown>) : value;
+      },
+    });
+    const clients = await Promise.all([1, 2, 3].map(() => openEvents(h.url('members'))));
+    for (const client of clients) await client.next();
+    const before = encodes;
+    const index = h.put('a', 1);
+    for (const client of clients) assert.equal(byIndex(await client.next()).id, String(index));
+    assert.equal((await get(h.url('members'))).index, String(index));
+    assert.equal(encodes - before, 1);
+    for (const client of clients) client.close();
   });
 
   test('streams beyond maxStreams are refused with 503 and counted; blocking queries are not limited', async (t) => {
@@ -735,7 +1041,7 @@ describe('views HTTP: Server-Sent Events', () => {
     first.close();
     await eventually(() => h.handler.stats().streams === 0, 'the first stream to end');
     const again = await openEvents(h.url('members'));
-    assert.equal((await again.next()).id, '1');
+    assert.equal(byIndex(await again.next()).id, '1');
     assert.equal(h.handler.stats().streamsOpened, 2);
     again.close();
   });
@@ -757,7 +1063,7 @@ describe('views HTTP: Server-Sent Events', () => {
       },
     });
     const client = await openEvents(h.url('doomed'));
-    assert.deepEqual(await client.next(), { id: '5', event: 'update', data: '{"k":"v"}' });
+    assert.deepEqual(byIndex(await client.next()), { id: '5', event: 'update', data: '{"k":"v"}' });
     const error = await client.next();
     assert.equal(error.event, 'error');
     assert.deepEqual(JSON.parse(error.data ?? ''), {
@@ -789,7 +1095,7 @@ describe('views HTTP: Server-Sent Events', () => {
     value = 'fine';
     index = 2;
     const again = await openEvents(h.url('odd'));
-    assert.deepEqual(await again.next(), { id: '2', event: 'update', data: '"fine"' });
+    assert.deepEqual(byIndex(await again.next()), { id: '2', event: 'update', data: '"fine"' });
     again.close();
   });
 

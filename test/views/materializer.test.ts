@@ -66,7 +66,7 @@ describe('Materializer.fetch', () => {
     m.fake.current.snapshot(5, 'g1', [event('a')]);
     await m.settle();
     const result = await m.materializer.fetch({ minIndex: 4 });
-    assert.deepEqual(result, { index: 5, value: ['a'], cached: true });
+    assert.deepEqual(result, { index: 5, value: ['a'], cached: true, generation: 'g1' });
     await m.stop();
   });
 
@@ -83,8 +83,38 @@ describe('Materializer.fetch', () => {
     assert.equal(waiting.state, 'pending', 'index 7 is not above 7');
     m.fake.current.batch(8, event('d'));
     await m.settle();
-    assert.deepEqual(waiting.value, { index: 8, value: ['a', 'b', 'c', 'd'], cached: false });
+    assert.deepEqual(waiting.value, {
+      index: 8,
+      value: ['a', 'b', 'c', 'd'],
+      cached: false,
+      generation: 'g1',
+    });
     await m.stop();
+  });
+
+  test('returnIfBehind: a minIndex ahead of the view gets the lower index at once, or with the first snapshot', async () => {
+    const m = start();
+    const early = watch(m.materializer.fetch({ minIndex: 50, returnIfBehind: true }));
+    const consul = watch(m.materializer.fetch({ minIndex: 50 }));
+    m.fake.current.snapshot(5, 'g1', [event('a')]);
+    await m.settle();
+    assert.deepEqual(early.value, { index: 5, value: ['a'], cached: false, generation: 'g1' });
+    assert.equal(consul.state, 'pending', 'without it, a minIndex ahead is waited for, as in Consul');
+    assert.deepEqual(await m.materializer.fetch({ minIndex: 50, returnIfBehind: true }), {
+      index: 5,
+      value: ['a'],
+      cached: true,
+      generation: 'g1',
+    });
+    const atIndex = watch(m.materializer.fetch({ minIndex: 5, returnIfBehind: true }));
+    await m.settle();
+    assert.equal(atIndex.state, 'pending', 'at the index the caller holds, it waits for the next');
+    m.fake.current.batch(6, event('b'));
+    await m.settle();
+    assert.equal(atIndex.value?.index, 6);
+    assert.equal(consul.state, 'pending');
+    await m.stop();
+    assert.equal(consul.state, 'rejected');
   });
 
   test('minIndex 0 always waits for the first snapshot, then returns the latest at once', async () => {
@@ -95,10 +125,15 @@ describe('Materializer.fetch', () => {
     assert.equal(first.state, 'pending', 'the snapshot is not complete');
     m.fake.current.push({ kind: 'end-of-snapshot', index: 3, generation: 'g1' });
     await m.settle();
-    assert.deepEqual(first.value, { index: 3, value: ['a'], cached: false });
+    assert.deepEqual(first.value, { index: 3, value: ['a'], cached: false, generation: 'g1' });
     m.fake.current.batch(4, event('b'));
     await m.settle();
-    assert.deepEqual(await m.materializer.fetch(), { index: 4, value: ['a', 'b'], cached: true });
+    assert.deepEqual(await m.materializer.fetch(), {
+      index: 4,
+      value: ['a', 'b'],
+      cached: true,
+      generation: 'g1',
+    });
     await m.stop();
   });
 
@@ -110,7 +145,7 @@ describe('Materializer.fetch', () => {
     await m.clock.advanceAsync(29_999);
     assert.equal(waiting.state, 'pending');
     await m.clock.advanceAsync(1);
-    assert.deepEqual(waiting.value, { index: 5, value: ['a'], cached: false });
+    assert.deepEqual(waiting.value, { index: 5, value: ['a'], cached: false, generation: 'g1' });
     assert.equal(m.materializer.stats().waiters, 0);
     await m.stop();
   });
@@ -215,7 +250,7 @@ describe('Materializer state machine', () => {
     m.fake.current.push({ kind: 'end-of-snapshot', index: 9, generation: 'g2' });
     await m.settle();
     assert.deepEqual(m.view.updates.at(-1), [event('c'), event('d')]);
-    assert.deepEqual(waiting.value, { index: 9, value: ['c', 'd'], cached: false });
+    assert.deepEqual(waiting.value, { index: 9, value: ['c', 'd'], cached: false, generation: 'g2' });
     // The next resumption uses the new generation.
     m.fake.current.fail(new EventStreamError('link down'));
     await m.settle();
@@ -247,7 +282,7 @@ describe('Materializer state machine', () => {
     const waiting = watch(m.materializer.fetch());
     m.fake.current.snapshot(4, 'g1');
     await m.settle();
-    assert.deepEqual(waiting.value, { index: 4, value: [], cached: false });
+    assert.deepEqual(waiting.value, { index: 4, value: [], cached: false, generation: 'g1' });
     assert.deepEqual(m.view.updates, [[]]);
     await m.stop();
   });
@@ -331,7 +366,12 @@ describe('Materializer state machine', () => {
     m.view.failOn = undefined;
     m.fake.current.snapshot(6, 'g1', [event('a'), event('b'), event('poison')]);
     await m.settle();
-    assert.deepEqual(waiting.value, { index: 6, value: ['a', 'b', 'poison'], cached: false });
+    assert.deepEqual(waiting.value, {
+      index: 6,
+      value: ['a', 'b', 'poison'],
+      cached: false,
+      generation: 'g1',
+    });
     assert.equal(fresh.value?.index, 6);
     await m.stop();
   });
@@ -364,7 +404,7 @@ describe('Materializer state machine', () => {
     await m.settle();
     m.fake.current.snapshot(3, 'g2', [event('z')]);
     await m.settle();
-    assert.deepEqual(waiting.value, { index: 3, value: ['z'], cached: false });
+    assert.deepEqual(waiting.value, { index: 3, value: ['z'], cached: false, generation: 'g2' });
     await m.stop();
   });
 
@@ -471,7 +511,7 @@ describe('Materializer errors and retries', () => {
     assert.equal(m.fake.streams.length, 3);
     m.fake.current.batch(6, event('b'));
     await m.settle();
-    assert.deepEqual(next.value, { index: 6, value: ['a', 'b'], cached: false });
+    assert.deepEqual(next.value, { index: 6, value: ['a', 'b'], cached: false, generation: 'g1' });
     // After the good update the next failure is the first again: hidden, and retried at once.
     const after = watch(m.materializer.fetch({ minIndex: 6 }));
     m.fake.current.fail(new EventStreamError('blip'));

@@ -118,11 +118,12 @@ describe('ViewStore.get', () => {
     const first = watch(s.store.get(s.request('k')));
     s.source('k').current.snapshot(5, 'g1', [event('a')]);
     await s.settle();
-    assert.deepEqual(first.value, { index: 5, value: ['a'], cached: false });
+    assert.deepEqual(first.value, { index: 5, value: ['a'], cached: false, generation: 'g1' });
     assert.deepEqual(await s.store.get(s.request('k'), { minIndex: 4 }), {
       index: 5,
       value: ['a'],
       cached: true,
+      generation: 'g1',
     });
   });
 
@@ -139,7 +140,7 @@ describe('ViewStore.get', () => {
     assert.equal(waiting.state, 'pending');
     s.source('k').current.batch(7, event('c'));
     await s.settle();
-    assert.deepEqual(waiting.value, { index: 7, value: ['a', 'b', 'c'], cached: false });
+    assert.deepEqual(waiting.value, { index: 7, value: ['a', 'b', 'c'], cached: false, generation: 'g1' });
   });
 
   test('minIndex 0 waits for the first snapshot and returns the latest once it is applied', async () => {
@@ -152,7 +153,12 @@ describe('ViewStore.get', () => {
       .batch(4, event('b'));
     await s.settle();
     assert.equal(waiting.value?.index, 3);
-    assert.deepEqual(await s.store.get(s.request('k')), { index: 4, value: ['a', 'b'], cached: true });
+    assert.deepEqual(await s.store.get(s.request('k')), {
+      index: 4,
+      value: ['a', 'b'],
+      cached: true,
+      generation: 'g1',
+    });
   });
 
   test('a get that times out returns the last value with its index and no error', async () => {
@@ -166,7 +172,7 @@ describe('ViewStore.get', () => {
     await s.clock.advanceAsync(9_999);
     assert.equal(waiting.state, 'pending');
     await s.clock.advanceAsync(1);
-    assert.deepEqual(waiting.value, { index: 5, value: ['a'], cached: false });
+    assert.deepEqual(waiting.value, { index: 5, value: ['a'], cached: false, generation: 'g1' });
     assert.equal(waiting.error, undefined);
   });
 
@@ -264,7 +270,7 @@ describe('ViewStore refcounts and expiry', () => {
     await s.settle();
     assert.equal(first.state, 'fulfilled');
     await s.clock.advanceAsync(19 * MINUTE);
-    assert.deepEqual(await s.store.get(k), { index: 2, value: ['a'], cached: true });
+    assert.deepEqual(await s.store.get(k), { index: 2, value: ['a'], cached: true, generation: 'g1' });
     await s.clock.advanceAsync(19 * MINUTE);
     assert.equal(s.store.stats().entries, 1, 'kept: idle for 19 minutes only');
     await s.clock.advanceAsync(MINUTE);
@@ -401,9 +407,9 @@ describe('ViewStore.notify', () => {
     s.source('k').current.batch(4, event('c'));
     await s.settle();
     assert.deepEqual(updates, [
-      { index: 2, value: ['a'], error: undefined },
-      { index: 3, value: ['a', 'b'], error: undefined },
-      { index: 4, value: ['a', 'b', 'c'], error: undefined },
+      { index: 2, value: ['a'], error: undefined, generation: 'g1' },
+      { index: 3, value: ['a', 'b'], error: undefined, generation: 'g1' },
+      { index: 4, value: ['a', 'b', 'c'], error: undefined, generation: 'g1' },
     ]);
     controller.abort();
     await done;
@@ -427,7 +433,12 @@ describe('ViewStore.notify', () => {
       [...new Set(indexes)].sort((x, y) => x - y),
       'increasing, no repeats',
     );
-    assert.deepEqual(updates.at(-1), { index: 5, value: ['a', 'b', 'c', 'd'], error: undefined });
+    assert.deepEqual(updates.at(-1), {
+      index: 5,
+      value: ['a', 'b', 'c', 'd'],
+      error: undefined,
+      generation: 'g1',
+    });
     controller.abort();
     await done;
   });
@@ -472,7 +483,7 @@ describe('ViewStore.notify', () => {
     await s.clock.advanceAsync(200);
     s.source('k').current.batch(3, event('b'));
     await s.settle();
-    assert.deepEqual(updates.at(-1), { index: 3, value: ['a', 'b'], error: undefined });
+    assert.deepEqual(updates.at(-1), { index: 3, value: ['a', 'b'], error: undefined, generation: 'g1' });
     controller.abort();
     await done;
   });
@@ -506,7 +517,7 @@ describe('ViewStore.notify', () => {
     await s.settle();
     assert.equal(done.state, 'fulfilled');
     assert.deepEqual(updates, [
-      { index: 2, value: [], error: undefined },
+      { index: 2, value: [], error: undefined, generation: 'g1' },
       { index: 2, value: undefined, error: denied },
     ]);
     assert.deepEqual(s.store.stats(), { entries: 0, idle: 0, started: 1, evicted: 1, refused: 0 });
