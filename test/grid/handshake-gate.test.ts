@@ -45,7 +45,9 @@ async function startNode(t: TestContext, limits: Partial<GridLimits> = {}): Prom
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // A deep accept queue, as a node facing the internet has: a flood of connections must not
+  // make the kernel drop a peer's SYN (which costs that peer a 1 s retransmission).
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
   const { port } = server.address() as AddressInfo;
   const host = `http://127.0.0.1:${port}`;
   let peerHost = '';
@@ -363,7 +365,7 @@ test(
       (r) =>
         Object.values(r.opened).reduce((a, b) => a + b, 0) >= 1_000 &&
         (r.destroyed['silent'] ?? 0) >= 100 &&
-        (r.destroyed['garbage'] ?? 0) >= 334,
+        (r.destroyed['garbage'] ?? 0) >= 666,
     );
     const reconnectMs: number[] = [];
     for (let restart = 0; restart < 10; restart++) {

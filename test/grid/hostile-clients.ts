@@ -26,14 +26,14 @@ function source(): string {
   return `127.0.0.${2 + (next % sources)}`;
 }
 
-/** Opens another socket of `kind` once this one is gone, a little later so the loop never spins. */
+/** Opens another socket of `kind` once this one is gone, 250 ms later so the loop never spins. */
 function replaced(kind: keyof typeof opened): void {
   live -= 1;
   destroyed[kind] += 1;
   if (!stopping) {
     setTimeout(() => {
       open(kind);
-    }, 100);
+    }, 250);
   }
 }
 
