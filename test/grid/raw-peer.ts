@@ -1,14 +1,19 @@
 // A raw grid client for tests: a `ws` socket that speaks the wire by hand, to send what a
 // well-behaved node never would.
 
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 
 import WebSocket from 'ws';
 
-import { decodeMessage, type Frame } from '../../src/grid/frame.ts';
+import { hmacAuth, type HandshakeClaims } from '../../src/grid/auth.ts';
+import type { RefusalReason } from '../../src/grid/errors.ts';
+import { decodeFrame, decodeMessage, encodeFrame, type Frame } from '../../src/grid/frame.ts';
+import { decodeConnect, encodeChallenge, encodeConnectResponse } from '../../src/grid/messages.ts';
+import type { Clock } from '../../src/internal/clock.ts';
 import { toBuffer } from '../../src/grid/handshake.ts';
-import { GRID_PATH, type Op as OpCode } from '../../src/grid/protocol.ts';
+import { GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
 
 export class RawPeer {
   readonly ws: WebSocket;
@@ -86,4 +91,34 @@ export class RawPeer {
 
 export function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {
   return { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op, flags: 0, payload: undefined, ...fields };
+}
+
+/**
+ * Plays a legitimate acceptor at `host` on a raw server socket: sends the Challenge at once,
+ * and returns how to answer the dialler's Connect: an accepting ConnectResponse with the
+ * acceptor's token under `secret`, or a refusal.
+ */
+export function playAcceptor(
+  ws: WebSocket,
+  clock: Clock,
+  host: string,
+  secret: string,
+): (connect: Buffer, refuse?: RefusalReason) => Buffer {
+  const acceptor = {
+    host,
+    nodeId: randomBytes(16),
+    timeMs: Math.floor(clock.wallTimeMs()),
+    nonce: randomBytes(16),
+  };
+  const challenge = encodeChallenge({ version: PROTOCOL_VERSION, ...acceptor });
+  ws.send(encodeFrame(frameOf(Op.Challenge, { payload: challenge }), false));
+  return (message, refuse) => {
+    const connect = decodeConnect(decodeFrame(message).payload);
+    const claims: HandshakeClaims = { version: PROTOCOL_VERSION, dialler: connect, acceptor };
+    const payload =
+      refuse === undefined
+        ? encodeConnectResponse({ accepted: true, token: hmacAuth(secret).authToken('acceptor', claims) })
+        : encodeConnectResponse({ accepted: false, reason: refuse, detail: 'told to refuse' });
+    return encodeFrame(frameOf(Op.ConnectResponse, { payload }), false);
+  };
 }

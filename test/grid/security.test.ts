@@ -28,12 +28,9 @@ import { decodeFrame, decodeMessage, encodeFrame, type Frame } from '../../src/g
 import { Manager } from '../../src/grid/manager.ts';
 import {
   decodeChallenge,
-  decodeConnect,
   decodeConnectResponse,
   decodeError,
-  encodeChallenge,
   encodeConnect,
-  encodeConnectResponse,
   encodeStreamOpen,
   encodeWindow,
   type Challenge,
@@ -44,7 +41,7 @@ import { Flag, GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../
 import { CapacityExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
-import { frameOf, RawPeer } from './raw-peer.ts';
+import { frameOf, playAcceptor, RawPeer } from './raw-peer.ts';
 
 const SECRET = 'weft-security-test-cluster-secret';
 const ECHO = 64;
@@ -307,34 +304,6 @@ async function rawDialler(t: TestContext, node: Acceptor): Promise<RawPeer> {
     `a legitimate handshake was refused: ${response.accepted ? '' : response.detail}`,
   );
   return peer;
-}
-
-/**
- * Plays a legitimate acceptor at `host` on a raw server socket: sends the Challenge at
- * once, and returns how to answer the dialler's Connect (an accepting ConnectResponse).
- */
-function playAcceptor(ws: WebSocket, clock: FakeClock, host: string): (connect: Buffer) => Buffer {
-  const acceptor = {
-    host,
-    nodeId: randomBytes(16),
-    timeMs: Math.floor(clock.wallTimeMs()),
-    nonce: randomBytes(16),
-  };
-  ws.send(
-    encodeFrame(
-      frameOf(Op.Challenge, { payload: encodeChallenge({ version: PROTOCOL_VERSION, ...acceptor }) }),
-      false,
-    ),
-  );
-  return (message) => {
-    const connect = decodeConnect(decodeFrame(message).payload);
-    const claims: HandshakeClaims = { version: PROTOCOL_VERSION, dialler: connect, acceptor };
-    const payload = encodeConnectResponse({
-      accepted: true,
-      token: hmacAuth(SECRET).authToken('acceptor', claims),
-    });
-    return encodeFrame(frameOf(Op.ConnectResponse, { payload }), false);
-  };
 }
 
 /** Sends one Request over a raw client and returns the Response frame. */
@@ -1054,7 +1023,7 @@ describe('sequence numbers', () => {
       });
       const cancelled = new Promise<Frame>((resolve) => {
         wss.on('connection', (ws) => {
-          const answer = playAcceptor(ws, clock, rawBound.host);
+          const answer = playAcceptor(ws, clock, rawBound.host, SECRET);
           ws.on('message', (data: Buffer) => {
             for (const frame of decodeMessage(data)) {
               if (frame.op === Op.Connect) {
@@ -1163,7 +1132,7 @@ test(
     let dials = 0;
     wss.on('connection', (ws) => {
       dials += 1;
-      const answer = playAcceptor(ws, clock, rawBound.host);
+      const answer = playAcceptor(ws, clock, rawBound.host, SECRET);
       ws.once('message', (data: Buffer) => {
         const response = answer(data);
         if (dials > 1) {

@@ -4,7 +4,6 @@
 // once, not at every redial.
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,19 +11,16 @@ import { describe, test, type TestContext } from 'node:test';
 
 import { WebSocketServer, type WebSocket } from 'ws';
 
-import { hmacAuth, type HandshakeClaims } from '../../src/grid/auth.ts';
 import type { ConnectionState } from '../../src/grid/connection.ts';
 import { shouldDial } from '../../src/grid/dial-direction.ts';
 import { HandshakeRefusedError, type RefusalReason } from '../../src/grid/errors.ts';
-import { decodeFrame, encodeFrame } from '../../src/grid/frame.ts';
 import { Manager } from '../../src/grid/manager.ts';
-import { decodeConnect, encodeChallenge, encodeConnectResponse } from '../../src/grid/messages.ts';
-import { GRID_PATH, Op, PROTOCOL_VERSION } from '../../src/grid/protocol.ts';
+import { GRID_PATH } from '../../src/grid/protocol.ts';
 import { callScope } from '../../src/internal/deadline.ts';
 import { CancelledError, ClosedError, DeadlineExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
-import { frameOf } from './raw-peer.ts';
+import { playAcceptor } from './raw-peer.ts';
 import { RecordingLogger } from './recording-logger.ts';
 import { watch } from './reliability-harness.ts';
 
@@ -132,27 +128,10 @@ async function fakeAcceptor(t: TestContext, clock: FakeClock, dialler: string): 
 }
 
 function answer(ws: WebSocket, clock: FakeClock, host: string, how: () => Answer): void {
-  const acceptor = {
-    host,
-    nodeId: randomBytes(16),
-    timeMs: Math.floor(clock.wallTimeMs()),
-    nonce: randomBytes(16),
-  };
-  ws.send(
-    encodeFrame(
-      frameOf(Op.Challenge, { payload: encodeChallenge({ version: PROTOCOL_VERSION, ...acceptor }) }),
-      false,
-    ),
-  );
+  const respond = playAcceptor(ws, clock, host, SECRET);
   ws.once('message', (data: Buffer) => {
-    const connect = decodeConnect(decodeFrame(data).payload);
     const chosen = how();
-    const claims: HandshakeClaims = { version: PROTOCOL_VERSION, dialler: connect, acceptor };
-    const payload =
-      chosen === 'accept'
-        ? encodeConnectResponse({ accepted: true, token: hmacAuth(SECRET).authToken('acceptor', claims) })
-        : encodeConnectResponse({ accepted: false, reason: chosen.refuse, detail: 'told to refuse' });
-    ws.send(encodeFrame(frameOf(Op.ConnectResponse, { payload }), false), () => {
+    ws.send(respond(data, chosen === 'accept' ? undefined : chosen.refuse), () => {
       if (chosen !== 'accept') ws.terminate();
     });
   });
