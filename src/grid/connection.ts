@@ -1103,5 +1103,3 @@ function requestScope(clock: Clock, socketClosed: AbortSignal, deadline: number)
     timeoutMs: Number.isFinite(deadline) ? deadline - clock.now() : undefined,
   });
 }
-
-export type { ConnectionState, ConnectionStats, FrameChecksum, RequestOptions };

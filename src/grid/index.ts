@@ -30,16 +30,7 @@ export {
   UnknownHandlerError,
 } from './errors.ts';
 
-// The errors every Weft module shares, so one import covers what its calls throw.
-export {
-  CancelledError,
-  CapacityExceededError,
-  ClosedError,
-  ConfigError,
-  DeadlineExceededError,
-  isRetryable,
-  WeftError,
-} from '../internal/errors.ts';
+export * from '../internal/public-errors.ts';
 export type { ManagerOptions, ManagerStats } from './manager.ts';
 export type {
   ConnectionState,

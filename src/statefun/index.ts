@@ -21,16 +21,7 @@ export { protobufType } from './protobuf-type.ts';
 export { InvalidTypeNameError, ValueTypeError } from './errors.ts';
 export { FunctionFailedError, InvalidRequestError, UnknownFunctionError } from './request-errors.ts';
 
-// The errors every Weft module shares, so one import covers what its calls throw.
-export {
-  CancelledError,
-  CapacityExceededError,
-  ClosedError,
-  ConfigError,
-  DeadlineExceededError,
-  isRetryable,
-  WeftError,
-} from '../internal/errors.ts';
+export * from '../internal/public-errors.ts';
 export type { StatefulFunction, FunctionSpec } from './stateful-functions.ts';
 export type { Context } from './context.ts';
 export type { AddressScopedStorage } from './storage.ts';

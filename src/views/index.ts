@@ -28,16 +28,7 @@ export {
   ViewStaleError,
 } from './errors.ts';
 
-// The errors every Weft module shares, so one import covers what its calls throw.
-export {
-  CancelledError,
-  CapacityExceededError,
-  ClosedError,
-  ConfigError,
-  DeadlineExceededError,
-  isRetryable,
-  WeftError,
-} from '../internal/errors.ts';
+export * from '../internal/public-errors.ts';
 export type {
   Event,
   EventSource,

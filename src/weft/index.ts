@@ -13,15 +13,7 @@
 
 import { createRequire } from 'node:module';
 
-export {
-  CancelledError,
-  CapacityExceededError,
-  ClosedError,
-  ConfigError,
-  DeadlineExceededError,
-  isRetryable,
-  WeftError,
-} from '../internal/errors.ts';
+export * from '../internal/public-errors.ts';
 export {
   DisconnectedError,
   FrameTooLargeError,

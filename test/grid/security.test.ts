@@ -14,7 +14,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 import { hmacAuth, type HandshakeClaims } from '../../src/grid/auth.ts';
 import type { GridLimits } from '../../src/grid/config.ts';
-import type { ConnectionState, FrameChecksum } from '../../src/grid/connection.ts';
+import type { ConnectionState, FrameChecksum } from '../../src/grid/grid-connection.ts';
 import { shouldDial } from '../../src/grid/dial-direction.ts';
 import {
   DisconnectedError,

@@ -11,7 +11,7 @@ import { describe, test, type TestContext } from 'node:test';
 
 import { WebSocketServer, type WebSocket } from 'ws';
 
-import type { ConnectionState } from '../../src/grid/connection.ts';
+import type { ConnectionState } from '../../src/grid/grid-connection.ts';
 import { shouldDial } from '../../src/grid/dial-direction.ts';
 import { HandshakeRefusedError, type RefusalReason } from '../../src/grid/errors.ts';
 import { Manager } from '../../src/grid/manager.ts';
