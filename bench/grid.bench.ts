@@ -103,26 +103,39 @@ for (const concurrency of [1, 32, 256]) {
 }
 
 // p99 latency of the same echo: N callers in flight, each request timed on its own. One
-// sample is 1 000 requests, so the 99th percentile stands on the ten slowest.
+// sample is 1 000 requests, so its 99th percentile stands on the ten slowest; the row's value
+// is the median of 40 such samples (a quick run: 10), and its spread is reported with it.
 const latencyRequests = 1_000;
+const latencyRounds = 40;
+const latencyQuickRounds = 10;
 
 for (const concurrency of [1, 32, 256]) {
   for (const peer of unaryPeers) {
+    // Every reply is compared with its request, after its latency is taken.
+    const p99 = (echo: Echo, what: string) => () =>
+      latencyQuantileUs(
+        latencyRequests,
+        concurrency,
+        0.99,
+        () => echo(unaryPayload),
+        (reply) => {
+          assertEcho(reply, unaryPayload, what);
+        },
+      );
     cases.push({
       name: `unary-${unaryBytes}B-par${concurrency}`,
       metric: 'latency_p99_us',
       selfMeasured: true,
       // A sample is a thousand requests; grpc-js at par 1 takes half a second for one.
-      rounds: 5,
-      ours: {
-        label: 'weft/grid',
-        fn: () => latencyQuantileUs(latencyRequests, concurrency, 0.99, () => ourEcho(unaryPayload)),
-      },
-      peer: {
-        name: peer.name,
-        fn: () => latencyQuantileUs(latencyRequests, concurrency, 0.99, () => peer.echo(unaryPayload)),
-      },
+      rounds: latencyRounds,
+      quickRounds: latencyQuickRounds,
+      ours: { label: 'weft/grid', fn: p99(ourEcho, 'weft/grid') },
+      peer: { name: peer.name, fn: p99(peer.echo, peer.name) },
       ...lifecycle,
+      check: async () => {
+        await checkConcurrentEcho(ourEcho, concurrency, 'weft/grid');
+        await checkConcurrentEcho(peer.echo, concurrency, peer.name);
+      },
     });
   }
 }
@@ -203,7 +216,8 @@ cases.push({
   name: `idle-streams-${idleCount / 1000}k`,
   metric: 'heap_bytes_per_op',
   // One sample opens 10 000 streams at each end and takes seconds; the figure barely moves.
-  rounds: 1,
+  rounds: 3,
+  quickRounds: 1,
   ours: { label: 'weft/grid', fn: () => idleHeap('grid', 'weft/grid') },
   peer: { name: 'grpc-js', fn: () => idleHeap('grpc', 'grpc-js') },
   ...lifecycle,

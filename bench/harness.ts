@@ -11,8 +11,16 @@
 //    unless the case asks for minor), so slow drift (heap growth, CPU clock, a noisy
 //    neighbour) hits both sides alike.
 // A `heap_bytes_per_op` case skips 2 and 3: each call of a side measures one sample itself.
-// 5. Each side's value is the median of its samples, the ratio the median of the per-round
-//    ratios; each side's spread is reported as the relative standard deviation.
+// 5. `check` runs again after the rounds: a side that broke while it was timed (a stream that
+//    failed and recovered, a wrong reply) fails the case instead of publishing a figure.
+// 6. Each side's value is the median of its samples, the ratio the median of the per-round
+//    ratios; the spread is reported as each side's relative standard deviation and as the
+//    quartiles of the per-round ratios.
+//
+// Rules every suite follows, enforced here (docs/benchmarks.md, Rules): at least
+// `minimumRounds` samples per side; a case that throws or fails its check fails the run and
+// no result file is written; every result file records the commit and whether the tree was
+// dirty (provenance.ts).
 //
 // The statistics, results and suite-finding functions are exported for the unit tests
 // (test/bench/harness.test.ts); only measurement itself needs a real clock.
@@ -22,6 +30,8 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+
+import { sourceRevision, type SourceRevision } from './provenance.ts';
 
 // ---------------------------------------------------------------------------------------
 // Suite definition
@@ -62,8 +72,13 @@ export interface BenchCase {
    * is then per operation (requests per second), not per call. Throughput metrics only.
    */
   readonly opsPerCall?: number;
-  /** Samples per side instead of the run's `rounds`, for samples that take seconds. */
+  /**
+   * Samples per side instead of the run's `rounds`, for samples that take seconds; at least
+   * `minimumRounds.full` for this metric. `quickRounds` is the same for a `--quick` run
+   * (default: `rounds`), at least `minimumRounds.quick`.
+   */
   readonly rounds?: number;
+  readonly quickRounds?: number;
   /**
    * What is collected before each sample: `full` (the default), two full GCs; `minor`, only
    * the young generation. A forced full GC slows the next milliseconds of allocation-heavy
@@ -80,16 +95,19 @@ export interface BenchCase {
   readonly selfMeasured?: boolean;
   /** Runs once before `check` and timing, e.g. to start a server. */
   readonly setup?: Hook;
-  /** Throws if ours or the peer computes the wrong thing. Runs after `setup`, before timing. */
+  /**
+   * Throws if ours or the peer computes the wrong thing, or has had trouble (a failed stream, a
+   * refused request). Runs after `setup`, before timing, and again after the last round.
+   */
   readonly check?: Hook;
-  /** Runs once after timing, also when `check` or timing failed. */
+  /** Runs once after timing, also when `setup`, `check` or timing failed. */
   readonly teardown?: Hook;
 }
 
 export interface Suite {
   readonly cases: readonly BenchCase[];
   /** Lines printed once above the results table, e.g. encoded sizes. */
-  readonly notes?: () => readonly string[];
+  readonly notes?: () => readonly string[] | Promise<readonly string[]>;
 }
 
 // Suites made by defineSuite, so a loader can tell one from an arbitrary default export.
@@ -114,8 +132,16 @@ export function defineSuite(suite: Suite): Suite {
     if (opsPerCall !== 1 && c.metric !== 'ops_per_s') {
       throw new TypeError(`case ${c.name}: opsPerCall is for throughput (ops_per_s) only`);
     }
-    if (c.rounds !== undefined && !(Number.isSafeInteger(c.rounds) && c.rounds >= 1)) {
-      throw new TypeError(`case ${c.name}: rounds must be a positive integer, got ${c.rounds}`);
+    const minimum = minimumRoundsFor(c.metric);
+    for (const [field, value, least] of [
+      ['rounds', c.rounds, minimum.full],
+      ['quickRounds', c.quickRounds, minimum.quick],
+    ] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= least)) {
+        throw new TypeError(
+          `case ${c.name}: ${field} must be an integer of at least ${least} for ${c.metric}, got ${value}`,
+        );
+      }
     }
     if (c.ours.label === '' || c.peer.name === '') {
       throw new TypeError(`case ${c.name}: ours.label and peer.name are required`);
@@ -141,6 +167,8 @@ export function isSuite(value: unknown): value is Suite {
 // Measurement
 
 export interface MeasureOptions {
+  /** Which of a case's round counts applies: `rounds` or `quickRounds`. */
+  readonly mode: 'quick' | 'full';
   /** How long each side runs before calibration. */
   readonly warmupMs: number;
   /** Target duration of one timed sample. */
@@ -149,8 +177,28 @@ export interface MeasureOptions {
   readonly rounds: number;
 }
 
-export const quickOptions: MeasureOptions = { warmupMs: 250, batchMs: 5, rounds: 60 };
-export const fullOptions: MeasureOptions = { warmupMs: 2_000, batchMs: 10, rounds: 200 };
+export const quickOptions: MeasureOptions = { mode: 'quick', warmupMs: 250, batchMs: 5, rounds: 60 };
+export const fullOptions: MeasureOptions = { mode: 'full', warmupMs: 2_000, batchMs: 10, rounds: 200 };
+
+/**
+ * The fewest samples per side a case may take. A median and quartiles of fewer are at the
+ * mercy of one unlucky sample (the grid's p99 rows once stood on five, with rsd up to 167 %).
+ * A heap figure is measured whole by each sample and barely varies, so it needs fewer.
+ */
+export const minimumRounds = {
+  timed: { full: 20, quick: 10 },
+  heap: { full: 3, quick: 1 },
+} as const;
+
+export function minimumRoundsFor(metric: Metric): { readonly full: number; readonly quick: number } {
+  return metric === 'heap_bytes_per_op' ? minimumRounds.heap : minimumRounds.timed;
+}
+
+/** Samples per side that case `c` takes in a run with `options`. */
+export function roundsFor(c: Pick<BenchCase, 'rounds' | 'quickRounds'>, options: MeasureOptions): number {
+  if (options.mode === 'quick') return c.quickRounds ?? c.rounds ?? options.rounds;
+  return c.rounds ?? options.rounds;
+}
 
 // No batch grows beyond this, whatever calibration says (guards against a no-op fn).
 const maxBatchSize = 2 ** 30;
@@ -168,12 +216,16 @@ export function roundOrder(round: number): readonly ['ours', 'peer'] | readonly 
   return round % 2 === 0 ? ['ours', 'peer'] : ['peer', 'ours'];
 }
 
-/** Runs a case's lifecycle (setup, check, measure, teardown) and summarises it. */
+/** Runs a case's lifecycle (setup, check, measure, check, teardown) and summarises it. */
 export async function runCase(c: BenchCase, options: MeasureOptions): Promise<CaseResult> {
-  await c.setup?.();
   try {
+    // Inside the try: a setup that fails half-way (a server process acquired, then a check of
+    // it failed) is still torn down, so the run's next case does not inherit it.
+    await c.setup?.();
     await c.check?.();
     const samples = await measureCase(c, options);
+    // What was timed must still be right: trouble during the rounds fails the case.
+    await c.check?.();
     return summarizeCase(c, samples);
   } finally {
     await c.teardown?.();
@@ -207,7 +259,7 @@ export async function measureCase(c: BenchCase, options: MeasureOptions): Promis
   }
 
   const samples: { ours: number[]; peer: number[] } = { ours: [], peer: [] };
-  const rounds = c.rounds ?? options.rounds;
+  const rounds = roundsFor(c, options);
   for (let round = 0; round < rounds; round++) {
     for (const who of roundOrder(round)) {
       // Every sample starts from the same heap state, whichever side ran before it.
@@ -405,6 +457,11 @@ export interface CaseResult {
   readonly ours: string;
   readonly rsdPct: number;
   readonly peerRsdPct: number;
+  /** The first and third quartiles of the per-round ratios: how far one round may stray. */
+  readonly ratioQ1: number;
+  readonly ratioQ3: number;
+  /** Samples per side. */
+  readonly samples: number;
 }
 
 export interface SuiteResult {
@@ -413,6 +470,10 @@ export interface SuiteResult {
   readonly cpus: number;
   readonly date: string;
   readonly quick: boolean;
+  /** The commit measured (`git rev-parse HEAD`), or null outside a git checkout. */
+  readonly commit: string | null;
+  /** Whether tracked or untracked files differed from that commit (bench/results aside). */
+  readonly dirty: boolean | null;
   readonly cases: readonly CaseResult[];
 }
 
@@ -422,10 +483,15 @@ export interface SuiteResult {
  * half speed for hundreds of ms) divides out instead of landing on one side's median only.
  */
 export function pairedRatio(metric: Metric, samples: CaseSamples): number {
+  return median(roundRatios(metric, samples));
+}
+
+/** One ratio per round, from the two samples that round took back to back. */
+export function roundRatios(metric: Metric, samples: CaseSamples): number[] {
   if (samples.ours.length !== samples.peer.length) {
     throw new RangeError(`unpaired samples: ${samples.ours.length} ours, ${samples.peer.length} peer`);
   }
-  return median(samples.ours.map((ours, i) => ratioFor(metric, ours, samples.peer[i] ?? Number.NaN)));
+  return samples.ours.map((ours, i) => ratioFor(metric, ours, samples.peer[i] ?? Number.NaN));
 }
 
 /** A case's row: medians, ratio and spread, rounded to what the samples can support. */
@@ -434,6 +500,7 @@ export function summarizeCase(
   samples: CaseSamples,
 ): CaseResult {
   const valueDigits = c.metric === 'latency_p50_us' || c.metric === 'latency_p99_us' ? 3 : 0;
+  const ratios = roundRatios(c.metric, samples).sort((a, b) => a - b);
   return {
     name: c.name,
     metric: c.metric,
@@ -444,6 +511,9 @@ export function summarizeCase(
     ours: c.ours.label,
     rsdPct: round(relativeStdDevPct(samples.ours), 1),
     peerRsdPct: round(relativeStdDevPct(samples.peer), 1),
+    ratioQ1: round(quantileSorted(ratios, 0.25), 3),
+    ratioQ3: round(quantileSorted(ratios, 0.75), 3),
+    samples: samples.ours.length,
   };
 }
 
@@ -452,14 +522,19 @@ function round(value: number, digits: number): number {
   return Math.round(value * scale) / scale;
 }
 
-export interface RunEnvironment {
+export interface RunEnvironment extends SourceRevision {
   readonly node: string;
   readonly cpus: number;
   readonly date: string;
 }
 
-export function currentEnvironment(): RunEnvironment {
-  return { node: process.version, cpus: availableParallelism(), date: new Date().toISOString() };
+export function currentEnvironment(repoDir: string): RunEnvironment {
+  return {
+    node: process.version,
+    cpus: availableParallelism(),
+    date: new Date().toISOString(),
+    ...sourceRevision(repoDir),
+  };
 }
 
 export function suiteResult(
@@ -468,30 +543,71 @@ export function suiteResult(
   env: RunEnvironment,
   cases: readonly CaseResult[],
 ): SuiteResult {
-  return { suite, node: env.node, cpus: env.cpus, date: env.date, quick, cases };
+  const { node, cpus, date, commit, dirty } = env;
+  return { suite, node, cpus, date, quick, commit, dirty, cases };
 }
 
 export interface RunSuiteOptions {
   readonly quick: boolean;
+  /** Where the measured code lives, for the commit and dirty fields. */
+  readonly repoDir: string;
+  /** Instead of the quick or full settings (the unit tests measure in milliseconds). */
+  readonly measure?: MeasureOptions;
   /** Called as each case finishes, for progress output. */
   readonly onCase?: (result: CaseResult) => void;
+  /** Called when a case fails; the run goes on to the next case. */
+  readonly onFailure?: (failure: CaseFailure) => void;
 }
 
-export async function runSuite(name: string, suite: Suite, options: RunSuiteOptions): Promise<SuiteResult> {
-  const env = currentEnvironment();
-  const measure = options.quick ? quickOptions : fullOptions;
+export interface CaseFailure {
+  readonly name: string;
+  readonly metric: Metric;
+  readonly peer: string;
+  readonly error: unknown;
+}
+
+/**
+ * A suite's run: the result when every case succeeded, or the failures. A run with any failed
+ * case has no result, so no figure of it is ever published; the other cases still run, so one
+ * run shows every failure.
+ */
+export type SuiteRun =
+  | { readonly ok: true; readonly result: SuiteResult }
+  | { readonly ok: false; readonly failures: readonly CaseFailure[]; readonly partial: SuiteResult };
+
+export async function runSuite(name: string, suite: Suite, options: RunSuiteOptions): Promise<SuiteRun> {
+  const env = currentEnvironment(options.repoDir);
+  const measure = options.measure ?? (options.quick ? quickOptions : fullOptions);
   const cases: CaseResult[] = [];
+  const failures: CaseFailure[] = [];
   for (const c of suite.cases) {
-    const result = await runCase(c, measure);
-    options.onCase?.(result);
-    cases.push(result);
+    try {
+      const result = await runCase(c, measure);
+      options.onCase?.(result);
+      cases.push(result);
+    } catch (error) {
+      const failure = { name: c.name, metric: c.metric, peer: c.peer.name, error };
+      options.onFailure?.(failure);
+      failures.push(failure);
+    }
   }
-  return suiteResult(name, options.quick, env, cases);
+  const result = suiteResult(name, options.quick, env, cases);
+  return failures.length === 0 ? { ok: true, result } : { ok: false, failures, partial: result };
 }
 
 /** The results as an aligned text table, one row per case. */
 export function formatTable(result: SuiteResult): string {
-  const header = ['case', 'metric', 'ours', 'value', 'peer', 'peer value', 'ratio', 'rsd ours/peer'];
+  const header = [
+    'case',
+    'metric',
+    'ours',
+    'value',
+    'peer',
+    'peer value',
+    'ratio',
+    'ratio Q1-Q3',
+    'rsd ours/peer',
+  ];
   const rows = result.cases.map((c) => [
     c.name,
     c.metric,
@@ -500,10 +616,11 @@ export function formatTable(result: SuiteResult): string {
     c.peer,
     formatValue(c.metric, c.peerValue),
     `${c.ratio.toFixed(2)}x`,
+    `${c.ratioQ1.toFixed(2)}-${c.ratioQ3.toFixed(2)}`,
     `${c.rsdPct.toFixed(1)}% / ${c.peerRsdPct.toFixed(1)}%`,
   ]);
   // Text columns align left, numbers right.
-  const numeric = new Set([3, 5, 6, 7]);
+  const numeric = new Set([3, 5, 6, 7, 8]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells

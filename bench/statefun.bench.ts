@@ -13,6 +13,10 @@
 // - invoke-batch-N: requests/s in this process without HTTP: our `invoke(bytes)` against the
 //   official SDK's `handle(bytes, fns)` (dist/handler.js), which its HTTP handler calls once it
 //   has read the body (statefun/functions.ts).
+// - …-10k-ids: the same, but each request is for another of 10 000 ids, in turn
+//   (statefun/workload.ts, RequestCycle). Every other case sends one byte-identical request,
+//   which our decoder's table of recent strings always finds; the official SDK has no such
+//   table, so those rows flatter ours. Both are reported.
 
 import assert from 'node:assert/strict';
 
@@ -31,7 +35,13 @@ import {
 } from './statefun/functions.ts';
 import type { PostClient } from './statefun/http-client.ts';
 import { loadStatefun } from './statefun/load-statefun.ts';
-import { assertCounterReply, counterRequest, floorReply } from './statefun/workload.ts';
+import {
+  assertCounterReply,
+  counterRequest,
+  floorReply,
+  manyIdsTarget,
+  RequestCycle,
+} from './statefun/workload.ts';
 
 /** Requests in flight per HTTP peer, each on its own keep-alive connection. */
 const concurrency = 8;
@@ -39,10 +49,44 @@ const concurrency = 8;
 const requestsPerCaller = 2;
 const perCall = concurrency * requestsPerCaller;
 const batchSizes = [1, 50] as const;
+/** Ids the many-ids cases cycle through. */
+const manyIds = 10_000;
+/** Ids whose replies the many-ids checks compare between ours and the official SDK. */
+const checkedIds = [0, 1, 4_999, manyIds - 1];
+
+/** The workloads: one request over and over, or a request per id of `manyIds`, in turn. */
+interface Workload {
+  readonly suffix: string;
+  readonly next: () => Buffer;
+  readonly checked: readonly { readonly id: string; readonly body: Buffer }[];
+}
+
+function makeWorkloads(invocations: number): Workload[] {
+  const one = counterRequest(invocations);
+  const cycle = new RequestCycle(invocations, manyIds);
+  return [
+    { suffix: '', next: () => one, checked: [{ id: 'user-1', body: one }] },
+    {
+      suffix: `-${manyIds / 1000}k-ids`,
+      next: () => cycle.next(),
+      checked: checkedIds.map((i) => ({ id: manyIdsTarget(i), body: cycle.bodies[i] as Buffer })),
+    },
+  ];
+}
+
+// Built once per batch size and shared by the HTTP and in-process cases (10 000 requests of 50
+// invocations are about 19 MB).
+const workloadsBySize = new Map(batchSizes.map((invocations) => [invocations, makeWorkloads(invocations)]));
+
+function workloads(invocations: (typeof batchSizes)[number]): readonly Workload[] {
+  const built = workloadsBySize.get(invocations);
+  if (built === undefined) throw new Error(`no workloads for batches of ${invocations}`);
+  return built;
+}
 
 const shared = new SharedStatefunServers(
   concurrency,
-  batchSizes.map((invocations) => counterRequest(invocations)),
+  batchSizes.flatMap((invocations) => [counterRequest(invocations), counterRequest(invocations, 'user-0')]),
 );
 let running: StatefunServers | undefined;
 
@@ -79,17 +123,17 @@ const cases: BenchCase[] = [];
 interface HttpPeer {
   readonly name: string;
   readonly client: () => PostClient;
-  readonly check: (replies: readonly Buffer[], ours: Buffer, invocations: number) => void;
+  readonly check: (replies: readonly Buffer[], ours: Buffer, invocations: number, id: string) => void;
 }
 
 const httpPeers: readonly HttpPeer[] = [
   {
     name: 'apache-flink-statefun',
     client: () => servers().official,
-    check: (replies, ours, invocations) => {
+    check: (replies, ours, invocations, id) => {
       const expected = fromBinary(FromFunctionSchema, ours);
       replies.forEach((reply, i) => {
-        const decoded = assertCounterReply(reply, invocations, `apache-flink-statefun, reply ${i}`);
+        const decoded = assertCounterReply(reply, invocations, `apache-flink-statefun, reply ${i}`, id);
         assert.ok(equals(FromFunctionSchema, decoded, expected), 'apache-flink-statefun and ours differ');
       });
     },
@@ -106,27 +150,33 @@ const httpPeers: readonly HttpPeer[] = [
 ];
 
 for (const invocations of batchSizes) {
-  const body = counterRequest(invocations);
-  for (const peer of httpPeers) {
-    cases.push({
-      name: `batch-${invocations}`,
-      metric: 'ops_per_s',
-      opsPerCall: perCall,
-      ours: {
-        label: 'weft/statefun handler()',
-        fn: () => runConcurrently(perCall, concurrency, () => servers().ours.post(body)),
-      },
-      peer: {
-        name: peer.name,
-        fn: () => runConcurrently(perCall, concurrency, () => peer.client().post(body)),
-      },
-      ...httpLifecycle,
-      check: async () => {
-        const ours = await postConcurrently(servers().ours, body);
-        ours.forEach((reply, i) => assertCounterReply(reply, invocations, `weft/statefun, reply ${i}`));
-        peer.check(await postConcurrently(peer.client(), body), ours[0] ?? Buffer.alloc(0), invocations);
-      },
-    });
+  for (const workload of workloads(invocations)) {
+    for (const peer of httpPeers) {
+      cases.push({
+        name: `batch-${invocations}${workload.suffix}`,
+        metric: 'ops_per_s',
+        opsPerCall: perCall,
+        ours: {
+          label: 'weft/statefun handler()',
+          fn: () => runConcurrently(perCall, concurrency, () => servers().ours.post(workload.next())),
+        },
+        peer: {
+          name: peer.name,
+          fn: () => runConcurrently(perCall, concurrency, () => peer.client().post(workload.next())),
+        },
+        ...httpLifecycle,
+        check: async () => {
+          for (const { id, body } of workload.checked) {
+            const ours = await postConcurrently(servers().ours, body);
+            ours.forEach((reply, i) =>
+              assertCounterReply(reply, invocations, `weft/statefun, reply ${i}`, id),
+            );
+            const theirs = await postConcurrently(peer.client(), body);
+            peer.check(theirs, ours[0] ?? Buffer.alloc(0), invocations, id);
+          }
+        },
+      });
+    }
   }
 }
 
@@ -146,36 +196,39 @@ function locals(): Local {
 }
 
 for (const invocations of batchSizes) {
-  const body = counterRequest(invocations);
-  cases.push({
-    name: `invoke-batch-${invocations}`,
-    metric: 'ops_per_s',
-    ours: { label: 'weft/statefun invoke()', fn: () => locals().ours(body) },
-    peer: { name: 'apache-flink-statefun', fn: () => locals().official(body) },
-    gc,
-    setup: async () => {
-      const functions = ourFunctions(await loadStatefun());
-      local = { ours: (bytes) => functions.invoke(bytes), official: officialInvoker() };
-    },
-    check: async () => {
-      const ours = await locals().ours(body);
-      const official = await locals().official(body);
-      const expected = assertCounterReply(ours, invocations, 'weft/statefun');
-      const decoded = assertCounterReply(official, invocations, 'apache-flink-statefun');
-      assert.ok(equals(FromFunctionSchema, decoded, expected), 'apache-flink-statefun and ours differ');
-      // The internal entry point answers exactly as the SDK's public handle(req, res) does.
-      const viaPublic = await officialViaPublicHandle(officialStateFun(), body);
-      assert.equal(
-        Buffer.compare(viaPublic, official),
-        0,
-        'official handle(bytes) and handle(req, res) differ',
-      );
-    },
-    teardown: () => {
-      local = undefined;
-      return undefined;
-    },
-  });
+  for (const workload of workloads(invocations)) {
+    cases.push({
+      name: `invoke-batch-${invocations}${workload.suffix}`,
+      metric: 'ops_per_s',
+      ours: { label: 'weft/statefun invoke()', fn: () => locals().ours(workload.next()) },
+      peer: { name: 'apache-flink-statefun', fn: () => locals().official(workload.next()) },
+      gc,
+      setup: async () => {
+        const functions = ourFunctions(await loadStatefun());
+        local = { ours: (bytes) => functions.invoke(bytes), official: officialInvoker() };
+      },
+      check: async () => {
+        for (const { id, body } of workload.checked) {
+          const ours = await locals().ours(body);
+          const official = await locals().official(body);
+          const expected = assertCounterReply(ours, invocations, 'weft/statefun', id);
+          const decoded = assertCounterReply(official, invocations, 'apache-flink-statefun', id);
+          assert.ok(equals(FromFunctionSchema, decoded, expected), 'apache-flink-statefun and ours differ');
+          // The internal entry point answers exactly as the SDK's public handle(req, res) does.
+          const viaPublic = await officialViaPublicHandle(officialStateFun(), body);
+          assert.equal(
+            Buffer.compare(viaPublic, official),
+            0,
+            'official handle(bytes) and handle(req, res) differ',
+          );
+        }
+      },
+      teardown: () => {
+        local = undefined;
+        return undefined;
+      },
+    });
+  }
 }
 
 export default defineSuite({
@@ -185,5 +238,6 @@ export default defineSuite({
     `batch-N: client here, servers in one forked process; loopback, keep-alive, ${concurrency} requests in flight`,
     `batch-N: one op = one request of N invocations; a call completes ${perCall} requests`,
     'invoke-batch-N: in process, no HTTP; one op = one request of N invocations',
+    `…-${manyIds / 1000}k-ids: each request for the next of ${manyIds} ids in turn; otherwise one id`,
   ],
 });

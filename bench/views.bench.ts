@@ -53,7 +53,8 @@ for (const metric of ['latency_p50_us', 'latency_p99_us'] as const) {
     name: 'fan-out-10k',
     metric,
     selfMeasured: true,
-    rounds: 5,
+    rounds: 20,
+    quickRounds: 10,
     // Full GCs before each sample (the default): ours leaves megabytes of dead waiters in the old
     // generation, whose marking would otherwise run into the peer's next sample.
     ours: {
@@ -183,13 +184,10 @@ for (const peer of ['local', 'ws-msgpack'] as const) {
       await checkPipeline('remote');
       await checkPipeline(peer);
     },
+    // The check runs again after timing (harness.ts): a stream that failed, resubscribed or
+    // fell behind while it was timed fails the case, and its figure is not published.
     teardown: async () => {
-      // A stream that failed while timing is worth knowing about, though the numbers stand.
-      for (const [kind, { pipeline }] of pipelines) {
-        const problems = pipeline.problems();
-        if (problems.length > 0) console.error(`    ${kind}: ${problems.join(', ')}`);
-        await pipeline.close();
-      }
+      for (const { pipeline } of pipelines.values()) await pipeline.close();
       pipelines.clear();
     },
   });

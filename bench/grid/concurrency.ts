@@ -19,13 +19,15 @@ export async function runConcurrently(
 
 /**
  * The `quantile` of request latency, in microseconds, over `total` calls made with
- * `concurrency` in flight: each call is timed from its start to its completion.
+ * `concurrency` in flight: each call is timed from its start to its completion. Each reply is
+ * then given to `verify` (outside the timing), which throws if it is wrong.
  */
-export async function latencyQuantileUs(
+export async function latencyQuantileUs<Reply>(
   total: number,
   concurrency: number,
   quantile: number,
-  call: () => Promise<unknown>,
+  call: () => Promise<Reply>,
+  verify: (reply: Reply) => void,
 ): Promise<number> {
   const latencies = new Float64Array(total);
   let started = 0;
@@ -33,8 +35,9 @@ export async function latencyQuantileUs(
     while (started < total) {
       const index = started++;
       const start = performance.now();
-      await call();
+      const reply = await call();
       latencies[index] = (performance.now() - start) * 1000;
+      verify(reply);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, caller));

@@ -57,15 +57,18 @@ function readInt(value: TypedValue | undefined, what: string): number {
   return fromBinary(IntWrapperSchema, value.value).value;
 }
 
-/** A ToFunction batch for bench/counter:user-1 with the count present and `invocations` messages of int 1. */
-export function counterRequest(invocations: number): Buffer {
+/**
+ * A ToFunction batch for bench/counter:`id` (default user-1) with the count present and
+ * `invocations` messages of int 1.
+ */
+export function counterRequest(invocations: number, id: string = targetId): Buffer {
   const bytes = toBinary(
     ToFunctionSchema,
     create(ToFunctionSchema, {
       request: {
         case: 'invocation',
         value: create(ToFunction_InvocationBatchRequestSchema, {
-          target: create(AddressSchema, { namespace: counterNamespace, type: counterName, id: targetId }),
+          target: create(AddressSchema, { namespace: counterNamespace, type: counterName, id }),
           state: [
             create(ToFunction_PersistedValueSchema, {
               stateName: countState,
@@ -88,7 +91,12 @@ export function counterRequest(invocations: number): Buffer {
  * the count written once (MODIFY, the initial count plus `invocations`), and per invocation in
  * order one message to bench/sink:user-1 and one Kafka record, each with the count so far.
  */
-export function assertCounterReply(bytes: Uint8Array, invocations: number, what: string): FromFunction {
+export function assertCounterReply(
+  bytes: Uint8Array,
+  invocations: number,
+  what: string,
+  id: string = targetId,
+): FromFunction {
   const reply = fromBinary(FromFunctionSchema, bytes);
   assert.equal(reply.response.case, 'invocationResult', `${what}: response kind`);
   const result = reply.response.value;
@@ -107,7 +115,7 @@ export function assertCounterReply(bytes: Uint8Array, invocations: number, what:
     assert.ok(message !== undefined);
     assert.deepEqual(
       [message.target?.namespace, message.target?.type, message.target?.id],
-      ['bench', 'sink', targetId],
+      ['bench', 'sink', id],
       `${what}: message ${i} target`,
     );
     assert.equal(readInt(message.argument, `${what}: message ${i}`), expected, `${what}: message ${i}`);
@@ -117,11 +125,36 @@ export function assertCounterReply(bytes: Uint8Array, invocations: number, what:
     assert.equal(egress.argument?.typename, kafkaRecordTypename, `${what}: egress ${i} typename`);
     const record = fromBinary(KafkaProducerRecordSchema, egress.argument.value);
     assert.equal(record.topic, egressTopic, `${what}: egress ${i} topic`);
-    assert.equal(record.key, targetId, `${what}: egress ${i} key`);
+    assert.equal(record.key, id, `${what}: egress ${i} key`);
     assert.equal(Buffer.from(record.valueBytes).readInt32BE(0), expected, `${what}: egress ${i} value`);
     assert.equal(record.valueBytes.length, 4, `${what}: egress ${i} value length`);
   }
   return reply;
+}
+
+/** The id of request `index` of a many-ids workload: `user-0`, `user-1`, … */
+export function manyIdsTarget(index: number): string {
+  return `user-${index}`;
+}
+
+/**
+ * `ids` requests of `invocations` each, one per id, taken in turn: no two consecutive requests
+ * are alike, so no cache keyed on the bytes or the id (our decoder keeps recently seen strings)
+ * can hit the way it does when every request is the same.
+ */
+export class RequestCycle {
+  readonly bodies: readonly Buffer[];
+  #next = 0;
+
+  constructor(invocations: number, ids: number) {
+    this.bodies = Array.from({ length: ids }, (_, i) => counterRequest(invocations, manyIdsTarget(i)));
+  }
+
+  next(): Buffer {
+    const body = this.bodies[this.#next] as Buffer;
+    this.#next = (this.#next + 1) % this.bodies.length;
+    return body;
+  }
 }
 
 /** What the http-floor server answers to every request. */

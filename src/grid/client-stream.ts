@@ -28,7 +28,7 @@ import {
   encodePing,
   encodeStreamOpen,
 } from './messages.ts';
-import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
+import { grantReturned, MuxSequence, neitherItemNorEnd, notSentError, type MuxHost } from './mux.ts';
 import { Flag, Op, type Op as OpCode } from './protocol.ts';
 
 export interface StreamOptions extends CallOptions {
@@ -61,11 +61,17 @@ export interface GridStream extends AsyncIterable<Uint8Array> {
   readonly buffered: number;
 }
 
+/** What a caller's stream needs from its connection. */
+export interface ClientStreamHost extends MuxHost {
+  /** The handler side broke this stream's protocol, and the stream ends: the connection counts it. */
+  streamProtocolError(): void;
+}
+
 export class ClientStream implements GridStream {
   /** Tells streams from single requests in the connection's table of outgoing muxes. */
   readonly kind = 'stream';
   readonly muxId: number;
-  readonly #host: MuxHost;
+  readonly #host: ClientStreamHost;
   readonly #seq = new MuxSequence(0);
   readonly #inbox: BoundedQueue<Uint8Array>;
   readonly #credits = new CreditWindow({ initial: 0, name: 'stream input' });
@@ -81,7 +87,7 @@ export class ClientStream implements GridStream {
   /** Set when the caller gave up: what its awaits reject with. */
   #cancellation: Cancellation | undefined;
 
-  constructor(host: MuxHost, muxId: number, options: StreamOptions) {
+  constructor(host: ClientStreamHost, muxId: number, options: StreamOptions) {
     this.muxId = muxId;
     this.#host = host;
     this.#options = options;
@@ -226,15 +232,12 @@ export class ClientStream implements GridStream {
           return;
         case Op.UnblockClMux:
           this.#seq.check(frame.seq);
-          {
-            const count = decodeCredits(frame.payload);
-            if (this.#credits.available + count > this.#inputWindow) {
-              throw new ProtocolError(
-                `stream ${this.muxId}: input credit beyond the window of ${this.#inputWindow}`,
-              );
-            }
-            this.#credits.grant(count);
-          }
+          grantReturned(
+            this.#credits,
+            decodeCredits(frame.payload),
+            this.#inputWindow,
+            `stream ${this.muxId}: input credit`,
+          );
           return;
         case Op.Pong:
           if (decodePong(frame.payload).notFound) {
@@ -253,7 +256,9 @@ export class ClientStream implements GridStream {
           throw new ProtocolError(`stream ${this.muxId}: unexpected op ${frame.op} for a caller`);
       }
     } catch (error) {
-      // A broken stream is torn down on both sides; the connection stays up.
+      // Only the handler side's frames throw here: it broke the stream's protocol. The stream
+      // is torn down on both sides and counted; the connection stays up.
+      this.#host.streamProtocolError();
       this.#abandon(error);
     }
   }
@@ -268,6 +273,8 @@ export class ClientStream implements GridStream {
       this.#finish(decodeError(frame.payload));
       return;
     }
+    const broken = neitherItemNorEnd(frame, `stream ${this.muxId}: a response`);
+    if (broken !== undefined) throw broken;
     // The handler spent a credit for this item, so there is room unless it cheated.
     if (frame.payload !== undefined && !this.#inbox.offer(frame.payload)) {
       throw new ProtocolError(`stream ${this.muxId}: response beyond the window of ${this.#inbox.capacity}`);

@@ -42,7 +42,7 @@ import {
 } from '../internal/errors.ts';
 import type { GridAuth } from './auth.ts';
 import { cancelledError } from './cancel.ts';
-import { ClientStream, type GridStream, type StreamOptions } from './client-stream.ts';
+import { ClientStream, type ClientStreamHost, type GridStream, type StreamOptions } from './client-stream.ts';
 import { DEFAULT_STREAM_WINDOW, type GridLimits } from './config.ts';
 import {
   DisconnectedError,
@@ -66,7 +66,7 @@ import {
   encodePing,
   encodePong,
 } from './messages.ts';
-import { notSentError, type MuxHost, type SendResult } from './mux.ts';
+import { notSentError, type SendResult } from './mux.ts';
 import { Flag, GRID_PATH, Op, type Op as OpCode } from './protocol.ts';
 import { ServerStream, type ServerStreamHost } from './server-stream.ts';
 import {
@@ -176,10 +176,18 @@ export class Connection implements GridConnection {
   #refusedClosed = 0;
   #droppedClosed = 0;
   #protocolErrors = 0;
+  #messagesTooLargeIn = 0;
+  #streamProtocolErrors = 0;
+  #requestsUnknownHandler = 0;
+  #streamsUnknownHandler = 0;
+  #requestsRefusedOut = 0;
+  #requestsRefusedIn = 0;
+  #streamsRefusedOut = 0;
+  #streamsRefusedIn = 0;
   #lateResults = 0;
   #ignoredMessages = 0;
   /** What caller-side streams see of this connection. */
-  readonly #outgoingHost: MuxHost;
+  readonly #outgoingHost: ClientStreamHost;
   /** What handler-side streams see of this connection. */
   readonly #incomingHost: ServerStreamHost;
   readonly #logger: Logger;
@@ -192,7 +200,14 @@ export class Connection implements GridConnection {
     this.#clock = options.clock;
     this.#limits = options.limits;
     this.#logger = options.logger ?? console;
-    const host = { clock: options.clock, limits: options.limits, remote: options.remote };
+    const host = {
+      clock: options.clock,
+      limits: options.limits,
+      remote: options.remote,
+      streamProtocolError: () => {
+        this.#streamProtocolErrors += 1;
+      },
+    };
     this.#outgoingHost = {
       ...host,
       sendFrame: (frame, isControl) => this.#sendFrame(frame, isControl),
@@ -228,6 +243,7 @@ export class Connection implements GridConnection {
         this.#statelessStreams.delete(stream);
         if (muxId !== undefined) this.#outgoing.delete(muxId);
       },
+      streamProtocolError: host.streamProtocolError,
     };
   }
 
@@ -313,6 +329,14 @@ export class Connection implements GridConnection {
       rttMs: this.#rttMs,
       reconnects: Math.max(0, this.#sockets - 1),
       protocolErrors: this.#protocolErrors,
+      messagesTooLargeIn: this.#messagesTooLargeIn,
+      streamProtocolErrors: this.#streamProtocolErrors,
+      requestsUnknownHandler: this.#requestsUnknownHandler,
+      streamsUnknownHandler: this.#streamsUnknownHandler,
+      requestsRefusedOut: this.#requestsRefusedOut,
+      requestsRefusedIn: this.#requestsRefusedIn,
+      streamsRefusedOut: this.#streamsRefusedOut,
+      streamsRefusedIn: this.#streamsRefusedIn,
       framesRefused: this.#refusedClosed + (writer?.framesRefused ?? 0),
       framesDropped: this.#droppedClosed,
       lateResults: this.#lateResults,
@@ -335,6 +359,7 @@ export class Connection implements GridConnection {
     const socket = this.#socket;
     if (socket === undefined) throw new DisconnectedError(`not connected to ${this.remote} (${this.#state})`);
     if (this.#outgoingRequests >= this.#limits.maxOutgoingRequests) {
+      this.#requestsRefusedOut += 1;
       throw new CapacityExceededError(
         `requests in flight to ${this.remote}`,
         this.#limits.maxOutgoingRequests,
@@ -425,6 +450,7 @@ export class Connection implements GridConnection {
     if (this.#socket === undefined)
       throw new DisconnectedError(`not connected to ${this.remote} (${this.#state})`);
     if (this.#outgoingStreams >= this.#limits.maxStreams) {
+      this.#streamsRefusedOut += 1;
       throw new CapacityExceededError(`streams to ${this.remote}`, this.#limits.maxStreams);
     }
     const outCapacity = options.outCapacity ?? DEFAULT_STREAM_WINDOW;
@@ -446,6 +472,7 @@ export class Connection implements GridConnection {
   openStatelessStream(handler: number, options: StatelessStreamOptions = {}): StatelessGridStream {
     if (this.#state === 'shutdown') throw new ClosedError(`connection to ${this.remote} is shut down`);
     if (this.#statelessStreams.size >= this.#limits.maxStreams) {
+      this.#streamsRefusedOut += 1;
       throw new CapacityExceededError(`stateless streams to ${this.remote}`, this.#limits.maxStreams);
     }
     const capacity = options.capacity ?? 100;
@@ -512,6 +539,7 @@ export class Connection implements GridConnection {
       );
     });
     ws.on('error', (error) => {
+      if (this.#socket?.epoch === epoch) this.#countSocketError(error);
       this.#socketGone(epoch, new DisconnectedError(`socket to ${this.remote} failed`, { cause: error }));
     });
     socket.pingTimer = this.#clock.setInterval(() => {
@@ -801,6 +829,20 @@ export class Connection implements GridConnection {
     }
   }
 
+  /**
+   * Counts a socket error the peer caused. `ws` stops reading with an error coded `WS_ERR_*`,
+   * and closes the socket with the matching close code, when a message is over its
+   * `maxPayload` (our `maxFrameBytes`) or breaks the WebSocket protocol. Other errors (a reset,
+   * a failed write) are the network's, not the peer's protocol.
+   */
+  #countSocketError(error: Error): void {
+    const code: unknown = (error as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return;
+    if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH')
+      this.#messagesTooLargeIn += 1;
+    else this.#protocolErrors += 1;
+  }
+
   #dispatch(frame: Frame): void {
     switch (frame.op) {
       case Op.Ping:
@@ -916,10 +958,12 @@ export class Connection implements GridConnection {
     };
     const handler = this.#options.registry.single(frame.handler, frame.subroute);
     if (handler === undefined) {
+      this.#requestsUnknownHandler += 1;
       respond(Flag.PayloadIsErr, encodeError(new UnknownHandlerError(frame.handler)));
       return;
     }
     if (this.#incomingRequests >= this.#limits.maxIncomingRequests) {
+      this.#requestsRefusedIn += 1;
       respond(
         Flag.PayloadIsErr,
         encodeError(
@@ -1057,10 +1101,12 @@ export class Connection implements GridConnection {
     if (this.#incomingStreams.has(frame.muxId)) throw new ProtocolError(`stream ${frame.muxId} opened twice`);
     const handler = this.#options.registry.stream(frame.handler, frame.subroute);
     if (handler === undefined) {
+      this.#streamsUnknownHandler += 1;
       refuse(new UnknownHandlerError(frame.handler));
       return;
     }
     if (this.#incomingStreams.size >= this.#limits.maxStreams) {
+      this.#streamsRefusedIn += 1;
       refuse(new CapacityExceededError(`streams served for ${this.local}`, this.#limits.maxStreams));
       return;
     }
@@ -1068,11 +1114,13 @@ export class Connection implements GridConnection {
     try {
       open = decodeStreamOpen(frame.payload);
     } catch (error) {
+      this.#streamProtocolErrors += 1;
       refuse(error);
       return;
     }
     const stateless = (frame.flags & Flag.Stateless) !== 0;
     if (!stateless && open.outWindow < 1) {
+      this.#streamProtocolErrors += 1;
       refuse(new ProtocolError('a stream needs an output window of at least 1'));
       return;
     }

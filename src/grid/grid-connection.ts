@@ -26,22 +26,67 @@ export interface ConnectionStats {
   readonly bytesOut: number;
   readonly messagesIn: number;
   readonly messagesOut: number;
-  /** `clock.now()` of the last connection pong, undefined before the first. */
+  /**
+   * `clock.now()` of the last connection pong, or of the socket's start until its first pong;
+   * undefined before the first socket.
+   */
   readonly lastPongAt: number | undefined;
+  /** The round trip of the last connection ping, in ms; undefined before the first pong. */
   readonly rttMs: number | undefined;
   /** Sockets established after the first. */
   readonly reconnects: number;
+  /**
+   * Messages from the peer that broke the protocol beyond one stream, each of which reset the
+   * socket: a frame that does not decode or comes out of place (a stream opened twice, a
+   * Connect after the handshake), or a WebSocket frame that `ws` refuses to read (bad framing,
+   * a text message that is not UTF-8, too many fragments). Messages over `maxFrameBytes` are
+   * counted apart, in `messagesTooLargeIn`.
+   */
   readonly protocolErrors: number;
+  /**
+   * Messages from the peer larger than `maxFrameBytes`: each closed the socket (1009). A peer
+   * with a larger limit than this node's sends them too, so a rising count may mean the two
+   * are configured apart rather than that the peer is broken.
+   */
+  readonly messagesTooLargeIn: number;
+  /**
+   * Streams refused or ended because the peer broke the stream protocol, either side, stateless
+   * streams included: an item or a credit beyond the window, a wrong sequence number, input the
+   * handler takes none of, an item with neither a payload nor EOF, a bad open. The connection
+   * stays up.
+   */
+  readonly streamProtocolErrors: number;
+  /**
+   * Requests from the peer answered `WEFT_GRID_UNKNOWN_HANDLER`: no single handler is
+   * registered here under their handler id (and subroute).
+   */
+  readonly requestsUnknownHandler: number;
+  /**
+   * Streams and stateless streams from the peer refused with `WEFT_GRID_UNKNOWN_HANDLER`: no
+   * stream handler is registered here under their handler id (and subroute).
+   */
+  readonly streamsUnknownHandler: number;
+  /** Requests refused here, never sent, because `maxOutgoingRequests` were in flight. */
+  readonly requestsRefusedOut: number;
+  /** Requests from the peer answered `WEFT_CAPACITY_EXCEEDED`: `maxIncomingRequests` were being served. */
+  readonly requestsRefusedIn: number;
+  /**
+   * Streams refused here, never opened, because `maxStreams` were open to the peer; stateless
+   * streams, which are counted apart under the same limit, included.
+   */
+  readonly streamsRefusedOut: number;
+  /** Streams from the peer answered `WEFT_CAPACITY_EXCEEDED`: `maxStreams` were being served. */
+  readonly streamsRefusedIn: number;
   /** Frames refused because the send queue was full. */
   readonly framesRefused: number;
   /** Frames dropped unsent because their socket died. */
   readonly framesDropped: number;
   /**
-   * Responses that arrived after their call had ended, and handler results past their deadline
-   * or of requests the caller cancelled.
+   * Responses that arrived after their call had ended, and results of requests served here that
+   * nobody waits for: past their deadline, after their socket died, or cancelled by the caller.
    */
   readonly lateResults: number;
-  /** Text messages and other traffic ignored. */
+  /** Text messages from the peer, which the grid ignores. */
   readonly ignoredMessages: number;
 }
 

@@ -129,8 +129,10 @@ export class Manager {
         this.#count(reason);
       },
     });
-    // One listener per handshake in progress, and those are capped (maxPendingHandshakes).
-    setMaxListeners(this.#limits.maxPendingHandshakes + 1, this.#handshakes.signal);
+    // One listener per handshake in progress, and those are capped (maxPendingHandshakes). A
+    // handshake the gate evicted lets go of its listener when its socket's close arrives, a loop
+    // turn later, so under a burst of new sockets as many again may be on their way out.
+    setMaxListeners(2 * this.#limits.maxPendingHandshakes + 1, this.#handshakes.signal);
     this.#auth = resolveAuth(options.auth);
     this.#wss = new WebSocketServer({
       noServer: true,

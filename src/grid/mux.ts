@@ -5,8 +5,9 @@ import type { Clock } from '../internal/clock.ts';
 import type { CreditWindow } from '../internal/credit-window.ts';
 import { CapacityExceededError } from '../internal/errors.ts';
 import type { GridLimits } from './config.ts';
-import { DisconnectedError, IncorrectSequenceError } from './errors.ts';
+import { DisconnectedError, IncorrectSequenceError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
+import { Flag } from './protocol.ts';
 
 /** What became of a frame handed to the connection. */
 export type SendResult = 'sent' | 'queue-full' | 'disconnected';
@@ -75,4 +76,25 @@ export function notSentError(result: Exclude<SendResult, 'sent'>, host: MuxHost)
   return result === 'queue-full'
     ? new CapacityExceededError(`send queue to ${host.remote}`, host.limits.maxQueuedBytes)
     : new DisconnectedError(`not connected to ${host.remote}`);
+}
+
+/**
+ * The error for a data frame that is neither an item (an item carries a payload, if only an
+ * empty one) nor the end, or undefined if it is one of them. No Weft node sends such a frame,
+ * and dropping it would hide a broken peer. `what` names the frame: "stream 3: a response".
+ */
+export function neitherItemNorEnd(frame: Frame, what: string): ProtocolError | undefined {
+  if (frame.payload !== undefined || (frame.flags & Flag.EOF) !== 0) return undefined;
+  return new ProtocolError(`${what} with neither a payload nor EOF`);
+}
+
+/**
+ * Adds `count` credits the peer returned to `credits`, a window of `window` items. The peer
+ * returns one credit per item it took, so holding more than the window means it returned
+ * credits for items it never got: it broke the stream's protocol. `what` names the credits in
+ * the error: "stream 3: input credit".
+ */
+export function grantReturned(credits: CreditWindow, count: number, window: number, what: string): void {
+  if (credits.available + count > window) throw new ProtocolError(`${what} beyond the window of ${window}`);
+  credits.grant(count);
 }

@@ -28,13 +28,15 @@ import {
   encodePong,
   encodeWindow,
 } from './messages.ts';
-import { MuxSequence, notSentError, type MuxHost } from './mux.ts';
+import { grantReturned, MuxSequence, neitherItemNorEnd, notSentError, type MuxHost } from './mux.ts';
 import { Flag, MERGE_MAX_MESSAGES, Op, type Op as OpCode } from './protocol.ts';
 
 /** What a handler's stream needs from its connection. */
 export interface ServerStreamHost extends MuxHost {
   /** The handler threw, and the caller is told: the connection logs it (see Connection). */
   handlerFailed(handler: number, subroute: Uint8Array | undefined, error: unknown): void;
+  /** The caller broke this stream's protocol, and the stream ends: the connection counts it. */
+  streamProtocolError(): void;
 }
 
 /** Stateless sends between two turns of the event loop: about one Merged batch. */
@@ -55,6 +57,8 @@ export class ServerStream {
   /** The caller sent its end of input. */
   #inputEnded = false;
   readonly #inputWindow: number;
+  /** The caller's window for this handler's output: the most credits it may hold. */
+  readonly #outputWindow: number;
   #lastPingAt: number;
   #idleTimer: Timer | undefined;
   #done = false;
@@ -91,9 +95,10 @@ export class ServerStream {
     });
     this.#inputWindow = stateless ? 0 : handler.inCapacity;
     if (this.#inputWindow === 0) this.#input.close();
+    this.#outputWindow = stateless ? Number.POSITIVE_INFINITY : open.outWindow;
     this.#credits = stateless
       ? new CreditWindow({ initial: Number.MAX_SAFE_INTEGER, name: 'stateless stream output' })
-      : new CreditWindow({ initial: open.outWindow, max: open.outWindow, name: 'stream output' });
+      : new CreditWindow({ initial: open.outWindow, name: 'stream output' });
     this.#scope = callScope(host.clock, {
       signal: parentSignal,
       timeoutMs: frame.deadlineMs === 0 ? undefined : frame.deadlineMs,
@@ -129,29 +134,16 @@ export class ServerStream {
       switch (frame.op) {
         case Op.MuxClientMsg:
           this.#seq.check(frame.seq);
-          if ((frame.flags & Flag.EOF) !== 0) {
-            this.#inputEnded = true;
-            this.#input.close();
-            return;
-          }
-          if (this.#inputEnded || this.#inputWindow === 0) {
-            throw new ProtocolError(`stream ${this.muxId}: input after the input ended`);
-          }
-          if (this.#input.closed) {
-            // The handler stopped reading its input: the item is dropped, its credit returned.
-            this.#creditReturn.add();
-            return;
-          }
-          if (frame.payload !== undefined && !this.#input.offer(frame.payload)) {
-            throw new ProtocolError(
-              `stream ${this.muxId}: input beyond the handler's window (handler blocked)`,
-            );
-          }
+          this.#onInput(frame);
           return;
         case Op.UnblockSrvMux:
           this.#seq.check(frame.seq);
-          // The window bounds the grant: more is a protocol error (CreditWindow throws).
-          this.#credits.grant(decodeCredits(frame.payload));
+          grantReturned(
+            this.#credits,
+            decodeCredits(frame.payload),
+            this.#outputWindow,
+            `stream ${this.muxId}: output credit`,
+          );
           return;
         case Op.Ping:
           this.#seq.check(frame.seq);
@@ -165,7 +157,32 @@ export class ServerStream {
           throw new ProtocolError(`stream ${this.muxId}: unexpected op ${frame.op} for a handler`);
       }
     } catch (error) {
+      // Only the caller's frames throw here: it broke the stream's protocol. Counted, and the
+      // stream ends on both sides; the connection stays up.
+      this.#host.streamProtocolError();
       this.#abort(error, true);
+    }
+  }
+
+  /** An input item, or the end of input, from the caller. Throws if the caller broke the protocol. */
+  #onInput(frame: Frame): void {
+    if ((frame.flags & Flag.EOF) !== 0) {
+      this.#inputEnded = true;
+      this.#input.close();
+      return;
+    }
+    if (this.#inputEnded || this.#inputWindow === 0) {
+      throw new ProtocolError(`stream ${this.muxId}: input after the input ended`);
+    }
+    const broken = neitherItemNorEnd(frame, `stream ${this.muxId}: an input item`);
+    if (broken !== undefined) throw broken;
+    if (this.#input.closed) {
+      // The handler stopped reading its input: the item is dropped, its credit returned.
+      this.#creditReturn.add();
+      return;
+    }
+    if (frame.payload !== undefined && !this.#input.offer(frame.payload)) {
+      throw new ProtocolError(`stream ${this.muxId}: input beyond the handler's window (handler blocked)`);
     }
   }
 

@@ -9,12 +9,16 @@
 // connection is back it opens again with the same initial payload (under a new mux
 // id), so the handler starts over from that payload. MinIO declared this mode and
 // left it unimplemented; here it is. Sequence numbers are not checked: items may be
-// dropped by design.
+// dropped by design. What is dropped by design is items that do not fit; a frame that is
+// no item at all (neither a payload nor the end) is the handler side breaking the stream's
+// protocol, as on any stream: the stream ends with a `ProtocolError`, for good, and the
+// connection counts it.
 
 import { BoundedQueue } from '../internal/bounded-queue.ts';
 import { Cancellation } from './cancel.ts';
 import type { Frame } from './frame.ts';
 import { decodeError, encodeStreamOpen } from './messages.ts';
+import { neitherItemNorEnd } from './mux.ts';
 import { Flag, Op } from './protocol.ts';
 
 export interface StatelessStreamOptions {
@@ -44,6 +48,8 @@ export interface StatelessHost {
   send(frame: Frame): boolean;
   /** The stream is over: drop it (and its current mux id, if any). */
   forget(stream: StatelessStream, muxId: number | undefined): void;
+  /** The handler side broke this stream's protocol, and the stream ends: the connection counts it. */
+  streamProtocolError(): void;
 }
 
 export class StatelessStream implements StatelessGridStream {
@@ -104,18 +110,7 @@ export class StatelessStream implements StatelessGridStream {
     if (this.#done) return;
     const cancellation = new Cancellation(`stateless stream to handler ${this.#handler}`, reason);
     this.#cancellation = cancellation;
-    if (this.#muxId !== undefined) {
-      this.#host.send({
-        muxId: this.#muxId,
-        seq: 0,
-        deadlineMs: 0,
-        handler: 0,
-        op: Op.DisconnectServerMux,
-        flags: 0,
-        payload: undefined,
-      });
-    }
-    this.#finish(cancellation.marker);
+    this.#abandon(cancellation.marker);
   }
 
   /** Ends the stream for good because the connection shut down. */
@@ -127,12 +122,7 @@ export class StatelessStream implements StatelessGridStream {
     if (this.#done) return;
     switch (frame.op) {
       case Op.MuxServerMsg:
-        if ((frame.flags & Flag.PayloadIsErr) !== 0) {
-          this.#finish(decodeError(frame.payload));
-          return;
-        }
-        if (frame.payload !== undefined && !this.#inbox.offer(frame.payload)) this.#dropped += 1;
-        if ((frame.flags & Flag.EOF) !== 0) this.#finish(undefined);
+        this.#onResponse(frame);
         return;
       case Op.MuxConnectError:
         this.#finish(decodeError(frame.payload));
@@ -145,6 +135,23 @@ export class StatelessStream implements StatelessGridStream {
         // AckMux, pongs: nothing to do for a stream without credits.
         return;
     }
+  }
+
+  /** An item, the end, or the handler's error, from the handler side. */
+  #onResponse(frame: Frame): void {
+    if ((frame.flags & Flag.PayloadIsErr) !== 0) {
+      this.#finish(decodeError(frame.payload));
+      return;
+    }
+    // Not dropped as if it did not fit: that would hide a broken peer.
+    const broken = neitherItemNorEnd(frame, `stateless stream ${frame.muxId}: a response`);
+    if (broken !== undefined) {
+      this.#host.streamProtocolError();
+      this.#abandon(broken);
+      return;
+    }
+    if (frame.payload !== undefined && !this.#inbox.offer(frame.payload)) this.#dropped += 1;
+    if ((frame.flags & Flag.EOF) !== 0) this.#finish(undefined);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -165,6 +172,22 @@ export class StatelessStream implements StatelessGridStream {
       // Made after the await, so the stack leads back to the caller.
       throw this.#cancellation === undefined ? error : this.#cancellation.atCaller(error);
     }
+  }
+
+  /** Ends the stream with `error` and tells the handler side to stop. */
+  #abandon(error: unknown): void {
+    if (this.#muxId !== undefined) {
+      this.#host.send({
+        muxId: this.#muxId,
+        seq: 0,
+        deadlineMs: 0,
+        handler: 0,
+        op: Op.DisconnectServerMux,
+        flags: 0,
+        payload: undefined,
+      });
+    }
+    this.#finish(error);
   }
 
   #finish(error: unknown): void {

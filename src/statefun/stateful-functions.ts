@@ -121,10 +121,26 @@ export class StatefulFunctions {
     }
     if (missing !== undefined) return encodeIncompleteContext(missing);
 
-    const run: BatchRun = { registered, self, storage, parentSignal, effects: new Effects(), forWrite };
+    // The whole batch is checked before any function runs: a malformed invocation further on
+    // must not leave user code run for a request that is then refused.
+    const callers = batch.invocations.map((invocation) => {
+      if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
+      return invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
+    });
+    const run: BatchRun = {
+      registered,
+      self,
+      storage,
+      parentSignal,
+      effects: new Effects(),
+      forWrite,
+      callers,
+    };
     return runInvocations(run, batch.invocations, 0);
   }
 }
+
+type Invocation = InvocationBatch['invocations'][number];
 
 interface BatchRun {
   readonly registered: Registered;
@@ -133,6 +149,8 @@ interface BatchRun {
   readonly parentSignal: () => AbortSignal | undefined;
   readonly effects: Effects;
   readonly forWrite: boolean;
+  /** Each invocation's caller, parsed when the batch was checked. */
+  readonly callers: readonly (Address | null)[];
 }
 
 /**
@@ -146,10 +164,13 @@ function runInvocations(
   from: number,
 ): Uint8Array | Promise<Uint8Array> {
   for (let i = from; i < invocations.length; i++) {
-    const invocation = invocations[i] as InvocationBatch['invocations'][number];
-    if (invocation.argument === undefined) throw new InvalidRequestError('an invocation has no argument');
-    const caller = invocation.caller === undefined ? null : toAddress(invocation.caller, 'caller');
-    const message = Message.fromTypedValue(run.self, invocation.argument);
+    const invocation = invocations[i] as Invocation;
+    // Checked with the batch: every invocation has an argument.
+    const message = Message.fromTypedValue(
+      run.self,
+      invocation.argument as NonNullable<Invocation['argument']>,
+    );
+    const caller = run.callers[i] ?? null;
     const context = new InvocationContext({
       self: run.self,
       caller,

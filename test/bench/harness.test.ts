@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import {
   defineSuite,
   formatTable,
@@ -13,9 +14,12 @@ import {
   pairedRatio,
   quantileSorted,
   ratioFor,
+  minimumRounds,
   relativeStdDevPct,
   roundOrder,
+  roundsFor,
   runCase,
+  runSuite,
   summarizeCase,
   suiteResult,
   UnknownSuiteError,
@@ -23,11 +27,12 @@ import {
   type BenchCase,
   type SuiteResult,
 } from '../../bench/harness.ts';
+import { sourceRevision } from '../../bench/provenance.ts';
 
 const benchDir = path.resolve(import.meta.dirname, '../../bench');
 
 // Small enough that a case measures in milliseconds; nothing below asserts on the timings.
-const tinyOptions = { warmupMs: 0, batchMs: 0.05, rounds: 2 };
+const tinyOptions = { mode: 'full', warmupMs: 0, batchMs: 0.05, rounds: 2 } as const;
 
 function throughputCase(overrides: Partial<BenchCase> = {}): BenchCase {
   return {
@@ -39,7 +44,13 @@ function throughputCase(overrides: Partial<BenchCase> = {}): BenchCase {
   };
 }
 
-const environment = { node: 'v20.20.2', cpus: 2, date: '2026-01-02T03:04:05.000Z' };
+const environment = {
+  node: 'v20.20.2',
+  cpus: 2,
+  date: '2026-01-02T03:04:05.000Z',
+  commit: '0123456789abcdef0123456789abcdef01234567',
+  dirty: false,
+};
 
 describe('ratio', () => {
   test('for throughput it is ours over the peer, so more ops per second scores higher', () => {
@@ -177,7 +188,22 @@ describe('case lifecycle', () => {
     assert.deepEqual(calls, ['setup', 'check', 'teardown']);
   });
 
-  test('hooks run in order around the measurement', async () => {
+  test('a setup that fails half-way is still torn down, so the next case does not inherit it', async () => {
+    const calls: string[] = [];
+    const c = throughputCase({
+      setup: () => {
+        calls.push('setup');
+        throw new Error('the server process did not start');
+      },
+      teardown: () => {
+        calls.push('teardown');
+      },
+    });
+    await assert.rejects(runCase(c, tinyOptions), /did not start/);
+    assert.deepEqual(calls, ['setup', 'teardown']);
+  });
+
+  test('hooks run in order around the measurement, with the check before and after it', async () => {
     const calls: string[] = [];
     const hook = (name: string) => async (): Promise<void> => {
       await Promise.resolve();
@@ -185,8 +211,116 @@ describe('case lifecycle', () => {
     };
     const c = throughputCase({ setup: hook('setup'), check: hook('check'), teardown: hook('teardown') });
     const result = await runCase(c, tinyOptions);
-    assert.deepEqual(calls, ['setup', 'check', 'teardown']);
+    assert.deepEqual(calls, ['setup', 'check', 'check', 'teardown']);
     assert.equal(result.name, 'noop');
+  });
+
+  test('a side that goes wrong while it is timed fails the case instead of giving a figure', async () => {
+    // As the views suite's streams do: the trouble is counted in the background, not thrown.
+    let troubleWhileTimed = 0;
+    let calls = 0;
+    const c = throughputCase({
+      ours: {
+        label: 'ours',
+        fn: () => {
+          calls += 1;
+          if (calls === 50) troubleWhileTimed += 1;
+        },
+      },
+      check: () => {
+        assert.equal(troubleWhileTimed, 0, 'the stream failed and resubscribed');
+      },
+    });
+    await assert.rejects(runCase(c, tinyOptions), /the stream failed and resubscribed/);
+    assert.ok(calls >= 50);
+  });
+});
+
+describe('running a suite', () => {
+  const repoDir = path.resolve(import.meta.dirname, '../..');
+
+  test('a failed case fails the run: no result, every failure named, the other cases still run', async () => {
+    const ran: string[] = [];
+    const suite = defineSuite({
+      cases: [
+        throughputCase({ name: 'first', check: () => void ran.push('first') }),
+        throughputCase({
+          name: 'broken',
+          ours: {
+            label: 'ours',
+            fn: () => {
+              throw new Error('the server went away');
+            },
+          },
+        }),
+        throughputCase({ name: 'last', check: () => void ran.push('last') }),
+      ],
+    });
+    const failures: string[] = [];
+    const run = await runSuite('demo', suite, {
+      quick: true,
+      repoDir,
+      onFailure: (f) => failures.push(f.name),
+      measure: tinyOptions,
+    });
+    assert.equal(run.ok, false);
+    assert.ok(!run.ok);
+    assert.deepEqual(
+      run.failures.map((f) => [f.name, (f.error as Error).message]),
+      [['broken', 'the server went away']],
+    );
+    assert.deepEqual(failures, ['broken']);
+    assert.deepEqual(
+      run.partial.cases.map((c) => c.name),
+      ['first', 'last'],
+    );
+    assert.ok(ran.includes('last'), 'the case after the failure ran');
+  });
+
+  test('a run whose cases all succeed has a result with the commit measured', async () => {
+    const run = await runSuite('demo', defineSuite({ cases: [throughputCase()] }), {
+      quick: true,
+      repoDir,
+      measure: tinyOptions,
+    });
+    assert.ok(run.ok);
+    assert.match(run.result.commit ?? '', /^[0-9a-f]{40}$/);
+    assert.equal(typeof run.result.dirty, 'boolean');
+  });
+});
+
+describe('minimum samples', () => {
+  test('a case may not take fewer samples than the minimum for its metric, in either mode', () => {
+    assert.throws(
+      () => defineSuite({ cases: [throughputCase({ rounds: minimumRounds.timed.full - 1 })] }),
+      /rounds must be an integer of at least 20 for ops_per_s/,
+    );
+    assert.throws(
+      () =>
+        defineSuite({
+          cases: [throughputCase({ metric: 'latency_p99_us', selfMeasured: true, rounds: 5 })],
+        }),
+      /at least 20 for latency_p99_us, got 5/,
+    );
+    assert.throws(
+      () => defineSuite({ cases: [throughputCase({ quickRounds: minimumRounds.timed.quick - 1 })] }),
+      /quickRounds must be an integer of at least 10/,
+    );
+    assert.throws(
+      () => defineSuite({ cases: [throughputCase({ metric: 'heap_bytes_per_op', rounds: 2 })] }),
+      /at least 3 for heap_bytes_per_op/,
+    );
+    defineSuite({ cases: [throughputCase({ metric: 'heap_bytes_per_op', rounds: 3, quickRounds: 1 })] });
+  });
+
+  test('a quick run takes quickRounds, falling back to rounds, then to the run default', () => {
+    const quick = { ...tinyOptions, mode: 'quick', rounds: 60 } as const;
+    const full = { ...tinyOptions, mode: 'full', rounds: 200 } as const;
+    assert.equal(roundsFor({ rounds: 30, quickRounds: 10 }, quick), 10);
+    assert.equal(roundsFor({ rounds: 30, quickRounds: 10 }, full), 30);
+    assert.equal(roundsFor({ rounds: 30 }, quick), 30);
+    assert.equal(roundsFor({}, quick), 60);
+    assert.equal(roundsFor({}, full), 200);
   });
 });
 
@@ -226,7 +360,16 @@ describe('results', () => {
       ours: 'ours',
       rsdPct: 50,
       peerRsdPct: 50,
+      ratioQ1: 1.667,
+      ratioQ3: 2.5,
+      samples: 3,
     });
+  });
+
+  test('the spread of the ratio is the quartiles of the per-round ratios', () => {
+    // Per-round ratios 1, 2, 3, 4, 5 whatever order the rounds came in.
+    const row = summarizeCase(throughputCase(), { ours: [5, 1, 3, 2, 4], peer: [1, 1, 1, 1, 1] });
+    assert.deepEqual([row.ratioQ1, row.ratio, row.ratioQ3], [2, 3, 4]);
   });
 
   test('the ratio compares the two samples of each round, so a slowdown lasting several rounds cancels out', () => {
@@ -254,7 +397,17 @@ describe('results', () => {
 
   test('a suite result has exactly the top-level fields of bench/results/<suite>.json', () => {
     const result = suiteResult('codec', true, environment, []);
-    assert.deepEqual(Object.keys(result), ['suite', 'node', 'cpus', 'date', 'quick', 'cases']);
+    assert.deepEqual(Object.keys(result), [
+      'suite',
+      'node',
+      'cpus',
+      'date',
+      'quick',
+      'commit',
+      'dirty',
+      'cases',
+    ]);
+    assert.equal(result.commit, environment.commit);
     assert.equal(result.suite, 'codec');
     assert.equal(result.quick, true);
   });
@@ -266,10 +419,13 @@ describe('results', () => {
     });
     const table = formatTable(suiteResult('codec', false, environment, [row]));
     const [header, , line] = table.split('\n');
-    assert.match(header ?? '', /^case\s+metric\s+ours\s+value\s+peer\s+peer value\s+ratio\s+rsd/);
+    assert.match(
+      header ?? '',
+      /^case\s+metric\s+ours\s+value\s+peer\s+peer value\s+ratio\s+ratio Q1-Q3\s+rsd/,
+    );
     assert.match(
       line ?? '',
-      /^decode-frame-512B\s+ops_per_s\s+ours\s+1,500,000\s+peer\s+1,000,000\s+1\.50x\s+0\.0% \/ 0\.0%$/,
+      /^decode-frame-512B\s+ops_per_s\s+ours\s+1,500,000\s+peer\s+1,000,000\s+1\.50x\s+1\.50-1\.50\s+0\.0% \/ 0\.0%$/,
     );
   });
 
@@ -312,5 +468,50 @@ describe('finding suites', () => {
   test('a known suite loads as the suite its file defines', async () => {
     const suite = await loadSuite(benchDir, 'codec');
     assert.ok(suite.cases.length > 0);
+  });
+});
+
+describe('provenance', () => {
+  async function repo(t: TestContext): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'weft-provenance-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const git = (...args: string[]): void => {
+      execFileSync('git', args, { cwd: dir, stdio: 'ignore' });
+    };
+    git('init', '-q');
+    await mkdir(path.join(dir, 'bench', 'results'), { recursive: true });
+    await writeFile(path.join(dir, 'code.ts'), 'export {};\n');
+    await writeFile(path.join(dir, 'bench', 'results', 'codec.json'), '{}\n');
+    git('add', '.');
+    git('-c', 'user.name=t', '-c', 'user.email=t@example.invalid', 'commit', '-qm', 'first');
+    return dir;
+  }
+
+  test('a clean checkout records its commit and is not dirty', async (t) => {
+    const dir = await repo(t);
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
+    assert.deepEqual(sourceRevision(dir), { commit: head, dirty: false });
+  });
+
+  test('a modified or an untracked file makes the tree dirty', async (t) => {
+    const dir = await repo(t);
+    await writeFile(path.join(dir, 'code.ts'), 'export const changed = 1;\n');
+    assert.equal(sourceRevision(dir).dirty, true);
+    execFileSync('git', ['checkout', '--', 'code.ts'], { cwd: dir });
+    await writeFile(path.join(dir, 'new.ts'), 'export {};\n');
+    assert.equal(sourceRevision(dir).dirty, true);
+  });
+
+  test('results written by earlier runs do not make the tree dirty', async (t) => {
+    const dir = await repo(t);
+    await writeFile(path.join(dir, 'bench', 'results', 'codec.json'), '{"changed":true}\n');
+    await writeFile(path.join(dir, 'bench', 'results', 'grid.json'), '{}\n');
+    assert.equal(sourceRevision(dir).dirty, false);
+  });
+
+  test('outside a git checkout both fields are null, not a guess', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'weft-provenance-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    assert.deepEqual(sourceRevision(dir), { commit: null, dirty: null });
   });
 });

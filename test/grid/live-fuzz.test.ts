@@ -38,6 +38,8 @@ import {
 import { Op, PROTOCOL_VERSION } from '../../src/grid/protocol.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
+import { fuzzAsync, type FuzzBudget } from '../fuzz-budget.ts';
+
 import { frameOf, RawPeer } from './raw-peer.ts';
 
 const SECRET = 'weft-live-fuzz-cluster-secret';
@@ -223,6 +225,37 @@ async function probe(peer: RawPeer, muxId: number): Promise<Buffer | undefined> 
   if (response === undefined) return undefined;
   assert.deepEqual(Buffer.from(response.payload ?? []), nonce, 'the probe gets its own payload back');
   return nonce;
+}
+
+/**
+ * Real time a node on loopback may take to answer a probe or close the socket. The echo
+ * handler answers at once and nothing here waits on the fake clock, so a loaded machine
+ * answers in milliseconds; this is far above that and far below the test's own timeout.
+ */
+const SILENCE_LIMIT_MS = 5_000;
+
+/**
+ * `probe`, failing if neither its answer nor the socket's close comes within
+ * SILENCE_LIMIT_MS: a node that keeps the socket open but stops answering fails here,
+ * by name, rather than hanging the test until the runner's timeout.
+ */
+async function probeOrClose(peer: RawPeer, muxId: number): Promise<Buffer | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const silent = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new Error(
+          `the node left the socket open and silent: no answer to probe ${muxId} and no close ` +
+            `within ${SILENCE_LIMIT_MS} ms`,
+        ),
+      );
+    }, SILENCE_LIMIT_MS);
+  });
+  try {
+    return await Promise.race([probe(peer, muxId), silent]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -415,48 +448,6 @@ function connectInput(target: Target, challenge: Challenge, fields: ConnectField
 
 // ---------------------------------------------------------------------------------------
 
-interface FuzzBudget {
-  /** How long new inputs are tried. */
-  readonly timeLimitMs: number;
-  /** Fewer completed runs than this in the time is a failure: the fuzz did too little to count. */
-  readonly minRuns: number;
-}
-
-/**
- * Runs `check` as a fast-check property (on `examples` first) until the time limit, then
- * fails if fewer than `minRuns` inputs were checked: a slow or overloaded machine must
- * not pass on a handful of runs. fast-check stops waiting for a run at the limit but does
- * not stop it, so the run in progress is awaited here: nothing of the fuzz is still
- * talking to the node when the final checks start.
- */
-async function fuzzFor<T>(
-  budget: FuzzBudget,
-  arb: fc.Arbitrary<T>,
-  check: (input: T) => Promise<void>,
-  examples: readonly T[] = [],
-): Promise<number> {
-  let current: Promise<void> = Promise.resolve();
-  let runs = 0;
-  await fc.assert(
-    fc.asyncProperty(arb, async (input) => {
-      current = check(input);
-      await current;
-      runs += 1;
-    }),
-    {
-      numRuns: 1_000_000,
-      examples: examples.map((example): [T] => [example]),
-      plugins: [fc.interruptAfterTimeLimit(budget.timeLimitMs)],
-    },
-  );
-  await current;
-  assert.ok(
-    runs >= budget.minRuns,
-    `only ${runs} runs in ${budget.timeLimitMs} ms; the fuzz needs at least ${budget.minRuns}`,
-  );
-  return runs;
-}
-
 /**
  * The refusal an intact Connect must get, checked in the acceptor's order: the version
  * (read even from a Connect that does not decode), a malformed field, the host, the
@@ -595,7 +586,9 @@ test(
       intact({ host: target.dialled, token: { kind: 'text', text: '' } }, 'bad-token'),
       intact({ host: target.dialled }, 'wrong-direction'),
     ];
-    const budget = { timeLimitMs: 1_500, minRuns: 60 };
+    // A quiet 2-core machine tries about 550 handshakes in the time, and about 150 while
+    // another test run loads it; the floor of 60 is tried however long it takes.
+    const budget: FuzzBudget = { timeLimitMs: 1_500, minRuns: 60 };
     const check = async ({ connect, replay, mutations, expect }: HandshakeInput): Promise<void> => {
       tried += 1;
       const { peer, challenge } = await challenged(t, target);
@@ -633,7 +626,7 @@ test(
       }
       await peer.closed;
     };
-    await fuzzFor(budget, inputArb, check, examples);
+    await fuzzAsync(t, budget, inputArb, check, examples);
     const seen = [...modelOutcomes].map(([outcome, n]) => `${outcome} ${n}`).join(', ');
     t.diagnostic(
       `${tried} handshakes tried: ${accepted} accepted, ${refused} refused; ` +
@@ -650,7 +643,7 @@ test(
     );
 
     const peer = await legitimatePeer(t, target);
-    assert.ok((await probe(peer, 1)) !== undefined, 'a legitimate peer is served after the fuzz');
+    assert.ok((await probeOrClose(peer, 1)) !== undefined, 'a legitimate peer is served after the fuzz');
   },
 );
 
@@ -666,8 +659,10 @@ test(
     let probesAnswered = 0;
     let nextProbe = PROBE_BASE;
 
-    const budget = { timeLimitMs: 3_000, minRuns: 200 };
-    await fuzzFor(budget, fc.array(messageArb, { minLength: 1, maxLength: 4 }), async (messages) => {
+    // A quiet 2-core machine sends about 1 300 batches in the time, and about 500 while
+    // another test run loads it; the floor of 200 is sent however long it takes.
+    const budget: FuzzBudget = { timeLimitMs: 3_000, minRuns: 200 };
+    await fuzzAsync(t, budget, fc.array(messageArb, { minLength: 1, maxLength: 4 }), async (messages) => {
       batches += 1;
       if (!peer.isOpen) {
         resets += 1;
@@ -679,9 +674,8 @@ test(
       }
       // Either the node answers the probe (after everything sent before it), or it has
       // reset the socket; it must not leave it open and silent.
-      const echoed = await probe(peer, nextProbe++);
-      if (echoed === undefined) assert.equal(peer.isOpen, false);
-      else probesAnswered += 1;
+      const echoed = await probeOrClose(peer, nextProbe++);
+      if (echoed !== undefined) probesAnswered += 1;
     });
     if (!peer.isOpen) resets += 1;
 
@@ -695,7 +689,7 @@ test(
 
     const fresh = await legitimatePeer(t, target);
     assert.ok(
-      (await probe(fresh, 1)) !== undefined,
+      (await probeOrClose(fresh, 1)) !== undefined,
       'a fresh legitimate connection is served after the fuzz',
     );
   },

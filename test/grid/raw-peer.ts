@@ -3,23 +3,35 @@
 
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 
 import { hmacAuth, type HandshakeClaims } from '../../src/grid/auth.ts';
+import { shouldDial } from '../../src/grid/dial-direction.ts';
 import type { RefusalReason } from '../../src/grid/errors.ts';
 import { decodeFrame, decodeMessage, encodeFrame, type Frame } from '../../src/grid/frame.ts';
-import { decodeConnect, encodeChallenge, encodeConnectResponse } from '../../src/grid/messages.ts';
+import {
+  decodeChallenge,
+  decodeConnect,
+  decodeConnectResponse,
+  encodeChallenge,
+  encodeConnect,
+  encodeConnectResponse,
+} from '../../src/grid/messages.ts';
 import type { Clock } from '../../src/internal/clock.ts';
 import { toBuffer } from '../../src/grid/handshake.ts';
-import { GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
+import { GRID_PATH, Op, opName, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
 
 export class RawPeer {
   readonly ws: WebSocket;
   /** Resolves with the close code and reason once the socket is closed. */
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly #inbox: Buffer[] = [];
+  /** Frames of a message `readFrame` has opened but not yet returned. */
+  readonly #frames: Frame[] = [];
   #waiter: ((message: Buffer | undefined) => void) | undefined;
   #isClosed = false;
 
@@ -60,12 +72,105 @@ export class RawPeer {
     return peer;
   }
 
+  /**
+   * Dials the node at `port` and completes the handshake as `host` (a host in the node's
+   * list that dials it), with a valid token under `secret`: a raw client the node takes
+   * for a legitimate peer.
+   */
+  static async dial(
+    t: TestContext,
+    port: number,
+    as: { readonly host: string; readonly clock: Clock; readonly secret: string },
+  ): Promise<RawPeer> {
+    const peer = await RawPeer.open(t, port);
+    const first = await peer.next();
+    if (first === undefined) throw new Error('the node closed the socket before its Challenge');
+    const challenge = decodeChallenge(decodeFrame(first).payload);
+    const dialler = {
+      host: as.host,
+      nodeId: randomBytes(16),
+      timeMs: Math.floor(as.clock.wallTimeMs()),
+      nonce: randomBytes(16),
+    };
+    const claims: HandshakeClaims = { version: PROTOCOL_VERSION, dialler, acceptor: challenge };
+    const token = hmacAuth(as.secret).authToken('dialler', claims);
+    const connect = encodeConnect({ version: PROTOCOL_VERSION, ...dialler, token });
+    peer.send(encodeFrame(frameOf(Op.Connect, { payload: connect }), false));
+    const reply = await peer.next();
+    if (reply === undefined) throw new Error('the node closed the socket without a ConnectResponse');
+    const response = decodeConnectResponse(decodeFrame(reply).payload);
+    if (!response.accepted) throw new Error(`the node refused the handshake: ${response.reason}`);
+    return peer;
+  }
+
+  /**
+   * Serves grid upgrades on `server` as a legitimate acceptor at `host` (see playAcceptor)
+   * and resolves with the first socket once its dialler's Connect is answered (accepted,
+   * whatever it says). Later sockets are terminated at once. Rejects if that socket closes
+   * before its Connect, or the Connect does not decode.
+   */
+  static accept(
+    t: TestContext,
+    server: http.Server,
+    as: { readonly host: string; readonly clock: Clock; readonly secret: string },
+  ): Promise<RawPeer> {
+    const wss = new WebSocketServer({ server, path: GRID_PATH });
+    t.after(() => {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+    });
+    return new Promise((resolve, reject) => {
+      let taken = false;
+      // A server that fails to serve would otherwise leave the test waiting for a dialler.
+      wss.once('error', reject);
+      wss.on('connection', (ws) => {
+        if (taken) {
+          ws.terminate();
+          return;
+        }
+        taken = true;
+        const peer = new RawPeer(ws);
+        const answer = playAcceptor(ws, as.clock, as.host, as.secret);
+        peer
+          .next()
+          .then(async (connect) => {
+            if (connect === undefined) {
+              const { code, reason } = await peer.closed;
+              throw new Error(
+                `the dialler closed the socket before its Connect (code ${code}${reason === '' ? '' : `: ${reason}`})`,
+              );
+            }
+            peer.send(answer(connect));
+            return peer;
+          })
+          .then(resolve, reject);
+      });
+    });
+  }
+
   get isOpen(): boolean {
     return !this.#isClosed && this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** The next binary message, or undefined once the socket has closed. */
+  /**
+   * The next binary message, whole, or undefined once the socket has closed. Throws if
+   * `readFrame` or `nextFrame` holds frames of a Merged batch not yet returned: the message
+   * after them would pass over them.
+   */
   next(): Promise<Buffer | undefined> {
+    if (this.#frames.length > 0) {
+      const ops = this.#frames.map((frame) => opName(frame.op)).join(', ');
+      return Promise.reject(
+        new Error(
+          `next() reads whole messages, but frames of a Merged batch already opened are not yet read (${ops}): ` +
+            'read them with readFrame or nextFrame first',
+        ),
+      );
+    }
+    return this.#nextMessage();
+  }
+
+  #nextMessage(): Promise<Buffer | undefined> {
     const message = this.#inbox.shift();
     if (message !== undefined) return Promise.resolve(message);
     if (this.#isClosed) return Promise.resolve(undefined);
@@ -74,19 +179,104 @@ export class RawPeer {
     });
   }
 
-  /** The next frame that satisfies `wanted` (Merged batches are opened), or undefined on close. */
+  /**
+   * The next frame that satisfies `wanted`, or undefined on close. The frames before it are
+   * passed over; those after it in its Merged batch are kept for the next read.
+   */
   async nextFrame(wanted: (frame: Frame) => boolean): Promise<Frame | undefined> {
     for (;;) {
-      const message = await this.next();
+      const frame = await this.readFrame();
+      if (frame === undefined || wanted(frame)) return frame;
+    }
+  }
+
+  /**
+   * The next frame, one at a time: a Merged batch is opened and its frames come in order,
+   * none skipped. Undefined once the socket has closed.
+   */
+  async readFrame(): Promise<Frame | undefined> {
+    while (this.#frames.length === 0) {
+      const message = await this.#nextMessage();
       if (message === undefined) return undefined;
-      const found = decodeMessage(message).find(wanted);
-      if (found !== undefined) return found;
+      this.#frames.push(...decodeMessage(message));
+    }
+    return this.#frames.shift();
+  }
+
+  /**
+   * Every frame up to and including the first that satisfies `last`, in the order the node
+   * sent them. Throws if the socket closes first.
+   */
+  async readFramesUntil(last: (frame: Frame) => boolean): Promise<Frame[]> {
+    const frames: Frame[] = [];
+    for (;;) {
+      const frame = await this.readFrame();
+      if (frame === undefined) {
+        const ops = frames.map((f) => opName(f.op)).join(', ');
+        throw new Error(`the socket closed before the frame waited for (read: ${ops || 'nothing'})`);
+      }
+      frames.push(frame);
+      if (last(frame)) return frames;
     }
   }
 
   send(bytes: Uint8Array): void {
     this.ws.send(bytes, { binary: true });
   }
+
+  /** Sends one frame of `op` with `fields`, with a CRC (as a node on plain http does). */
+  sendFrame(op: OpCode, fields: Partial<Frame> = {}): void {
+    this.send(encodeFrame(frameOf(op, fields), true));
+  }
+}
+
+/**
+ * A loopback HTTP server on a free port, closed with every socket it accepted after the
+ * test. With `wanted`, ports are tried until the server's host URL satisfies it (say, a dial
+ * direction; each try has even odds).
+ */
+export async function bindLoopback(
+  t: TestContext,
+  wanted: (host: string) => boolean = () => true,
+): Promise<{ readonly server: http.Server; readonly host: string; readonly port: number }> {
+  for (let i = 0; i < 64; i++) {
+    const server = http.createServer((_req, res) => res.writeHead(404).end());
+    // Upgraded sockets leave the server's HTTP bookkeeping, so they are tracked here.
+    const sockets = new Set<Socket>();
+    server.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const close = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        for (const socket of sockets) socket.destroy();
+      });
+    const { port } = server.address() as AddressInfo;
+    const host = `http://127.0.0.1:${port}`;
+    if (!wanted(host)) {
+      await close();
+      continue;
+    }
+    t.after(close);
+    return { server, host, port };
+  }
+  throw new Error('no free port gave a host URL that satisfies the test');
+}
+
+/**
+ * A host URL nobody listens at that dials `host` (see dial-direction.ts): a raw client
+ * that `RawPeer.dial`s as it is taken for a peer that dials the node, as it should.
+ */
+export function hostDialling(host: string): string {
+  for (let i = 2; i < 255; i++) {
+    const candidate = `http://127.0.0.${i}:1`;
+    if (shouldDial(candidate, host)) return candidate;
+  }
+  throw new Error(`no loopback host dials ${host}`);
 }
 
 export function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {

@@ -155,9 +155,10 @@ describe('grid: stream flow control', () => {
             );
           }
           const items: number[] = [];
+          // An item past the window would end the stream with a ProtocolError, so reading
+          // every item to the end shows the window held.
           for await (const item of stream) {
             items.push(readU32(item));
-            assert.ok(stream.buffered <= window);
             if (pace === 'slow') {
               await turn();
               await turn();
@@ -221,11 +222,20 @@ describe('grid: stream flow control', () => {
     assert.deepEqual(other, range(2_000));
     assert.deepEqual(reverse, range(500));
     assert.deepEqual(answers, range(300));
-    assert.equal(stalled.buffered, 4, 'the unread stream never took more than its window');
-    assert.deepEqual(await readAll(stalled), range(300), 'and lost nothing while it waited');
+    // The buffer cannot hold more than its window: an item past it would have failed the stream.
+    assert.equal(
+      connection.stats().streamProtocolErrors,
+      0,
+      'no item came past the unread stream’s window (it would have failed the stream)',
+    );
+    assert.deepEqual(
+      await readAll(stalled),
+      range(300),
+      'the unread stream did not fail, and lost nothing while it waited',
+    );
   });
 
-  test('a caller never holds more unread responses than its outCapacity: the handler’s sends wait for room', async (t) => {
+  test('a handler gets no further ahead of its caller’s reading than the caller’s outCapacity: its sends wait for room', async (t) => {
     const { tg } = await testPair(t);
     let sent = 0;
     tg.manager(1).registerStream(76, {
@@ -238,27 +248,34 @@ describe('grid: stream flow control', () => {
       },
     });
     const stream = tg.connection(0, 1).openStream(76, { outCapacity: 3 });
-    const buffered = (): number => stream.buffered;
     await eventually(() => sent === 3, 'the handler to use its three credits');
     await roundTrips(tg);
     await roundTrips(tg);
     assert.equal(sent, 3, 'the fourth send waits for a credit');
-    assert.equal(buffered(), 3);
+    assert.equal(stream.buffered, 3, 'the three items sent arrived, unread');
 
     const iterator = stream[Symbol.asyncIterator]();
     assert.equal(readU32((await iterator.next()).value as Uint8Array), 0);
+    let taken = 1;
     await eventually(() => sent === 4, 'one credit back, one more send');
     await roundTrips(tg);
     await roundTrips(tg);
-    assert.equal(sent, 4);
-    assert.equal(buffered(), 3);
+    assert.equal(sent, 4, 'one item read lets exactly one more send go');
+    assert.equal(stream.buffered, 3, 'the fourth item arrived, unread');
 
+    // Read through a function: the asserts above narrowed `sent`, which the handler changes.
+    const sentSoFar = (): number => sent;
     const rest: number[] = [];
     for (let r = await iterator.next(); r.done !== true; r = await iterator.next()) {
       rest.push(readU32(r.value));
-      assert.ok(buffered() <= 3);
+      taken += 1;
+      assert.ok(
+        sentSoFar() <= taken + 3,
+        `the handler got ahead of the window: ${sentSoFar()} sent, ${taken} read`,
+      );
     }
     assert.deepEqual(rest, range(10).slice(1));
+    assert.equal(tg.connection(0, 1).stats().streamProtocolErrors, 0);
   });
 
   test('a handler never holds more unread input than its inCapacity: the caller’s sends wait for room', async (t) => {
@@ -323,8 +340,8 @@ describe('grid: stream flow control', () => {
     await eventually(() => sent === 32, 'the handler to use its 32 credits');
     await roundTrips(tg);
     await roundTrips(tg);
-    assert.equal(sent, 32);
-    assert.equal(stream.buffered, 32);
+    assert.equal(sent, 32, 'the 33rd send waits for a credit');
+    assert.equal(stream.buffered, 32, 'the 32 items sent arrived, unread');
     // Input: the caller runs 32 items ahead of a handler that does not read, no further.
     const sends = range(40).map((n) => watch(stream.send(u32(n))));
     const accepted = (): number => sends.filter((s) => s.settled).length;

@@ -38,6 +38,7 @@ import {
   type ConnectResponse,
 } from '../../src/grid/messages.ts';
 import { Flag, GRID_PATH, Op, PROTOCOL_VERSION, type Op as OpCode } from '../../src/grid/protocol.ts';
+import { subrouteId } from '../../src/grid/subroute.ts';
 import { CapacityExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
@@ -662,19 +663,25 @@ describe('authentication between managers', () => {
 
 describe('frame size', () => {
   test(
-    'a message larger than maxFrameBytes closes the socket with 1009, and the host can handshake again',
+    'a message larger than maxFrameBytes closes the socket with 1009, counted once in messagesTooLargeIn, and the host can handshake again',
     BOUNDED,
     async (t) => {
       const maxFrameBytes = 64 * 1024;
       const node = await startAcceptor(t, { limits: { maxFrameBytes } });
       const peer = await rawDialler(t, node);
+      const link = node.a.connection(node.dialler);
+      assert.ok(await rawRequest(peer, 1, Buffer.from('before')));
+      assert.equal(link.stats().messagesTooLargeIn, 0);
       peer.send(Buffer.alloc(maxFrameBytes + 1));
       assert.equal((await peer.closed).code, 1009);
-      assert.equal(node.a.connection(node.dialler).state(), 'connection-error');
+      assert.equal(link.state(), 'connection-error');
+      assert.equal(link.stats().messagesTooLargeIn, 1, 'the message is counted, once');
+      assert.equal(link.stats().protocolErrors, 0, 'apart from the protocol errors');
       const again = await rawDialler(t, node);
       const response = await rawRequest(again, 1, Buffer.from('after the reset'));
       assert.deepEqual(Buffer.from(response?.payload ?? []), Buffer.from('after the reset'));
       await assertServesPeers(node);
+      assert.equal(link.stats().messagesTooLargeIn, 1);
     },
   );
 
@@ -698,6 +705,11 @@ describe('frame size', () => {
       const reply = await link.request(ECHO, Buffer.from('small again'));
       assert.deepEqual(Buffer.from(reply ?? []), Buffer.from('small again'));
       assert.equal(link.stats().reconnects, 1);
+      // The side that refused counts it; the sender only saw its socket close.
+      const refusing = pair.a.connection(pair.bHost).stats();
+      assert.equal(refusing.messagesTooLargeIn, 1);
+      assert.equal(refusing.protocolErrors, 0);
+      assert.equal(link.stats().messagesTooLargeIn, 0);
     },
   );
 
@@ -800,7 +812,9 @@ describe('frame size', () => {
   );
 
   test(
-    'frames that each fit maxFrameBytes are never merged into a message that exceeds it',
+    // That they were merged, and into messages within the limit, is shown on the wire by
+    // frame.test.ts; this is the same traffic end to end, between two nodes.
+    'requests that each fit maxFrameBytes but together exceed it all arrive, without a reconnect',
     BOUNDED,
     async (t) => {
       const maxFrameBytes = 8 * 1024;
@@ -814,6 +828,32 @@ describe('frame size', () => {
         assert.deepEqual(Buffer.from(reply ?? []), payloads[i]);
       });
       assert.equal(link.stats().reconnects, 0);
+    },
+  );
+});
+
+describe('WebSocket frames the grid never sends', () => {
+  test(
+    'a text message that is not UTF-8 breaks the WebSocket protocol: the socket closes with 1007, counted once in protocolErrors; a UTF-8 one is ignored and counted in ignoredMessages',
+    BOUNDED,
+    async (t) => {
+      const node = await startAcceptor(t);
+      const peer = await rawDialler(t, node);
+      const link = node.a.connection(node.dialler);
+      peer.ws.send('a text message', { binary: false });
+      assert.ok(await rawRequest(peer, 1, Buffer.from('after the text')), 'the socket carries on');
+      assert.equal(link.stats().ignoredMessages, 1);
+      assert.equal(link.stats().protocolErrors, 0);
+
+      // ws sends a Buffer as it is, unchecked: the node's ws is the one that refuses it.
+      peer.ws.send(Buffer.from([0xc3, 0x28]), { binary: false });
+      assert.equal((await peer.closed).code, 1007);
+      assert.equal(link.state(), 'connection-error');
+      const stats = link.stats();
+      assert.equal(stats.protocolErrors, 1, 'counted, once');
+      assert.equal(stats.messagesTooLargeIn, 0, 'and not as a message too large');
+      assert.equal(stats.ignoredMessages, 1);
+      await assertServesPeers(node);
     },
   );
 });
@@ -947,32 +987,89 @@ describe('capacity', () => {
 
 describe('unknown handlers', () => {
   test(
-    'a request to an unregistered handler fails with WEFT_GRID_UNKNOWN_HANDLER without waiting for its deadline',
-    BOUNDED,
-    async (t) => {
-      const pair = await startPair(t);
-      await connected(pair);
-      // The clock never moves, so no deadline can end this call.
-      await assert.rejects(pair.b.connection(pair.aHost).request(99, Buffer.from('x')), (error: unknown) => {
-        isRemote('WEFT_GRID_UNKNOWN_HANDLER')(error);
-        assert.equal((error as RemoteError).retryable, false);
-        return true;
-      });
-      assert.equal(pair.clock.now(), 0);
-    },
-  );
-
-  test(
-    'a stream to an unregistered handler fails with WEFT_GRID_UNKNOWN_HANDLER without waiting for its deadline',
+    'a request to an unregistered handler fails with WEFT_GRID_UNKNOWN_HANDLER without waiting for its deadline, and the serving side counts each one in requestsUnknownHandler',
     BOUNDED,
     async (t) => {
       const pair = await startPair(t);
       await connected(pair);
       const link = pair.b.connection(pair.aHost);
-      const stream = link.openStream(99, { initial: Buffer.from('x'), timeoutMs: 60_000 });
-      await assert.rejects(stream[Symbol.asyncIterator]().next(), isRemote('WEFT_GRID_UNKNOWN_HANDLER'));
+      const serving = pair.a.connection(pair.bHost);
+      const refusedOnce = async (
+        what: string,
+        call: () => Promise<unknown>,
+        expected: number,
+      ): Promise<void> => {
+        // The clock never moves, so no deadline can end this call.
+        await assert.rejects(call(), (error: unknown) => {
+          isRemote('WEFT_GRID_UNKNOWN_HANDLER')(error);
+          assert.equal((error as RemoteError).retryable, false);
+          return true;
+        });
+        assert.equal(serving.stats().requestsUnknownHandler, expected, `${what}: counted, once`);
+      };
+      await refusedOnce('an unregistered id', () => link.request(99, Buffer.from('x')), 1);
+      await refusedOnce('a stream handler’s id', () => link.request(ECHO_STREAM, Buffer.from('x')), 2);
+      await refusedOnce(
+        'a subroute nobody registered',
+        () => link.request(ECHO, Buffer.from('x'), { subroute: subrouteId(ECHO, 'nowhere') }),
+        3,
+      );
+      assert.equal(pair.clock.now(), 0);
+
+      // A request that is served is not counted, and neither side counted anything else.
+      assert.deepEqual(
+        Buffer.from((await link.request(ECHO, Buffer.from('known'))) ?? []),
+        Buffer.from('known'),
+      );
+      const stats = serving.stats();
+      assert.equal(stats.requestsUnknownHandler, 3);
+      assert.equal(stats.streamsUnknownHandler, 0);
+      assert.equal(stats.requestsRefusedIn, 0, 'an unknown handler is no lack of capacity');
+      assert.equal(link.stats().requestsUnknownHandler, 0, 'the calling side counts nothing');
+    },
+  );
+
+  test(
+    'a stream or stateless stream to an unregistered handler fails with WEFT_GRID_UNKNOWN_HANDLER without waiting for its deadline, and the serving side counts each one in streamsUnknownHandler',
+    BOUNDED,
+    async (t) => {
+      const pair = await startPair(t);
+      await connected(pair);
+      const link = pair.b.connection(pair.aHost);
+      const serving = pair.a.connection(pair.bHost);
+      const refusedOnce = async (
+        what: string,
+        open: () => AsyncIterable<Uint8Array>,
+        expected: number,
+      ): Promise<void> => {
+        const stream = open();
+        await assert.rejects(stream[Symbol.asyncIterator]().next(), isRemote('WEFT_GRID_UNKNOWN_HANDLER'));
+        assert.equal(serving.stats().streamsUnknownHandler, expected, `${what}: counted, once`);
+      };
+      await refusedOnce(
+        'a stream to an unregistered id',
+        () => link.openStream(99, { initial: Buffer.from('x'), timeoutMs: 60_000 }),
+        1,
+      );
+      await refusedOnce('a stream to a single handler’s id', () => link.openStream(ECHO), 2);
+      await refusedOnce('a stateless stream to an unregistered id', () => link.openStatelessStream(99), 3);
       assert.equal(pair.clock.now(), 0);
       assert.equal(link.stats().streamsOut, 0);
+      assert.equal(link.stats().statelessStreamsOut, 0, 'the refused stateless stream is over, not reopened');
+
+      // A stream that is served is not counted, and neither side counted anything else.
+      const served = link.openStream(ECHO_STREAM);
+      await served.send(Buffer.from('known'));
+      const responses = served[Symbol.asyncIterator]();
+      assert.deepEqual(Buffer.from((await responses.next()).value ?? []), Buffer.from('known'));
+      served.end();
+      assert.equal((await responses.next()).done, true);
+      const stats = serving.stats();
+      assert.equal(stats.streamsUnknownHandler, 3);
+      assert.equal(stats.requestsUnknownHandler, 0);
+      assert.equal(stats.streamsRefusedIn, 0, 'an unknown handler is no lack of capacity');
+      assert.equal(stats.streamProtocolErrors, 0, 'nor a protocol error');
+      assert.equal(link.stats().streamsUnknownHandler, 0, 'the calling side counts nothing');
     },
   );
 });

@@ -5,6 +5,60 @@ import { BoundedQueue } from '../../src/internal/bounded-queue.ts';
 import { CreditWindow } from '../../src/internal/credit-window.ts';
 import { CapacityExceededError, ClosedError, ConfigError } from '../../src/internal/errors.ts';
 
+const CAPACITY = 3;
+const TOTAL = 20;
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/**
+ * Sends TOTAL items through a window of CAPACITY credits into a BoundedQueue whose consumer
+ * reads one item per turn of the event loop, so the sender (whose waits are microtasks) has
+ * always gone as far as it may when the consumer reads: the buffer is full then. A sender
+ * that ignores credits spends one when it has one and sends anyway when it has none.
+ */
+async function throughSlowConsumer(options: { readonly obeysCredits: boolean }): Promise<{
+  readonly offers: readonly boolean[];
+  readonly received: readonly number[];
+  readonly refused: number;
+  /** How many items the buffer held each time the consumer read. */
+  readonly depthsAtRead: readonly number[];
+  readonly peakDepth: number;
+  readonly available: number;
+}> {
+  const window = new CreditWindow({ initial: CAPACITY, max: CAPACITY });
+  const inbox = new BoundedQueue<number>({
+    capacity: CAPACITY,
+    onTake: () => {
+      window.grant(1);
+    },
+  });
+  const offers: boolean[] = [];
+  let sending = true;
+  const sender = (async () => {
+    for (let i = 0; i < TOTAL; i++) {
+      if (options.obeysCredits) await window.acquire();
+      else window.tryAcquire();
+      offers.push(inbox.offer(i));
+    }
+    sending = false;
+  })();
+  // Read through a function: the sender, not this loop, ends the sending.
+  const isSending = (): boolean => sending;
+  const received: number[] = [];
+  const depthsAtRead: number[] = [];
+  while (isSending() || inbox.depth > 0) {
+    await new Promise((resolve) => setImmediate(resolve));
+    depthsAtRead.push(inbox.depth);
+    const item = inbox.tryTake();
+    if (item !== undefined) received.push(item);
+  }
+  await sender;
+  const { refused, peakDepth } = inbox.stats;
+  return { offers, received, depthsAtRead, refused, peakDepth, available: window.available };
+}
+
 describe('CreditWindow', () => {
   test('spends one credit per send and refuses when none are left', () => {
     const window = new CreditWindow({ initial: 2 });
@@ -72,33 +126,31 @@ describe('CreditWindow', () => {
     assert.throws(() => new CreditWindow({ initial: 3, max: 2 }), ConfigError);
   });
 
-  test('with a receiving BoundedQueue, the receiver can always accept without blocking', async () => {
+  test('with a receiving BoundedQueue, a sender that spends a credit per item is never refused, even by a consumer that lets the buffer fill', async () => {
     // The end-to-end contract of credit flow control: a sender that spends a credit per
     // item, and a receiver that returns one per item consumed, never overflow the buffer.
-    const capacity = 3;
-    const window = new CreditWindow({ initial: capacity, max: capacity });
-    const inbox = new BoundedQueue<number>({
-      capacity,
-      onTake: () => {
-        window.grant(1);
-      },
-    });
-    const total = 50;
-    const sender = (async () => {
-      for (let i = 0; i < total; i++) {
-        await window.acquire();
-        assert.equal(inbox.offer(i), true, `item ${i} found the buffer full`);
-      }
-      inbox.close();
-    })();
-    const received: number[] = [];
-    for await (const item of inbox) received.push(item);
-    await sender;
+    const run = await throughSlowConsumer({ obeysCredits: true });
     assert.deepEqual(
-      received,
-      Array.from({ length: total }, (_, i) => i),
+      run.depthsAtRead,
+      range(TOTAL).map((i) => Math.min(CAPACITY, TOTAL - i)),
+      'the consumer read only once the sender had filled the buffer as far as its credits let it',
     );
-    assert.equal(inbox.stats.refused, 0);
-    assert.equal(window.available, capacity);
+    assert.deepEqual(
+      run.offers.map((accepted, i) => (accepted ? i : `refused ${i}`)),
+      range(TOTAL),
+      'every item found room',
+    );
+    assert.equal(run.refused, 0);
+    assert.deepEqual(run.received, range(TOTAL));
+    assert.equal(run.available, CAPACITY, 'every credit came back');
+  });
+
+  test('the same consumer refuses, and counts, what a sender that ignores its credits sends past the window', async () => {
+    const run = await throughSlowConsumer({ obeysCredits: false });
+    assert.equal(run.peakDepth, CAPACITY);
+    const refused = run.offers.filter((accepted) => !accepted).length;
+    assert.ok(refused > 0, 'the items past the window were refused');
+    assert.equal(run.refused, refused, 'and each refusal counted');
+    assert.equal(run.received.length, TOTAL - refused, 'only what fitted was received');
   });
 });

@@ -497,12 +497,21 @@ function decode(bytes: Uint8Array): unknown {
   };
 }
 
-function decodesOrRefuses(bytes: Uint8Array): void {
+/**
+ * Decodes `bytes` or sees them refused with a ProtoDecodeError (anything else is rethrown, and
+ * fails the test); what it decodes, fromBinary must read the same. True when it decoded.
+ */
+function decodesOrRefuses(bytes: Uint8Array): boolean {
+  let decoded: unknown;
   try {
-    decodeToFunction(bytes);
+    decoded = decode(bytes);
   } catch (error) {
-    assert.ok(error instanceof ProtoDecodeError, `unexpected ${String(error)}`);
+    if (error instanceof ProtoDecodeError) return false;
+    throw error;
   }
+  // Stricter than fromBinary in places (wire types, groups), never more lenient.
+  assert.deepEqual(decoded, referenceDecode(bytes), hex(bytes));
+  return true;
 }
 
 describe('the ToFunction decoder', () => {
@@ -624,8 +633,19 @@ describe('the ToFunction decoder', () => {
     }
   });
 
-  test('fuzz: random bytes and damaged valid requests decode or are refused, never crash', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), decodesOrRefuses), { numRuns: 3_000 });
+  test('fuzz: random bytes and damaged valid requests decode as fromBinary reads them or are refused, never crash', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+        decodesOrRefuses(bytes);
+      }),
+      { numRuns: 3_000 },
+    );
+    // Random bytes hardly ever decode, so the damaged requests must: count both outcomes, so
+    // that a decoder refusing everything (or nothing) cannot pass as robust.
+    const outcomes = { decoded: 0, refused: 0 };
+    const count = (decoded: boolean): void => {
+      outcomes[decoded ? 'decoded' : 'refused'] += 1;
+    };
     fc.assert(
       fc.property(
         toFunctions,
@@ -635,12 +655,15 @@ describe('the ToFunction decoder', () => {
         (bytes, at, cut, byte) => {
           const damaged = Uint8Array.from(bytes);
           if (damaged.length > 0) damaged[at % damaged.length] = byte;
-          decodesOrRefuses(damaged);
-          decodesOrRefuses(bytes.subarray(0, cut % (bytes.length + 1)));
+          count(decodesOrRefuses(damaged));
+          count(decodesOrRefuses(bytes.subarray(0, cut % (bytes.length + 1))));
         },
       ),
       { numRuns: 1_000 },
     );
+    const tried = outcomes.decoded + outcomes.refused;
+    assert.ok(outcomes.decoded >= tried / 8, `only ${outcomes.decoded} of ${tried} damaged requests decoded`);
+    assert.ok(outcomes.refused >= tried / 8, `only ${outcomes.refused} of ${tried} damaged requests refused`);
   });
 });
 
@@ -737,6 +760,22 @@ describe('primitive wrappers by hand', () => {
 });
 
 describe('egress records by hand', () => {
+  // A record value that is a string with a lone surrogate has no UTF-8 form: the builders
+  // refuse it (rather than write U+FFFD), and that is the only input here they may refuse.
+  // Decided from the input, not from the builder: a string that does not survive UTF-8.
+  const hasLoneSurrogate = (value: unknown): boolean =>
+    typeof value === 'string' && Buffer.from(value, 'utf8').toString('utf8') !== value;
+  const refusedForItsSurrogate = (error: unknown): boolean =>
+    error instanceof ValueTypeError && /lone surrogate/.test(error.message);
+  /** The record's value bytes, as the official SDK writes a value given without a valueType. */
+  const expectedValueBytes = (value: string | Uint8Array | number): string => {
+    if (typeof value === 'string') return hex(Buffer.from(value, 'utf8'));
+    if (value instanceof Uint8Array) return hex(value);
+    const bytes = Buffer.alloc(4);
+    bytes.writeInt32BE(value);
+    return hex(bytes);
+  };
+
   test('property: Kafka and Kinesis records are what toBinary of the record writes', () => {
     const values = fc.oneof(
       anyString,
@@ -744,17 +783,20 @@ describe('egress records by hand', () => {
       fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
     );
     const text = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 150 });
+    let refused = 0;
     fc.assert(
       fc.property(text, fc.option(text, { nil: undefined }), values, (topic, key, value) => {
-        let message;
-        try {
-          message = kafkaEgressMessage({ typeName: 'a/b', topic, key, value });
-        } catch {
-          return; // a lone surrogate in a string value is refused, as before
+        const build = () => kafkaEgressMessage({ typeName: 'a/b', topic, key, value });
+        if (hasLoneSurrogate(value)) {
+          assert.throws(build, refusedForItsSurrogate);
+          refused += 1;
+          return;
         }
+        const message = build();
         const record = fromBinary(KafkaProducerRecordSchema, message.typedValue.value);
         assert.equal(hex(message.typedValue.value), hex(toBinary(KafkaProducerRecordSchema, record)));
         assert.deepEqual([record.topic, record.key], [topic, key ?? '']);
+        assert.equal(hex(record.valueBytes), expectedValueBytes(value));
       }),
     );
     fc.assert(
@@ -764,20 +806,39 @@ describe('egress records by hand', () => {
         fc.option(text, { nil: undefined }),
         values,
         (stream, partitionKey, explicitHashKey, value) => {
-          let message;
-          try {
-            message = kinesisEgressMessage({ typeName: 'a/b', stream, partitionKey, explicitHashKey, value });
-          } catch {
+          const build = () =>
+            kinesisEgressMessage({ typeName: 'a/b', stream, partitionKey, explicitHashKey, value });
+          if (hasLoneSurrogate(value)) {
+            assert.throws(build, refusedForItsSurrogate);
+            refused += 1;
             return;
           }
+          const message = build();
           const record = fromBinary(KinesisEgressRecordSchema, message.typedValue.value);
           assert.equal(hex(message.typedValue.value), hex(toBinary(KinesisEgressRecordSchema, record)));
           assert.deepEqual(
             [record.stream, record.partitionKey, record.explicitHashKey],
             [stream, partitionKey, explicitHashKey ?? ''],
           );
+          assert.equal(hex(record.valueBytes), expectedValueBytes(value));
         },
       ),
+    );
+    assert.ok(refused > 0, 'no record value with a lone surrogate was tried');
+  });
+
+  test('a lone surrogate in a record value is refused, at either end of the string; a pair is not', () => {
+    for (const value of ['\uD800', 'a\uDC00', '\uDBFFz', '\uDC00\uD800']) {
+      assert.throws(() => kafkaEgressMessage({ typeName: 'a/b', topic: 't', value }), refusedForItsSurrogate);
+      assert.throws(
+        () => kinesisEgressMessage({ typeName: 'a/b', stream: 's', partitionKey: 'p', value }),
+        refusedForItsSurrogate,
+      );
+    }
+    const pair = kafkaEgressMessage({ typeName: 'a/b', topic: 't', value: '\uD83D\uDE00' });
+    assert.equal(
+      hex(fromBinary(KafkaProducerRecordSchema, pair.typedValue.value).valueBytes),
+      hex(Buffer.from('😀')),
     );
   });
 });
