@@ -17,6 +17,7 @@ import { IncorrectSequenceError, ProtocolError } from '../../src/grid/errors.ts'
 import type { Frame } from '../../src/grid/frame.ts';
 import type { GridConnection } from '../../src/grid/grid-connection.ts';
 import type { StatelessGridStream } from '../../src/grid/stateless-stream.ts';
+import type { GridStream } from '../../src/grid/client-stream.ts';
 import {
   decodeError,
   decodeStreamOpen,
@@ -92,6 +93,113 @@ async function drain(stream: AsyncIterable<Uint8Array>): Promise<{ items: Uint8A
   return { items, error: undefined };
 }
 
+/**
+ * On a raw caller's connection, the bystanders of a hostile stream: a well-behaved echo stream
+ * (mux 1) and single requests, which work before the hostile stream breaks the protocol and,
+ * untouched, after it.
+ */
+class CallerSideBystanders {
+  readonly #peer: RawPeer;
+  readonly #link: GridConnection;
+  #seq = 0;
+
+  private constructor(peer: RawPeer, link: GridConnection) {
+    this.#peer = peer;
+    this.#link = link;
+  }
+
+  static async open(peer: RawPeer, link: GridConnection, requestMux: number): Promise<CallerSideBystanders> {
+    const bystanders = new CallerSideBystanders(peer, link);
+    await openEcho(peer, 1);
+    await bystanders.#echo('before');
+    await request(peer, requestMux, 'request before');
+    return bystanders;
+  }
+
+  async #echo(word: string): Promise<Frame[]> {
+    this.#seq += 1;
+    this.#peer.sendFrame(Op.MuxClientMsg, { muxId: 1, seq: this.#seq, payload: bytes(word) });
+    const frames = await this.#peer.readFramesUntil(frameIs(Op.MuxServerMsg, 1));
+    assert.equal(text(frames.at(-1)?.payload), word, 'the bystander stream echoes');
+    return frames;
+  }
+
+  /** The echo stream and a request still work, nothing else was refused, the socket is up. */
+  async assertUntouched(requestMux: number): Promise<void> {
+    const after = await this.#echo('after');
+    const later = await request(this.#peer, requestMux, 'request after');
+    assert.deepEqual(
+      [...after, ...later].filter((frame) => frame.op === Op.DisconnectClientMux),
+      [],
+      'no other stream was refused',
+    );
+    assertOnlyTheStreamBroke(this.#peer, this.#link);
+  }
+}
+
+/**
+ * On a raw handler side's connection, the bystanders of a hostile stream: a well-behaved
+ * stream the node opened, carrying items both ways, and single requests.
+ */
+class HandlerSideBystanders {
+  readonly #peer: RawPeer;
+  readonly #link: GridConnection;
+  readonly #stream: GridStream;
+  readonly #responses: AsyncIterator<Uint8Array>;
+  #seq = 0;
+
+  private constructor(peer: RawPeer, link: GridConnection, stream: GridStream) {
+    this.#peer = peer;
+    this.#link = link;
+    this.#stream = stream;
+    this.#responses = stream[Symbol.asyncIterator]();
+  }
+
+  static async open(peer: RawPeer, link: GridConnection): Promise<HandlerSideBystanders> {
+    const stream = link.openStream(RAW_STREAM, { outCapacity: 4 });
+    const open = (await peer.readFramesUntil(frameIs(Op.ConnectMux, stream.muxId))).at(-1);
+    assert.equal(decodeStreamOpen(open?.payload).outWindow, 4);
+    peer.sendFrame(Op.AckMux, { muxId: stream.muxId, seq: 0, payload: encodeWindow(2) });
+    const bystanders = new HandlerSideBystanders(peer, link, stream);
+    await bystanders.#bothWays('before');
+    await answerRequest(peer, link, 'request before');
+    return bystanders;
+  }
+
+  async #bothWays(word: string): Promise<Frame[]> {
+    this.#seq += 1;
+    const muxId = this.#stream.muxId;
+    this.#peer.sendFrame(Op.MuxServerMsg, { muxId, seq: this.#seq, payload: bytes(`down ${word}`) });
+    assert.equal(await nextItem(this.#responses), `down ${word}`);
+    await this.#stream.send(bytes(`up ${word}`));
+    const up = await this.#peer.readFramesUntil(frameIs(Op.MuxClientMsg, muxId));
+    assert.equal(text(up.at(-1)?.payload), `up ${word}`);
+    return up;
+  }
+
+  /** The stream still carries items both ways, a request works, nothing else was cancelled. */
+  async assertUntouched(): Promise<void> {
+    const up = await this.#bothWays('after');
+    await answerRequest(this.#peer, this.#link, 'request after');
+    assert.deepEqual(
+      [...up, ...(await ping(this.#peer))].filter((frame) => frame.op === Op.DisconnectServerMux),
+      [],
+      'no other stream was cancelled',
+    );
+    assertOnlyTheStreamBroke(this.#peer, this.#link);
+  }
+}
+
+/** The socket is up, never replaced, and the one breach was counted as a stream's. */
+function assertOnlyTheStreamBroke(peer: RawPeer, link: GridConnection): void {
+  assert.ok(peer.isOpen, 'the socket is still open');
+  assert.equal(link.state(), 'connected');
+  const stats = link.stats();
+  assert.equal(stats.reconnects, 0);
+  assert.equal(stats.streamProtocolErrors, 1, 'the breach is counted, once');
+  assert.equal(stats.protocolErrors, 0, 'a stream’s breach is not the connection’s');
+}
+
 describe('grid: a caller that sends past the handler’s window', () => {
   test(
     'one item past the window of a handler that does not read ends that stream with a ProtocolError on both sides, counted once, and the connection’s other stream and requests carry on',
@@ -99,12 +207,7 @@ describe('grid: a caller that sends past the handler’s window', () => {
     async (t) => {
       const { peer, link, holding } = await nodeWithRawCaller(t);
 
-      // A well-behaved stream (mux 1) and a request, before.
-      await openEcho(peer, 1);
-      peer.sendFrame(Op.MuxClientMsg, { muxId: 1, seq: 1, payload: bytes('before') });
-      const before = await peer.readFramesUntil(frameIs(Op.MuxServerMsg, 1));
-      assert.equal(text(before.at(-1)?.payload), 'before');
-      await request(peer, 2, 'request before');
+      const bystanders = await CallerSideBystanders.open(peer, link, 2);
 
       // The hostile stream (mux 3): its handler grants HOLD_WINDOW credits and reads nothing.
       peer.sendFrame(Op.ConnectMux, {
@@ -142,23 +245,7 @@ describe('grid: a caller that sends past the handler’s window', () => {
       assert.ok(handlerSignal.reason instanceof ProtocolError, String(handlerSignal.reason));
       assert.equal(link.stats().streamsIn, 1, 'the overrun stream is forgotten, the other one kept');
 
-      // Nothing else noticed.
-      peer.sendFrame(Op.MuxClientMsg, { muxId: 1, seq: 2, payload: bytes('after') });
-      const after = await peer.readFramesUntil(frameIs(Op.MuxServerMsg, 1));
-      assert.equal(text(after.at(-1)?.payload), 'after');
-      const later = await request(peer, 6, 'request after');
-      assert.deepEqual(
-        later.filter((frame) => frame.op === Op.DisconnectClientMux),
-        [],
-        'no other stream was refused',
-      );
-      assert.ok(peer.isOpen, 'the socket is still open');
-      assert.equal(link.state(), 'connected');
-      const stats = link.stats();
-      assert.equal(stats.reconnects, 0);
-      assert.equal(stats.streamsIn, 1);
-      assert.equal(stats.streamProtocolErrors, 1);
-      assert.equal(stats.protocolErrors, 0, 'a stream’s breach is not the connection’s');
+      await bystanders.assertUntouched(6);
     },
   );
 
@@ -168,11 +255,7 @@ describe('grid: a caller that sends past the handler’s window', () => {
     async (t) => {
       const { peer, link } = await nodeWithRawCaller(t);
 
-      // A well-behaved stream (mux 1) and a request, before.
-      await openEcho(peer, 1);
-      peer.sendFrame(Op.MuxClientMsg, { muxId: 1, seq: 1, payload: bytes('before') });
-      assert.equal(text((await peer.readFramesUntil(frameIs(Op.MuxServerMsg, 1))).at(-1)?.payload), 'before');
-      await request(peer, 2, 'request before');
+      const bystanders = await CallerSideBystanders.open(peer, link, 2);
 
       // The hostile stream (mux 3) gives its handler an output window of 2; the echo of one
       // item spends one credit, and the caller returns it once it has the item.
@@ -198,23 +281,7 @@ describe('grid: a caller that sends past the handler’s window', () => {
       assert.equal(streamProtocolErrors(link), 1, 'the overrun is counted, once');
       assert.equal(link.stats().streamsIn, 1, 'the overrun stream is forgotten, the other one kept');
 
-      // Nothing else noticed.
-      peer.sendFrame(Op.MuxClientMsg, { muxId: 1, seq: 2, payload: bytes('after') });
-      const after = await peer.readFramesUntil(frameIs(Op.MuxServerMsg, 1));
-      assert.equal(text(after.at(-1)?.payload), 'after');
-      const later = await request(peer, 6, 'request after');
-      assert.deepEqual(
-        [...after, ...later].filter((frame) => frame.op === Op.DisconnectClientMux),
-        [],
-        'no other stream was refused',
-      );
-      assert.ok(peer.isOpen, 'the socket is still open');
-      assert.equal(link.state(), 'connected');
-      const stats = link.stats();
-      assert.equal(stats.reconnects, 0);
-      assert.equal(stats.streamsIn, 1);
-      assert.equal(stats.streamProtocolErrors, 1);
-      assert.equal(stats.protocolErrors, 0, 'a stream’s breach is not the connection’s');
+      await bystanders.assertUntouched(6);
     },
   );
 
@@ -306,18 +373,7 @@ describe('grid: a handler side that sends past the caller’s window', () => {
     async (t) => {
       const { peer, link } = await nodeWithRawHandlerSide(t);
 
-      // A well-behaved stream and a request, before.
-      const other = link.openStream(90, { outCapacity: 4 });
-      const otherOpen = (await peer.readFramesUntil(frameIs(Op.ConnectMux, other.muxId))).at(-1);
-      assert.equal(decodeStreamOpen(otherOpen?.payload).outWindow, 4);
-      peer.sendFrame(Op.AckMux, { muxId: other.muxId, seq: 0, payload: encodeWindow(2) });
-      const otherResponses = other[Symbol.asyncIterator]();
-      peer.sendFrame(Op.MuxServerMsg, { muxId: other.muxId, seq: 1, payload: bytes('down before') });
-      assert.equal(await nextItem(otherResponses), 'down before');
-      await other.send(bytes('up before'));
-      const up = (await peer.readFramesUntil(frameIs(Op.MuxClientMsg, other.muxId))).at(-1);
-      assert.equal(text(up?.payload), 'up before');
-      await answerRequest(peer, link, 'request before');
+      const bystanders = await HandlerSideBystanders.open(peer, link);
 
       // The hostile stream: the caller grants two credits and reads nothing.
       const hostile = link.openStream(RAW_STREAM, { outCapacity: 2 });
@@ -361,25 +417,7 @@ describe('grid: a handler side that sends past the caller’s window', () => {
         'the items within the window are delivered first',
       );
 
-      // Nothing else noticed.
-      peer.sendFrame(Op.MuxServerMsg, { muxId: other.muxId, seq: 2, payload: bytes('down after') });
-      assert.equal(await nextItem(otherResponses), 'down after');
-      await other.send(bytes('up after'));
-      const upAfter = await peer.readFramesUntil(frameIs(Op.MuxClientMsg, other.muxId));
-      assert.equal(text(upAfter.at(-1)?.payload), 'up after');
-      assert.deepEqual(
-        upAfter.filter((frame) => frame.op === Op.DisconnectServerMux),
-        [],
-        'no other stream was cancelled',
-      );
-      await answerRequest(peer, link, 'request after');
-      assert.ok(peer.isOpen, 'the socket is still open');
-      assert.equal(link.state(), 'connected');
-      const stats = link.stats();
-      assert.equal(stats.reconnects, 0);
-      assert.equal(stats.streamsOut, 1);
-      assert.equal(stats.streamProtocolErrors, 1);
-      assert.equal(stats.protocolErrors, 0, 'a stream’s breach is not the connection’s');
+      await bystanders.assertUntouched();
     },
   );
 
@@ -389,12 +427,7 @@ describe('grid: a handler side that sends past the caller’s window', () => {
     async (t) => {
       const { peer, link } = await nodeWithRawHandlerSide(t);
 
-      // A well-behaved stream and a request, before.
-      const other = await openFromNode(peer, link, 4);
-      const otherResponses = other[Symbol.asyncIterator]();
-      peer.sendFrame(Op.MuxServerMsg, { muxId: other.muxId, seq: 1, payload: bytes('down before') });
-      assert.equal(await nextItem(otherResponses), 'down before');
-      await answerRequest(peer, link, 'request before');
+      const bystanders = await HandlerSideBystanders.open(peer, link);
 
       // The hostile stream: the handler side grants an input window of 2, the caller spends
       // both credits, and the handler side returns them.
@@ -438,22 +471,7 @@ describe('grid: a handler side that sends past the caller’s window', () => {
         'the caller’s sends fail the same way',
       );
 
-      // Nothing else noticed.
-      peer.sendFrame(Op.MuxServerMsg, { muxId: other.muxId, seq: 2, payload: bytes('down after') });
-      assert.equal(await nextItem(otherResponses), 'down after');
-      await answerRequest(peer, link, 'request after');
-      assert.deepEqual(
-        (await ping(peer)).filter((frame) => frame.op === Op.DisconnectServerMux),
-        [],
-        'no other stream was cancelled',
-      );
-      assert.ok(peer.isOpen, 'the socket is still open');
-      assert.equal(link.state(), 'connected');
-      const stats = link.stats();
-      assert.equal(stats.reconnects, 0);
-      assert.equal(stats.streamsOut, 1);
-      assert.equal(stats.streamProtocolErrors, 1);
-      assert.equal(stats.protocolErrors, 0, 'a stream’s breach is not the connection’s');
+      await bystanders.assertUntouched();
     },
   );
 
