@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { shouldDial } from '../../src/grid/dial-direction.ts';
 import { decodeFrame } from '../../src/grid/frame.ts';
 import { sourceOf } from '../../src/grid/handshake-gate.ts';
 import { Manager } from '../../src/grid/manager.ts';
@@ -20,7 +19,7 @@ import { GRID_PATH, Op } from '../../src/grid/protocol.ts';
 import type { GridLimits } from '../../src/grid/config.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
-import { RawPeer } from './raw-peer.ts';
+import { bindLoopback, hostDialling, RawPeer } from './raw-peer.ts';
 
 const SECRET = 'weft-handshake-gate-test-secret';
 const ECHO = 64;
@@ -39,21 +38,11 @@ interface Node {
 
 async function startNode(t: TestContext, limits: Partial<GridLimits> = {}): Promise<Node> {
   const clock = new FakeClock();
-  const server = http.createServer((_req, res) => res.writeHead(200).end('app'));
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  // The app the grid shares its server with: ordinary requests must still reach it.
+  const { server, host, port } = await bindLoopback(t, {
+    onRequest: (_req, res) => res.writeHead(200).end('app'),
   });
-  // A deep accept queue, as a node facing the internet has: a flood of connections must not
-  // make the kernel drop a peer's SYN (which costs that peer a 1 s retransmission).
-  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
-  const { port } = server.address() as AddressInfo;
-  const host = `http://127.0.0.1:${port}`;
-  let peerHost = '';
-  for (let i = 2; i < 255 && peerHost === ''; i++) {
-    if (shouldDial(`http://127.0.0.${i}:1`, host)) peerHost = `http://127.0.0.${i}:1`;
-  }
+  const peerHost = hostDialling(host);
   const manager = new Manager({
     local: host,
     hosts: [host, peerHost],
@@ -63,15 +52,7 @@ async function startNode(t: TestContext, limits: Partial<GridLimits> = {}): Prom
   });
   manager.registerSingle(ECHO, (payload) => payload);
   manager.attach(server);
-  t.after(async () => {
-    await manager.close();
-    await new Promise<void>((resolve) => {
-      server.close(() => {
-        resolve();
-      });
-      for (const socket of sockets) socket.destroy();
-    });
-  });
+  t.after(() => manager.close());
   return {
     clock,
     manager,

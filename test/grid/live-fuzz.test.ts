@@ -9,8 +9,6 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 
 import fc from 'fast-check';
@@ -40,7 +38,7 @@ import { FakeClock } from '../../src/internal/fake-clock.ts';
 
 import { fuzzAsync, type FuzzBudget } from '../fuzz-budget.ts';
 
-import { frameOf, RawPeer } from './raw-peer.ts';
+import { bindLoopback, frameOf, hostDialledBy, hostDialling, RawPeer } from './raw-peer.ts';
 
 const SECRET = 'weft-live-fuzz-cluster-secret';
 const ECHO = 64;
@@ -72,27 +70,12 @@ interface Target {
 
 async function startTarget(t: TestContext): Promise<Target> {
   const clock = new FakeClock();
-  const server = http.createServer((_req, res) => res.writeHead(404).end());
-  // Upgraded sockets leave the server's HTTP bookkeeping, so they are tracked here.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const host = `http://127.0.0.1:${port}`;
-  let dialler: string | undefined;
-  let dialled: string | undefined;
-  for (let i = 2; i < 255 && (dialler === undefined || dialled === undefined); i++) {
-    // Nobody listens at these. The target never dials the dialler: it is the dialling
-    // side. The target's dials to the other fail, and it waits to redial on the fake
-    // clock, which never moves here.
-    const candidate = `http://127.0.0.${i}:1`;
-    if (shouldDial(candidate, host)) dialler ??= candidate;
-    else dialled ??= candidate;
-  }
-  assert.ok(dialler !== undefined && dialled !== undefined);
+  const { server, host, port } = await bindLoopback(t);
+  // Nobody listens at these. The target never dials the dialler: it is the dialling side.
+  // The target's dials to the other fail, and it waits to redial on the fake clock, which
+  // never moves here.
+  const dialler = hostDialling(host);
+  const dialled = hostDialledBy(host);
   const manager = new Manager({
     local: host,
     hosts: [host, dialler, dialled],
@@ -120,15 +103,7 @@ async function startTarget(t: TestContext): Promise<Target> {
     },
   });
   manager.attach(server);
-  t.after(async () => {
-    await manager.close();
-    await new Promise<void>((resolve) => {
-      server.close(() => {
-        resolve();
-      });
-      for (const socket of sockets) socket.destroy();
-    });
-  });
+  t.after(() => manager.close());
   return { clock, manager, host, port, dialler, dialled, nonces: new Set() };
 }
 

@@ -127,7 +127,7 @@ export async function nodeWithRawHandlerSide(
 ): Promise<RawHandlerSide> {
   const clock = new FakeClock();
   const nodeBound = await bindLoopback(t);
-  const rawBound = await bindLoopback(t, (host) => shouldDial(nodeBound.host, host));
+  const rawBound = await bindLoopback(t, { wanted: (host) => shouldDial(nodeBound.host, host) });
   const accepted = RawPeer.accept(t, rawBound.server, { host: rawBound.host, clock, secret: SECRET });
   const node = newManager(t, clock, nodeBound.host, rawBound.host, limits);
   node.attach(nodeBound.server);

@@ -230,24 +230,42 @@ export class RawPeer {
   }
 }
 
+/** A loopback HTTP server of a test; see bindLoopback. */
+export interface LoopbackServer {
+  readonly server: http.Server;
+  /** The server's host URL, as a node's host list names it. */
+  readonly host: string;
+  readonly port: number;
+}
+
 /**
  * A loopback HTTP server on a free port, closed with every socket it accepted after the
  * test. With `wanted`, ports are tried until the server's host URL satisfies it (say, a dial
- * direction; each try has even odds).
+ * direction; each try has even odds). Ordinary requests get `onRequest`, by default a 404.
  */
 export async function bindLoopback(
   t: TestContext,
-  wanted: (host: string) => boolean = () => true,
-): Promise<{ readonly server: http.Server; readonly host: string; readonly port: number }> {
+  options: {
+    readonly wanted?: (host: string) => boolean;
+    readonly onRequest?: http.RequestListener;
+  } = {},
+): Promise<LoopbackServer> {
+  const wanted = options.wanted ?? (() => true);
+  const onRequest: http.RequestListener = options.onRequest ?? ((_req, res) => res.writeHead(404).end());
   for (let i = 0; i < 64; i++) {
-    const server = http.createServer((_req, res) => res.writeHead(404).end());
-    // Upgraded sockets leave the server's HTTP bookkeeping, so they are tracked here.
+    const server = http.createServer(onRequest);
+    // Upgraded sockets leave the server's HTTP bookkeeping (closeAllConnections misses
+    // them), so they are tracked here to be destroyed with the server.
     const sockets = new Set<Socket>();
     server.on('connection', (socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    // A deep accept queue, as a node facing the internet has: a flood of connections must
+    // not make the kernel drop a peer's SYN (which costs that peer a 1 s retransmission).
+    await new Promise<void>((resolve) =>
+      server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve),
+    );
     const close = (): Promise<void> =>
       new Promise<void>((resolve) => {
         server.close(() => {
@@ -272,11 +290,24 @@ export async function bindLoopback(
  * that `RawPeer.dial`s as it is taken for a peer that dials the node, as it should.
  */
 export function hostDialling(host: string): string {
+  return loopbackHostWhere((candidate) => shouldDial(candidate, host), `no loopback host dials ${host}`);
+}
+
+/**
+ * A host URL nobody listens at that `host` dials: a peer it can never reach, or a name
+ * a raw client claims when its Connect should come from the wrong side.
+ */
+export function hostDialledBy(host: string): string {
+  return loopbackHostWhere((candidate) => shouldDial(host, candidate), `${host} dials no loopback host`);
+}
+
+/** The first of port 1 at 127.0.0.2 to 127.0.0.254 that satisfies `wanted`. */
+function loopbackHostWhere(wanted: (candidate: string) => boolean, otherwise: string): string {
   for (let i = 2; i < 255; i++) {
     const candidate = `http://127.0.0.${i}:1`;
-    if (shouldDial(candidate, host)) return candidate;
+    if (wanted(candidate)) return candidate;
   }
-  throw new Error(`no loopback host dials ${host}`);
+  throw new Error(otherwise);
 }
 
 export function frameOf(op: OpCode, fields: Partial<Frame> = {}): Frame {

@@ -42,7 +42,7 @@ import { subrouteId } from '../../src/grid/subroute.ts';
 import { CapacityExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
-import { frameOf, playAcceptor, RawPeer } from './raw-peer.ts';
+import { bindLoopback, frameOf, hostDialledBy, hostDialling, playAcceptor, RawPeer } from './raw-peer.ts';
 
 const SECRET = 'weft-security-test-cluster-secret';
 const ECHO = 64;
@@ -52,59 +52,6 @@ const BOUNDED = { timeout: 15_000 };
 
 // ---------------------------------------------------------------------------------------
 // Nodes
-
-interface Bound {
-  readonly server: http.Server;
-  readonly host: string;
-  readonly port: number;
-}
-
-/** A loopback HTTP server on a free port, closed (with every socket it accepted) after the test. */
-async function bind(t: TestContext): Promise<Bound> {
-  const server = http.createServer((_req, res) => res.writeHead(404).end());
-  // Upgraded sockets leave the server's HTTP bookkeeping, so closeAllConnections misses them.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => {
-          resolve();
-        });
-        for (const socket of sockets) socket.destroy();
-      }),
-  );
-  const { port } = server.address() as AddressInfo;
-  return { server, port, host: `http://127.0.0.1:${port}` };
-}
-
-/** Binds servers until one's host satisfies `wanted` (each try has even odds). */
-async function bindWhere(t: TestContext, wanted: (host: string) => boolean): Promise<Bound> {
-  for (let i = 0; i < 64; i++) {
-    const bound = await bind(t);
-    if (wanted(bound.host)) return bound;
-  }
-  throw new Error('no free port gave a host with the wanted dial direction');
-}
-
-/**
- * A host URL nobody listens on (port 1 of a loopback address), chosen for its dial
- * direction. Such hosts stand in for the raw clients of these tests.
- */
-function fakeHost(wanted: (host: string) => boolean, taken: Set<string>): string {
-  for (let i = 2; i < 255; i++) {
-    const host = `http://127.0.0.${i}:1`;
-    if (!taken.has(host) && wanted(host)) {
-      taken.add(host);
-      return host;
-    }
-  }
-  throw new Error('no loopback host with the wanted dial direction');
-}
 
 interface NodeOptions {
   readonly clock: FakeClock;
@@ -158,11 +105,10 @@ async function startAcceptor(
   options: { limits?: Partial<GridLimits>; clock?: FakeClock; frameChecksum?: FrameChecksum } = {},
 ): Promise<Acceptor> {
   const clock = options.clock ?? new FakeClock();
-  const aBound = await bind(t);
-  const peerBound = await bindWhere(t, (host) => shouldDial(host, aBound.host));
-  const taken = new Set([aBound.host, peerBound.host]);
-  const dialler = fakeHost((host) => shouldDial(host, aBound.host), taken);
-  const dialled = fakeHost((host) => shouldDial(aBound.host, host), taken);
+  const aBound = await bindLoopback(t);
+  const peerBound = await bindLoopback(t, { wanted: (host) => shouldDial(host, aBound.host) });
+  const dialler = hostDialling(aBound.host);
+  const dialled = hostDialledBy(aBound.host);
   const a = makeManager(t, aBound.host, [aBound.host, peerBound.host, dialler, dialled], {
     clock,
     limits: options.limits,
@@ -211,8 +157,8 @@ async function startPair(
   options: { a?: Partial<NodeOptions>; b?: Partial<NodeOptions> } = {},
 ): Promise<Pair> {
   const clock = new FakeClock();
-  const aBound = await bind(t);
-  const bBound = await bind(t);
+  const aBound = await bindLoopback(t);
+  const bBound = await bindLoopback(t);
   const hosts = [aBound.host, bBound.host];
   const a = makeManager(t, aBound.host, hosts, { clock, ...options.a });
   const b = makeManager(t, bBound.host, hosts, { clock, ...options.b });
@@ -561,9 +507,8 @@ describe('captured handshakes', () => {
     BOUNDED,
     async (t) => {
       const clock = new FakeClock();
-      const aBound = await bind(t);
-      const taken = new Set([aBound.host]);
-      const dialler = fakeHost((host) => shouldDial(host, aBound.host), taken);
+      const aBound = await bindLoopback(t);
+      const dialler = hostDialling(aBound.host);
       const a = makeManager(t, aBound.host, [aBound.host, dialler], { clock });
       a.attach(aBound.server);
       // An eavesdropper records one exchange between the dialler and A.
@@ -1112,8 +1057,8 @@ describe('sequence numbers', () => {
     async (t) => {
       // A raw acceptor that completes the handshake, then answers a stream open out of order.
       const clock = new FakeClock();
-      const aBound = await bind(t);
-      const rawBound = await bindWhere(t, (host) => shouldDial(aBound.host, host));
+      const aBound = await bindLoopback(t);
+      const rawBound = await bindLoopback(t, { wanted: (host) => shouldDial(aBound.host, host) });
       const wss = new WebSocketServer({ server: rawBound.server, path: GRID_PATH });
       t.after(() => {
         wss.close();
@@ -1181,7 +1126,7 @@ describe('hostile or broken peers at the edges of the handshake', () => {
         raw.close();
       });
       const rawHost = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
-      const aBound = await bindWhere(t, (host) => shouldDial(host, rawHost));
+      const aBound = await bindLoopback(t, { wanted: (host) => shouldDial(host, rawHost) });
       const states = watchStates(t);
       const a = makeManager(t, aBound.host, [aBound.host, rawHost], { clock: new FakeClock() });
       a.attach(aBound.server);
@@ -1220,8 +1165,8 @@ test(
   BOUNDED,
   async (t) => {
     const clock = new FakeClock();
-    const aBound = await bind(t);
-    const rawBound = await bindWhere(t, (host) => shouldDial(aBound.host, host));
+    const aBound = await bindLoopback(t);
+    const rawBound = await bindLoopback(t, { wanted: (host) => shouldDial(aBound.host, host) });
     const wss = new WebSocketServer({ server: rawBound.server, path: GRID_PATH });
     t.after(() => {
       wss.close();

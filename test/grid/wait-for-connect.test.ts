@@ -5,8 +5,6 @@
 
 import assert from 'node:assert/strict';
 import diagnosticsChannel from 'node:diagnostics_channel';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -20,7 +18,7 @@ import { callScope } from '../../src/internal/deadline.ts';
 import { CancelledError, ClosedError, DeadlineExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 
-import { playAcceptor } from './raw-peer.ts';
+import { bindLoopback, hostDialledBy, hostDialling, playAcceptor } from './raw-peer.ts';
 import { RecordingLogger } from './recording-logger.ts';
 import { watch } from './reliability-harness.ts';
 
@@ -95,36 +93,24 @@ interface FakeAcceptor {
  * ConnectResponse that refuses with `answer`'s reason, or accepts with a valid token.
  */
 async function fakeAcceptor(t: TestContext, clock: FakeClock, dialler: string): Promise<FakeAcceptor> {
-  for (let i = 0; i < 64; i++) {
-    const server = http.createServer();
-    const wss = new WebSocketServer({ server, path: GRID_PATH });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const client of wss.clients) client.terminate();
-          wss.close();
-          server.close(() => {
-            resolve();
-          });
-        }),
-    );
-    const host = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    if (!shouldDial(dialler, host)) continue;
-    const acceptor: FakeAcceptor = {
-      host,
-      answer: 'accept',
-      drop() {
-        for (const client of wss.clients) client.terminate();
-      },
-    };
-    wss.on('connection', (ws) => {
-      ws.on('error', () => undefined);
-      answer(ws, clock, host, () => acceptor.answer);
-    });
-    return acceptor;
-  }
-  throw new Error('no free port gave a host that the dialler dials');
+  const { server, host } = await bindLoopback(t, { wanted: (candidate) => shouldDial(dialler, candidate) });
+  const wss = new WebSocketServer({ server, path: GRID_PATH });
+  t.after(() => {
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+  });
+  const acceptor: FakeAcceptor = {
+    host,
+    answer: 'accept',
+    drop() {
+      for (const client of wss.clients) client.terminate();
+    },
+  };
+  wss.on('connection', (ws) => {
+    ws.on('error', () => undefined);
+    answer(ws, clock, host, () => acceptor.answer);
+  });
+  return acceptor;
 }
 
 function answer(ws: WebSocket, clock: FakeClock, host: string, how: () => Answer): void {
@@ -158,15 +144,6 @@ function dialler(t: TestContext, clock: FakeClock, local: string, remote: string
   return { manager, local, log };
 }
 
-/** A loopback host URL that nobody listens on (port 1), on the wanted side of `other`. */
-function silentHost(wanted: (host: string) => boolean): string {
-  for (let i = 2; i < 255; i++) {
-    const host = `http://127.0.0.${i}:1`;
-    if (wanted(host)) return host;
-  }
-  throw new Error('no loopback host on the wanted side');
-}
-
 const DIALLER = 'http://127.0.0.1:1';
 
 describe('waitForConnect: deadline and cancel', () => {
@@ -176,7 +153,7 @@ describe('waitForConnect: deadline and cancel', () => {
     async (t) => {
       const clock = new FakeClock();
       // An accepting node whose peer never dials, and a dialling node whose peer never answers.
-      const accepting = silentHost((host) => shouldDial(host, DIALLER));
+      const accepting = hostDialling(DIALLER);
       const acceptor = new Manager({
         local: DIALLER,
         hosts: [DIALLER, accepting],
@@ -184,7 +161,7 @@ describe('waitForConnect: deadline and cancel', () => {
         clock,
       });
       t.after(() => acceptor.close());
-      const unreachable = silentHost((host) => shouldDial(DIALLER, host));
+      const unreachable = hostDialledBy(DIALLER);
       const { manager } = dialler(t, clock, DIALLER, unreachable);
       manager.start();
       for (const connection of [acceptor.connection(accepting), manager.connection(unreachable)]) {
@@ -204,7 +181,7 @@ describe('waitForConnect: deadline and cancel', () => {
     BOUNDED,
     async (t) => {
       const clock = new FakeClock();
-      const unreachable = silentHost((host) => shouldDial(DIALLER, host));
+      const unreachable = hostDialledBy(DIALLER);
       const { manager } = dialler(t, clock, DIALLER, unreachable);
       const connection = manager.connection(unreachable);
       const reason = new Error('operator gave up');
@@ -243,7 +220,7 @@ describe('waitForConnect: deadline and cancel', () => {
     BOUNDED,
     async (t) => {
       const clock = new FakeClock();
-      const unreachable = silentHost((host) => shouldDial(DIALLER, host));
+      const unreachable = hostDialledBy(DIALLER);
       const { manager } = dialler(t, clock, DIALLER, unreachable);
       const waiting = assert.rejects(manager.connection(unreachable).waitForConnect(), ClosedError);
       await manager.close();
@@ -384,24 +361,9 @@ describe('waitForConnect: managers that cannot agree', () => {
     BOUNDED,
     async (t) => {
       const clock = new FakeClock();
-      const servers = await Promise.all(
-        [0, 1].map(async () => {
-          const server = http.createServer();
-          await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-          t.after(
-            () =>
-              new Promise<void>((resolve) => {
-                server.close(() => {
-                  resolve();
-                });
-                server.closeAllConnections();
-              }),
-          );
-          return server;
-        }),
-      );
-      const hosts = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-      const managers = hosts.map((local, i) => {
+      const bound = await Promise.all([bindLoopback(t), bindLoopback(t)]);
+      const hosts = bound.map(({ host }) => host);
+      const managers = bound.map(({ server, host: local }, i) => {
         const manager = new Manager({
           local,
           hosts,
@@ -411,7 +373,7 @@ describe('waitForConnect: managers that cannot agree', () => {
           logger: new RecordingLogger(),
         });
         t.after(() => manager.close());
-        manager.attach(servers[i] as http.Server);
+        manager.attach(server);
         return manager;
       });
       const [a, b] = managers as [Manager, Manager];
