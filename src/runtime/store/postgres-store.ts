@@ -1,0 +1,464 @@
+// The StateStore for a cluster: PostgreSQL through `pg`, so that every node reads and writes
+// the same state, inboxes, delayed messages and outbox, and nothing lives only in a process.
+//
+// Tables live in one schema (`weft` unless told otherwise), created by `migrate()`:
+//   values  (namespace, type, id, name) → typename, value, expires_at
+//   inbox   seq → namespace, type, id, caller, typename, value
+//   timers  id → due_at, target, caller, typename, value, sender, token (unique per sender)
+//   outbox  seq → egress namespace and type, typename, value
+// Text columns compare with the "C" collation, so addresses order by their bytes, as the other
+// stores order them, whatever the database's locale. Times are milliseconds as float8.
+//
+// Every write is one transaction: `commit` applies all its batches or none (a token already
+// pending breaks the unique index, which rolls the whole commit back). A commit of many
+// batches is one transaction and one WAL flush: the group commit.
+
+import type pg from 'pg';
+
+import type {
+  BatchEffects,
+  Envelope,
+  InboxMessage,
+  OutboxRecord,
+  StateEntry,
+  StateStore,
+  StoreCounts,
+  StoredAddress,
+} from './state-store.ts';
+import { tokenInUse } from './store-records.ts';
+
+export interface PostgresStateStoreOptions {
+  /** A pool the store uses and does not end; the caller owns it. */
+  readonly pool: pg.Pool;
+  /** The schema of the store's tables; default `weft`. */
+  readonly schema?: string;
+}
+
+/** The schema version `migrate()` brings the tables to. */
+export const POSTGRES_SCHEMA_VERSION = 1;
+
+const UNIQUE_VIOLATION = '23505';
+
+export class PostgresStateStore implements StateStore {
+  readonly #pool: pg.Pool;
+  readonly #schema: string;
+  #closed = false;
+
+  private constructor(pool: pg.Pool, schema: string) {
+    this.#pool = pool;
+    this.#schema = schema;
+  }
+
+  /** Opens the store on `pool`, creating or upgrading its tables first. */
+  static async open(options: PostgresStateStoreOptions): Promise<PostgresStateStore> {
+    const schema = options.schema ?? 'weft';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new RangeError(`schema must be a lower-case SQL identifier, got ${JSON.stringify(schema)}`);
+    }
+    const store = new PostgresStateStore(options.pool, schema);
+    await store.#migrate();
+    return store;
+  }
+
+  async append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+    this.#open();
+    return this.#transaction((client) => this.#appendAll(client, envelopes));
+  }
+
+  async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
+    this.#open();
+    const { rows } = await this.#pool.query<InboxRow>(
+      `SELECT seq, namespace, type, id, caller_namespace, caller_type, caller_id, typename, value
+         FROM ${this.#t('inbox')} WHERE namespace = $1 AND type = $2 AND id = $3
+         ORDER BY seq LIMIT $4`,
+      [...address, limit],
+    );
+    return rows.map(inboxMessage);
+  }
+
+  async addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
+    this.#open();
+    const { rows } = await this.#pool.query<AddressRow>(
+      `SELECT DISTINCT namespace, type, id FROM ${this.#t('inbox')}
+         WHERE $1::boolean OR (namespace, type, id) > ($2, $3, $4)
+         ORDER BY namespace, type, id LIMIT $5`,
+      [after === undefined, after?.[0] ?? '', after?.[1] ?? '', after?.[2] ?? '', limit],
+    );
+    return rows.map((row) => [row.namespace, row.type, row.id]);
+  }
+
+  async readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
+    this.#open();
+    const { rows } = await this.#pool.query<ValueRow>(
+      `SELECT name, typename, value, expires_at FROM ${this.#t('values')}
+         WHERE namespace = $1 AND type = $2 AND id = $3 AND (expires_at IS NULL OR expires_at > $4)`,
+      [...address, now],
+    );
+    const live = new Map<string, StateEntry>();
+    for (const row of rows) {
+      const entry = { typename: row.typename, value: new Uint8Array(row.value) };
+      live.set(row.name, row.expires_at === null ? entry : { ...entry, expiresAt: row.expires_at });
+    }
+    return live;
+  }
+
+  async commit(batches: readonly BatchEffects[]): Promise<void> {
+    this.#open();
+    await this.#transaction(async (client) => {
+      for (const batch of batches) {
+        try {
+          await this.#apply(client, batch);
+        } catch (error) {
+          if (isUniqueViolation(error)) {
+            throw tokenInUse(batch.address, tokenOf(batch, error) ?? '?');
+          }
+          throw error;
+        }
+      }
+    });
+  }
+
+  async hasPendingToken(sender: StoredAddress, token: string): Promise<boolean> {
+    this.#open();
+    const { rows } = await this.#pool.query(
+      `SELECT 1 FROM ${this.#t('timers')}
+         WHERE sender_namespace = $1 AND sender_type = $2 AND sender_id = $3 AND token = $4`,
+      [...sender, token],
+    );
+    return rows.length > 0;
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    this.#open();
+    const { rows } = await this.#pool.query<{ due_at: number | null }>(
+      `SELECT min(due_at) AS due_at FROM ${this.#t('timers')}`,
+    );
+    return rows[0]?.due_at ?? undefined;
+  }
+
+  async fireDue(now: number, limit: number): Promise<InboxMessage[]> {
+    this.#open();
+    return this.#transaction(async (client) => {
+      // SKIP LOCKED: two nodes firing at once take different timers, never the same one twice.
+      const { rows } = await client.query<TimerRow>(
+        `DELETE FROM ${this.#t('timers')} WHERE id IN (
+           SELECT id FROM ${this.#t('timers')} WHERE due_at <= $1
+             ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id, due_at, namespace, type, target_id, caller_namespace, caller_type, caller_id,
+                   typename, value`,
+        [now, limit],
+      );
+      rows.sort((a, b) => a.due_at - b.due_at || Number(a.id) - Number(b.id));
+      return this.#appendAll(
+        client,
+        rows.map((row) => ({
+          target: [row.namespace, row.type, row.target_id],
+          caller: callerOf(row),
+          argument: { typename: row.typename, value: new Uint8Array(row.value) },
+        })),
+      );
+    });
+  }
+
+  async outbox(limit: number, after = 0): Promise<OutboxRecord[]> {
+    this.#open();
+    const { rows } = await this.#pool.query<OutboxRow>(
+      `SELECT seq, egress_namespace, egress_type, typename, value FROM ${this.#t('outbox')}
+         WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [after, limit],
+    );
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      egress: [row.egress_namespace, row.egress_type],
+      value: { typename: row.typename, value: new Uint8Array(row.value) },
+    }));
+  }
+
+  async acknowledgeOutbox(seqs: readonly number[]): Promise<void> {
+    this.#open();
+    if (seqs.length === 0) return;
+    await this.#pool.query(`DELETE FROM ${this.#t('outbox')} WHERE seq = ANY($1::bigint[])`, [seqs]);
+  }
+
+  async sweepExpired(now: number, limit: number): Promise<number> {
+    this.#open();
+    const result = await this.#pool.query(
+      `DELETE FROM ${this.#t('values')} WHERE ctid IN (
+         SELECT ctid FROM ${this.#t('values')} WHERE expires_at <= $1
+           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+      [now, limit],
+    );
+    return result.rowCount ?? 0;
+  }
+
+  async counts(): Promise<StoreCounts> {
+    this.#open();
+    const { rows } = await this.#pool.query<{ inbox: string; timers: string; outbox: string }>(
+      `SELECT (SELECT count(*) FROM ${this.#t('inbox')}) AS inbox,
+              (SELECT count(*) FROM ${this.#t('timers')}) AS timers,
+              (SELECT count(*) FROM ${this.#t('outbox')}) AS outbox`,
+    );
+    const row = rows[0];
+    return {
+      inboxMessages: Number(row?.inbox ?? 0),
+      delayedMessages: Number(row?.timers ?? 0),
+      outboxRecords: Number(row?.outbox ?? 0),
+    };
+  }
+
+  close(): Promise<void> {
+    // The pool is the caller's: other stores or the node may share it.
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error('the state store is closed');
+  }
+
+  /** A table of this store's schema, quoted. */
+  #t(table: string): string {
+    return `"${this.#schema}"."${table}"`;
+  }
+
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #appendAll(client: pg.PoolClient, envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+    if (envelopes.length === 0) return [];
+    // One statement for all: unnest keeps the given order, and the seqs follow it.
+    const { rows } = await client.query<InboxRow>(
+      `INSERT INTO ${this.#t('inbox')}
+         (namespace, type, id, caller_namespace, caller_type, caller_id, typename, value)
+       SELECT a, b, c, d, e, f, g, h FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                            $7::text[], $8::bytea[]) WITH ORDINALITY AS m(a, b, c, d, e, f, g, h, n)
+       ORDER BY n
+       RETURNING seq, namespace, type, id, caller_namespace, caller_type, caller_id, typename, value`,
+      columns(envelopes),
+    );
+    return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map(inboxMessage);
+  }
+
+  async #apply(client: pg.PoolClient, batch: BatchEffects): Promise<void> {
+    const address = batch.address;
+    if (batch.consumed !== undefined && batch.consumed.length > 0) {
+      await client.query(
+        `DELETE FROM ${this.#t('inbox')}
+           WHERE namespace = $1 AND type = $2 AND id = $3 AND seq = ANY($4::bigint[])`,
+        [...address, batch.consumed],
+      );
+    }
+    for (const mutation of batch.mutations ?? []) {
+      if (mutation.value === undefined) {
+        await client.query(
+          `DELETE FROM ${this.#t('values')} WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4`,
+          [...address, mutation.name],
+        );
+      } else {
+        await client.query(
+          `INSERT INTO ${this.#t('values')} (namespace, type, id, name, typename, value, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (namespace, type, id, name)
+             DO UPDATE SET typename = excluded.typename, value = excluded.value, expires_at = excluded.expires_at`,
+          [
+            ...address,
+            mutation.name,
+            mutation.value.typename,
+            Buffer.from(mutation.value.value),
+            mutation.expiresAt ?? null,
+          ],
+        );
+      }
+    }
+    for (const refresh of batch.refreshes ?? []) {
+      await client.query(
+        `UPDATE ${this.#t('values')} SET expires_at = $5
+           WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4`,
+        [...address, refresh.name, refresh.expiresAt],
+      );
+    }
+    if (batch.cancellations !== undefined && batch.cancellations.length > 0) {
+      await client.query(
+        `DELETE FROM ${this.#t('timers')}
+           WHERE sender_namespace = $1 AND sender_type = $2 AND sender_id = $3 AND token = ANY($4::text[])`,
+        [...address, batch.cancellations],
+      );
+    }
+    for (const delayed of batch.delayed ?? []) {
+      const { target, caller, argument } = delayed.envelope;
+      await client.query(
+        `INSERT INTO ${this.#t('timers')} (due_at, namespace, type, target_id,
+           caller_namespace, caller_type, caller_id, typename, value,
+           sender_namespace, sender_type, sender_id, token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+        [
+          delayed.dueAt,
+          ...target,
+          caller?.[0] ?? null,
+          caller?.[1] ?? null,
+          caller?.[2] ?? null,
+          argument.typename,
+          Buffer.from(argument.value),
+          ...address,
+          delayed.token ?? null,
+        ],
+      );
+    }
+    await this.#appendAll(client, batch.messages ?? []);
+    for (const record of batch.egress ?? []) {
+      await client.query(
+        `INSERT INTO ${this.#t('outbox')} (egress_namespace, egress_type, typename, value)
+           VALUES ($1, $2, $3, $4)`,
+        [record.egress[0], record.egress[1], record.value.typename, Buffer.from(record.value.value)],
+      );
+    }
+  }
+
+  async #migrate(): Promise<void> {
+    await this.#transaction(async (client) => {
+      // One migrating node at a time; the others wait, then find the tables there.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`weft.migrate.${this.#schema}`]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.#t('schema_version')} (version integer NOT NULL)`,
+      );
+      const { rows } = await client.query<{ version: number }>(
+        `SELECT max(version) AS version FROM ${this.#t('schema_version')}`,
+      );
+      const version = rows[0]?.version ?? 0;
+      if (version > POSTGRES_SCHEMA_VERSION) {
+        throw new Error(
+          `schema "${this.#schema}" is at version ${version}, newer than this Weft knows (${POSTGRES_SCHEMA_VERSION}): ` +
+            'upgrade Weft before opening it',
+        );
+      }
+      if (version < 1) {
+        const text = 'text COLLATE "C" NOT NULL';
+        await client.query(`
+          CREATE TABLE ${this.#t('values')} (
+            namespace ${text}, type ${text}, id ${text}, name ${text},
+            typename text NOT NULL, value bytea NOT NULL, expires_at float8,
+            PRIMARY KEY (namespace, type, id, name));
+          CREATE INDEX ON ${this.#t('values')} (expires_at) WHERE expires_at IS NOT NULL;
+          CREATE TABLE ${this.#t('inbox')} (
+            seq bigserial PRIMARY KEY,
+            namespace ${text}, type ${text}, id ${text},
+            caller_namespace text, caller_type text, caller_id text,
+            typename text NOT NULL, value bytea NOT NULL);
+          CREATE INDEX ON ${this.#t('inbox')} (namespace, type, id, seq);
+          CREATE TABLE ${this.#t('timers')} (
+            id bigserial PRIMARY KEY, due_at float8 NOT NULL,
+            namespace text NOT NULL, type text NOT NULL, target_id text NOT NULL,
+            caller_namespace text, caller_type text, caller_id text,
+            typename text NOT NULL, value bytea NOT NULL,
+            sender_namespace text NOT NULL, sender_type text NOT NULL, sender_id text NOT NULL,
+            token text);
+          CREATE INDEX ON ${this.#t('timers')} (due_at, id);
+          CREATE UNIQUE INDEX ${this.#schema}_timers_token ON ${this.#t('timers')}
+            (sender_namespace, sender_type, sender_id, token) WHERE token IS NOT NULL;
+          CREATE TABLE ${this.#t('outbox')} (
+            seq bigserial PRIMARY KEY,
+            egress_namespace text NOT NULL, egress_type text NOT NULL,
+            typename text NOT NULL, value bytea NOT NULL);
+          INSERT INTO ${this.#t('schema_version')} (version) VALUES (1);`);
+      }
+    });
+  }
+}
+
+interface AddressRow {
+  readonly namespace: string;
+  readonly type: string;
+  readonly id: string;
+}
+
+interface CallerColumns {
+  readonly caller_namespace: string | null;
+  readonly caller_type: string | null;
+  readonly caller_id: string | null;
+}
+
+interface InboxRow extends AddressRow, CallerColumns {
+  readonly seq: string;
+  readonly typename: string;
+  readonly value: Buffer;
+}
+
+interface ValueRow {
+  readonly name: string;
+  readonly typename: string;
+  readonly value: Buffer;
+  readonly expires_at: number | null;
+}
+
+interface TimerRow extends CallerColumns {
+  readonly id: string;
+  readonly due_at: number;
+  readonly namespace: string;
+  readonly type: string;
+  readonly target_id: string;
+  readonly typename: string;
+  readonly value: Buffer;
+}
+
+interface OutboxRow {
+  readonly seq: string;
+  readonly egress_namespace: string;
+  readonly egress_type: string;
+  readonly typename: string;
+  readonly value: Buffer;
+}
+
+function callerOf(row: CallerColumns): StoredAddress | undefined {
+  if (row.caller_namespace === null || row.caller_type === null || row.caller_id === null) return undefined;
+  return [row.caller_namespace, row.caller_type, row.caller_id];
+}
+
+function inboxMessage(row: InboxRow): InboxMessage {
+  const message = {
+    seq: Number(row.seq),
+    target: [row.namespace, row.type, row.id] as const,
+    argument: { typename: row.typename, value: new Uint8Array(row.value) },
+  };
+  const caller = callerOf(row);
+  return caller === undefined ? message : { ...message, caller };
+}
+
+/** The envelopes as one array per column, for unnest. */
+function columns(envelopes: readonly Envelope[]): unknown[] {
+  return [
+    envelopes.map((e) => e.target[0]),
+    envelopes.map((e) => e.target[1]),
+    envelopes.map((e) => e.target[2]),
+    envelopes.map((e) => e.caller?.[0] ?? null),
+    envelopes.map((e) => e.caller?.[1] ?? null),
+    envelopes.map((e) => e.caller?.[2] ?? null),
+    envelopes.map((e) => e.argument.typename),
+    envelopes.map((e) => Buffer.from(e.argument.value)),
+  ];
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (
+    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION
+  );
+}
+
+/** The token a unique violation was about, from the batch (pg names the row, not the token). */
+function tokenOf(batch: BatchEffects, error: unknown): string | undefined {
+  const raw = (error as { detail?: unknown }).detail;
+  const detail = typeof raw === 'string' ? raw : '';
+  return batch.delayed?.find((d) => d.token !== undefined && detail.includes(d.token))?.token;
+}

@@ -1,0 +1,147 @@
+// Where the runtime keeps everything that must survive a crash: function state, each address's
+// inbox, delayed messages and the egress outbox. One interface, several stores (memory for
+// tests, lmdb embedded, PostgreSQL for a cluster), all held to one conformance suite
+// (test/runtime/store-conformance.ts).
+//
+// Exactly-once effects rest on `commit`: everything a batch of invocations did (its state
+// mutations, the messages it sent, its delayed messages and cancellations, its egress records)
+// and the consumption of the inbox messages it ran on are applied in one transaction, or not at
+// all. A crash before the commit leaves the inbox as it was, so the batch runs again; user code
+// may run twice, its effects apply once. Many batches go in one `commit` (group commit), so one
+// sync serves many addresses.
+//
+// Addresses are plain tuples here, not the SDK's Address: a store keys by them and never
+// parses them (the runtime has checked them).
+
+/** A function address: namespace, function type name, id. */
+export type StoredAddress = readonly [namespace: string, type: string, id: string];
+
+/** A present value as StateFun carries it: its typename and its bytes. */
+export interface StoredValue {
+  readonly typename: string;
+  readonly value: Uint8Array;
+}
+
+/** A message bound for `target`; `caller` is absent for ingress. */
+export interface Envelope {
+  readonly target: StoredAddress;
+  readonly caller?: StoredAddress | undefined;
+  readonly argument: StoredValue;
+}
+
+/** A message in an inbox; `seq` orders the messages of one store, and so those of an address. */
+export interface InboxMessage extends Envelope {
+  readonly seq: number;
+}
+
+/** A state value with the time it expires, if it has a TTL (milliseconds on the runtime's clock). */
+export interface StateEntry extends StoredValue {
+  readonly expiresAt?: number | undefined;
+}
+
+/** A value written (`value` present) or deleted by a batch. */
+export interface StateMutation {
+  readonly name: string;
+  readonly value?: StoredValue | undefined;
+  /** When the written value expires; absent for a value without TTL. */
+  readonly expiresAt?: number | undefined;
+}
+
+/** A new expiry for a value the batch did not write: StateFun's expire-after-call refresh. */
+export interface ExpiryRefresh {
+  readonly name: string;
+  readonly expiresAt: number;
+}
+
+/** A delayed message: appended to its target's inbox once `dueAt` has passed. */
+export interface DelayedMessage {
+  readonly dueAt: number;
+  readonly envelope: Envelope;
+  /** The cancellation token, scoped to the sending address; at most one pending per token. */
+  readonly token?: string | undefined;
+}
+
+/** A record for an egress, routed by (namespace, type). */
+export interface EgressRecord {
+  readonly egress: readonly [namespace: string, type: string];
+  readonly value: StoredValue;
+}
+
+/** A record in the outbox; `seq` orders them and names one for `acknowledgeOutbox`. */
+export interface OutboxRecord extends EgressRecord {
+  readonly seq: number;
+}
+
+/** What one batch of invocations on `address` did, applied by `commit` as one. */
+export interface BatchEffects {
+  readonly address: StoredAddress;
+  /**
+   * The seqs of the inbox messages the batch ran on; they are consumed. Named one by one, not
+   * "up to", so a message appended meanwhile with a lower seq (a concurrent append that committed
+   * later) is never consumed unseen.
+   */
+  readonly consumed?: readonly number[];
+  readonly mutations?: readonly StateMutation[];
+  readonly refreshes?: readonly ExpiryRefresh[];
+  readonly messages?: readonly Envelope[];
+  readonly delayed?: readonly DelayedMessage[];
+  /** Tokens (scoped to `address`) of delayed messages to cancel; unknown or fired ones are ignored. */
+  readonly cancellations?: readonly string[];
+  readonly egress?: readonly EgressRecord[];
+}
+
+/** How much a store holds, for stats and backpressure. */
+export interface StoreCounts {
+  readonly inboxMessages: number;
+  readonly delayedMessages: number;
+  readonly outboxRecords: number;
+}
+
+export interface StateStore {
+  /**
+   * Appends messages to their targets' inboxes; resolves once they are durable, which is when
+   * an ingress may acknowledge them. Returns them with their seqs, in the order given.
+   */
+  append(envelopes: readonly Envelope[]): Promise<InboxMessage[]>;
+
+  /** Up to `limit` of `address`'s inbox messages, oldest first. */
+  inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]>;
+
+  /** Up to `limit` addresses with inbox messages, after `after` in key order: for recovery. */
+  addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]>;
+
+  /** `address`'s state values that have not expired at `now`, by name. */
+  readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>>;
+
+  /**
+   * Applies every batch's effects in one transaction: all of them or none. A batch that sets a
+   * token already pending for its address is a `TokenInUseError` and nothing is applied: the
+   * runtime checks tokens first (`hasPendingToken`), so that is a runtime bug, not user input.
+   */
+  commit(batches: readonly BatchEffects[]): Promise<void>;
+
+  /** Whether a delayed message with `token` is pending for `sender`. */
+  hasPendingToken(sender: StoredAddress, token: string): Promise<boolean>;
+
+  /** When the earliest delayed message is due, or undefined when none is pending. */
+  nextDueAt(): Promise<number | undefined>;
+
+  /**
+   * Moves up to `limit` delayed messages due at `now` (dueAt ≤ now), earliest first, into their
+   * targets' inboxes, in one transaction; returns them as appended.
+   */
+  fireDue(now: number, limit: number): Promise<InboxMessage[]>;
+
+  /** Up to `limit` outbox records, oldest first, after seq `after`. */
+  outbox(limit: number, after?: number): Promise<OutboxRecord[]>;
+
+  /** Removes delivered outbox records; unknown seqs are ignored. */
+  acknowledgeOutbox(seqs: readonly number[]): Promise<void>;
+
+  /** Deletes up to `limit` state values expired at `now`; returns how many. */
+  sweepExpired(now: number, limit: number): Promise<number>;
+
+  counts(): Promise<StoreCounts>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,406 @@
+// The behaviour every StateStore must have, as one suite each store runs
+// (memory-store.test.ts, lmdb-store.test.ts). Not a test file itself.
+
+import assert from 'node:assert/strict';
+import { describe, test, type TestContext } from 'node:test';
+
+import type {
+  BatchEffects,
+  Envelope,
+  StateStore,
+  StoredAddress,
+  StoredValue,
+} from '../../src/runtime/store/state-store.ts';
+
+export interface StoreUnderTest {
+  /** A new, empty store, closed after the test. */
+  open(t: TestContext): Promise<StateStore>;
+  /** For a durable store: closes `store` and opens the same data again. */
+  reopen?: (t: TestContext, store: StateStore) => Promise<StateStore>;
+}
+
+const cart = (id: string): StoredAddress => ['shop', 'cart', id];
+const user: StoredAddress = ['shop', 'user', 'ann'];
+const value = (text: string, typename = 'io.statefun.types/string'): StoredValue => ({
+  typename,
+  value: new TextEncoder().encode(text),
+});
+const text = (v: StoredValue | undefined): string | undefined =>
+  v === undefined ? undefined : new TextDecoder().decode(v.value);
+const envelope = (target: StoredAddress, body: string, caller?: StoredAddress): Envelope => ({
+  target,
+  caller,
+  argument: value(body),
+});
+
+export function describeStateStore(name: string, subject: StoreUnderTest): void {
+  describe(`${name}: inboxes`, () => {
+    test('appended messages come back per address, oldest first, with increasing seqs', async (t) => {
+      const store = await subject.open(t);
+      const appended = await store.append([
+        envelope(cart('1'), 'a'),
+        envelope(cart('2'), 'x', user),
+        envelope(cart('1'), 'b'),
+      ]);
+      assert.deepEqual(
+        appended.map((m) => text(m.argument)),
+        ['a', 'x', 'b'],
+      );
+      assert.ok((appended[0]?.seq ?? 0) < (appended[1]?.seq ?? 0));
+      assert.ok((appended[1]?.seq ?? 0) < (appended[2]?.seq ?? 0));
+      const one = await store.inbox(cart('1'), 10);
+      assert.deepEqual(
+        one.map((m) => [text(m.argument), m.caller]),
+        [
+          ['a', undefined],
+          ['b', undefined],
+        ],
+      );
+      const [fromUser] = await store.inbox(cart('2'), 10);
+      assert.ok(fromUser);
+      assert.deepEqual([fromUser.target, fromUser.caller], [cart('2'), user]);
+      assert.deepEqual(await store.inbox(cart('1'), 1).then((m) => m.map((x) => text(x.argument))), ['a']);
+      assert.deepEqual(await store.inbox(cart('3'), 10), []);
+    });
+
+    test('a store keeps its own copy: the caller may reuse its buffers', async (t) => {
+      const store = await subject.open(t);
+      const bytes = new TextEncoder().encode('kept');
+      await store.append([{ target: cart('1'), argument: { typename: 't/x', value: bytes } }]);
+      bytes.fill(0);
+      assert.equal(text((await store.inbox(cart('1'), 1))[0]?.argument), 'kept');
+    });
+
+    test('addresses with messages are listed in key order, a page at a time', async (t) => {
+      const store = await subject.open(t);
+      const odd: StoredAddress = ['shop', 'cart', '__proto__'];
+      await store.append([
+        envelope(cart('b'), '1'),
+        envelope(cart('a'), '1'),
+        envelope(cart('a'), '2'),
+        envelope(odd, '1'),
+        envelope(user, '1'),
+      ]);
+      const all = await store.addressesWithInbox(10);
+      assert.deepEqual(all, [odd, cart('a'), cart('b'), user]);
+      assert.deepEqual(await store.addressesWithInbox(2), [odd, cart('a')]);
+      assert.deepEqual(await store.addressesWithInbox(10, cart('a')), [cart('b'), user]);
+      assert.deepEqual(await store.addressesWithInbox(10, user), []);
+    });
+  });
+
+  describe(`${name}: commit`, () => {
+    test('a batch consumes what it ran on, writes state, and sends messages, all at once', async (t) => {
+      const store = await subject.open(t);
+      const [first, second] = await store.append([envelope(cart('1'), 'add'), envelope(cart('1'), 'add')]);
+      const third = (await store.append([envelope(cart('1'), 'late')]))[0];
+      assert.ok(first && second && third);
+      await store.commit([
+        {
+          address: cart('1'),
+          consumed: [first.seq, second.seq],
+          mutations: [{ name: 'items', value: value('2') }],
+          messages: [envelope(user, 'cart 1 has 2', cart('1'))],
+        },
+      ]);
+      // What arrived after the batch was read stays for the next one.
+      assert.deepEqual(
+        (await store.inbox(cart('1'), 10)).map((m) => text(m.argument)),
+        ['late'],
+      );
+      assert.equal(text((await store.readState(cart('1'), 0)).get('items')), '2');
+      const sent = await store.inbox(user, 10);
+      assert.deepEqual(
+        sent.map((m) => [text(m.argument), m.caller]),
+        [['cart 1 has 2', cart('1')]],
+      );
+      assert.ok((sent[0]?.seq ?? 0) > third.seq);
+    });
+
+    test('only the messages a batch names are consumed, whatever their seqs', async (t) => {
+      const store = await subject.open(t);
+      const [older, newer] = await store.append([envelope(cart('1'), 'unseen'), envelope(cart('1'), 'seen')]);
+      assert.ok(older && newer);
+      await store.commit([{ address: cart('1'), consumed: [newer.seq, 123_456_789] }]);
+      assert.deepEqual(
+        (await store.inbox(cart('1'), 10)).map((m) => text(m.argument)),
+        ['unseen'],
+      );
+      assert.equal((await store.counts()).inboxMessages, 1);
+    });
+
+    test('a deleted value is gone, and other values stay', async (t) => {
+      const store = await subject.open(t);
+      await store.commit([
+        {
+          address: cart('1'),
+          mutations: [
+            { name: 'items', value: value('2') },
+            { name: 'owner', value: value('ann') },
+          ],
+        },
+      ]);
+      await store.commit([{ address: cart('1'), mutations: [{ name: 'items' }] }]);
+      const state = await store.readState(cart('1'), 0);
+      assert.deepEqual([...state.keys()], ['owner']);
+      await store.commit([{ address: cart('1'), mutations: [{ name: 'owner' }] }]);
+      assert.equal((await store.readState(cart('1'), 0)).size, 0);
+    });
+
+    test('a value is stored with its typename, and a name that is a JavaScript word stays a name', async (t) => {
+      const store = await subject.open(t);
+      await store.commit([
+        {
+          address: cart('1'),
+          mutations: [
+            { name: '__proto__', value: value('p', 'io.statefun.types/int') },
+            { name: 'constructor', value: value('c') },
+          ],
+        },
+      ]);
+      const state = await store.readState(cart('1'), 0);
+      assert.deepEqual([...state].map(([n, v]) => [n, v.typename, text(v)]).sort(), [
+        ['__proto__', 'io.statefun.types/int', 'p'],
+        ['constructor', 'io.statefun.types/string', 'c'],
+      ]);
+    });
+
+    test('many batches commit together; if one is refused, none is applied', async (t) => {
+      const store = await subject.open(t);
+      const batchWith = (id: string, token: string): BatchEffects => ({
+        address: cart(id),
+        mutations: [{ name: 'items', value: value(id) }],
+        delayed: [{ dueAt: 100, envelope: envelope(cart(id), 'expire'), token }],
+        egress: [{ egress: ['shop', 'audit'], value: value(`cart ${id}`) }],
+      });
+      await store.commit([batchWith('1', 'expiry'), batchWith('2', 'expiry')]);
+      assert.equal(text((await store.readState(cart('2'), 0)).get('items')), '2');
+
+      // Cart 3 is fine; cart 1 sets a token that is still pending: neither applies.
+      await assert.rejects(
+        store.commit([batchWith('3', 'expiry'), batchWith('1', 'expiry')]),
+        /token "expiry" is already pending for shop\/cart\/1; nothing of the commit was applied/,
+      );
+      assert.equal((await store.readState(cart('3'), 0)).size, 0);
+      assert.equal(await store.hasPendingToken(cart('3'), 'expiry'), false);
+      assert.deepEqual(await store.counts(), { inboxMessages: 0, delayedMessages: 2, outboxRecords: 2 });
+
+      // The same token twice in one commit, for one address, is refused the same way.
+      await assert.rejects(
+        store.commit([batchWith('4', 'twice'), batchWith('4', 'twice')]),
+        /already pending/,
+      );
+      assert.equal((await store.readState(cart('4'), 0)).size, 0);
+    });
+  });
+
+  describe(`${name}: expiry`, () => {
+    test('a value past its expiry is never returned, and a refresh moves its expiry', async (t) => {
+      const store = await subject.open(t);
+      await store.commit([
+        {
+          address: cart('1'),
+          mutations: [
+            { name: 'reserved', value: value('yes'), expiresAt: 1_000 },
+            { name: 'items', value: value('2') },
+          ],
+        },
+      ]);
+      assert.deepEqual(
+        [...(await store.readState(cart('1'), 999)).entries()].map(([n, v]) => [n, v.expiresAt]).sort(),
+        [
+          ['items', undefined],
+          ['reserved', 1_000],
+        ],
+      );
+      assert.deepEqual([...(await store.readState(cart('1'), 1_000)).keys()], ['items']);
+      // Refreshed (expire-after-call) before it expired: it lives on.
+      await store.commit([{ address: cart('1'), refreshes: [{ name: 'reserved', expiresAt: 5_000 }] }]);
+      assert.equal(text((await store.readState(cart('1'), 4_999)).get('reserved')), 'yes');
+      // A refresh of a value that is not there creates nothing.
+      await store.commit([{ address: cart('1'), refreshes: [{ name: 'ghost', expiresAt: 9_000 }] }]);
+      assert.equal((await store.readState(cart('1'), 0)).has('ghost'), false);
+    });
+
+    test('a sweep deletes expired values, at most as many as asked, and not ones written since', async (t) => {
+      const store = await subject.open(t);
+      for (const id of ['1', '2', '3']) {
+        await store.commit([
+          { address: cart(id), mutations: [{ name: 'reserved', value: value(id), expiresAt: 100 }] },
+        ]);
+      }
+      // Written again with a later expiry: the old expiry must not sweep it.
+      await store.commit([
+        { address: cart('3'), mutations: [{ name: 'reserved', value: value('again'), expiresAt: 10_000 }] },
+      ]);
+      assert.equal(await store.sweepExpired(99, 10), 0);
+      assert.equal(await store.sweepExpired(100, 1), 1);
+      assert.equal(await store.sweepExpired(100, 10), 1);
+      assert.equal(await store.sweepExpired(100, 10), 0);
+      assert.equal(text((await store.readState(cart('3'), 100)).get('reserved')), 'again');
+      assert.equal((await store.readState(cart('1'), 0)).size, 0);
+      assert.equal((await store.readState(cart('2'), 0)).size, 0);
+    });
+  });
+
+  describe(`${name}: delayed messages`, () => {
+    test('a delayed message waits until it is due, then lands in its target inbox, earliest first', async (t) => {
+      const store = await subject.open(t);
+      assert.equal(await store.nextDueAt(), undefined);
+      await store.commit([
+        {
+          address: user,
+          delayed: [
+            { dueAt: 300, envelope: envelope(cart('1'), 'third', user) },
+            { dueAt: 100, envelope: envelope(cart('1'), 'first', user) },
+            { dueAt: 200, envelope: envelope(cart('2'), 'second', user) },
+          ],
+        },
+      ]);
+      assert.equal(await store.nextDueAt(), 100);
+      assert.deepEqual(await store.fireDue(99, 10), []);
+      const fired = await store.fireDue(250, 1);
+      assert.deepEqual(
+        fired.map((m) => text(m.argument)),
+        ['first'],
+      );
+      assert.deepEqual(
+        (await store.fireDue(250, 10)).map((m) => text(m.argument)),
+        ['second'],
+      );
+      assert.equal(await store.nextDueAt(), 300);
+      assert.deepEqual(
+        (await store.inbox(cart('1'), 10)).map((m) => [text(m.argument), m.caller]),
+        [['first', user]],
+      );
+      assert.deepEqual(await store.counts(), { inboxMessages: 2, delayedMessages: 1, outboxRecords: 0 });
+    });
+
+    test('a token is pending until its message fires or is cancelled, per sending address', async (t) => {
+      const store = await subject.open(t);
+      await store.commit([
+        { address: user, delayed: [{ dueAt: 100, envelope: envelope(cart('1'), 'remind'), token: 't' }] },
+      ]);
+      assert.equal(await store.hasPendingToken(user, 't'), true);
+      // The same token from another address is another token.
+      assert.equal(await store.hasPendingToken(cart('1'), 't'), false);
+      await store.commit([
+        { address: cart('1'), delayed: [{ dueAt: 100, envelope: envelope(user, 'ok'), token: 't' }] },
+      ]);
+      await store.fireDue(100, 1);
+      // Due at the same time, the one set first fires first.
+      assert.equal(await store.hasPendingToken(user, 't'), false);
+      assert.equal(await store.hasPendingToken(cart('1'), 't'), true);
+
+      // Once fired, the token is free again.
+      await store.commit([
+        { address: user, delayed: [{ dueAt: 500, envelope: envelope(cart('1'), 'again'), token: 't' }] },
+      ]);
+      assert.equal(await store.hasPendingToken(user, 't'), true);
+    });
+
+    test('cancelling removes a pending message; an unknown or fired token is ignored; cancel and set again is one batch', async (t) => {
+      const store = await subject.open(t);
+      await store.commit([
+        { address: user, delayed: [{ dueAt: 100, envelope: envelope(cart('1'), 'remind'), token: 't' }] },
+      ]);
+      await store.commit([{ address: user, cancellations: ['t', 'unknown'] }]);
+      assert.equal(await store.hasPendingToken(user, 't'), false);
+      assert.equal(await store.nextDueAt(), undefined);
+      assert.deepEqual(await store.fireDue(1_000, 10), []);
+      // Cancelled twice: nothing happens the second time.
+      await store.commit([{ address: user, cancellations: ['t'] }]);
+
+      await store.commit([
+        { address: user, delayed: [{ dueAt: 100, envelope: envelope(cart('1'), 'old'), token: 'u' }] },
+      ]);
+      await store.commit([
+        {
+          address: user,
+          cancellations: ['u'],
+          delayed: [{ dueAt: 200, envelope: envelope(cart('1'), 'new'), token: 'u' }],
+        },
+      ]);
+      assert.deepEqual(
+        (await store.fireDue(1_000, 10)).map((m) => text(m.argument)),
+        ['new'],
+      );
+    });
+  });
+
+  describe(`${name}: egress outbox`, () => {
+    test('egress records wait in the outbox, in order, until they are acknowledged', async (t) => {
+      const store = await subject.open(t);
+      await store.commit([
+        {
+          address: cart('1'),
+          egress: [
+            { egress: ['shop', 'kafka'], value: value('one') },
+            { egress: ['shop', 'nats'], value: value('two') },
+          ],
+        },
+        { address: cart('2'), egress: [{ egress: ['shop', 'kafka'], value: value('three') }] },
+      ]);
+      const records = await store.outbox(10);
+      assert.deepEqual(
+        records.map((r) => [r.egress, text(r.value)]),
+        [
+          [['shop', 'kafka'], 'one'],
+          [['shop', 'nats'], 'two'],
+          [['shop', 'kafka'], 'three'],
+        ],
+      );
+      const [first, second] = records;
+      assert.ok(first && second);
+      assert.deepEqual(
+        (await store.outbox(10, first.seq)).map((r) => text(r.value)),
+        ['two', 'three'],
+      );
+      assert.deepEqual(
+        (await store.outbox(1)).map((r) => text(r.value)),
+        ['one'],
+      );
+      await store.acknowledgeOutbox([first.seq, second.seq, 999_999]);
+      assert.deepEqual(
+        (await store.outbox(10)).map((r) => text(r.value)),
+        ['three'],
+      );
+      assert.equal((await store.counts()).outboxRecords, 1);
+    });
+  });
+
+  describe(`${name}: lifecycle`, () => {
+    test('a closed store refuses to be used', async (t) => {
+      const store = await subject.open(t);
+      await store.close();
+      await store.close();
+      await assert.rejects(async () => store.inbox(cart('1'), 1), /the state store is closed/);
+      await assert.rejects(async () => store.append([envelope(cart('1'), 'x')]), /the state store is closed/);
+    });
+
+    const { reopen } = subject;
+    if (reopen !== undefined) {
+      test('everything committed is there after a reopen, and seqs are never handed out twice', async (t) => {
+        const store = await subject.open(t);
+        const [message] = await store.append([envelope(cart('1'), 'queued')]);
+        await store.commit([
+          {
+            address: user,
+            mutations: [{ name: 'name', value: value('Ann'), expiresAt: 1_000 }],
+            delayed: [{ dueAt: 50, envelope: envelope(cart('2'), 'later'), token: 't' }],
+            egress: [{ egress: ['shop', 'audit'], value: value('audit') }],
+          },
+        ]);
+        const again = await reopen(t, store);
+        assert.equal(text((await again.inbox(cart('1'), 1))[0]?.argument), 'queued');
+        assert.equal(text((await again.readState(user, 0)).get('name')), 'Ann');
+        assert.equal(await again.hasPendingToken(user, 't'), true);
+        assert.equal(await again.nextDueAt(), 50);
+        assert.equal(text((await again.outbox(1))[0]?.value), 'audit');
+        const [next] = await again.append([envelope(cart('1'), 'next')]);
+        assert.ok((next?.seq ?? 0) > (message?.seq ?? Number.POSITIVE_INFINITY));
+        assert.ok((next?.seq ?? 0) > ((await again.outbox(1))[0]?.seq ?? Number.POSITIVE_INFINITY));
+      });
+    }
+  });
+}
