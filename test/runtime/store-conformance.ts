@@ -1,5 +1,5 @@
 // The behaviour every StateStore must have, as one suite each store runs
-// (memory-store.test.ts, lmdb-store.test.ts). Not a test file itself.
+// (memory-store.test.ts, lmdb-store.test.ts, postgres-store.test.ts). Not a test file itself.
 
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
@@ -32,6 +32,11 @@ const envelope = (target: StoredAddress, body: string, caller?: StoredAddress): 
   caller,
   argument: value(body),
 });
+
+/** Commits at time `now` (0 unless a test is about time). */
+function commit(store: StateStore, batches: readonly BatchEffects[], now = 0): Promise<void> {
+  return store.commit(batches, now);
+}
 
 export function describeStateStore(name: string, subject: StoreUnderTest): void {
   describe(`${name}: inboxes`, () => {
@@ -95,7 +100,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       const [first, second] = await store.append([envelope(cart('1'), 'add'), envelope(cart('1'), 'add')]);
       const third = (await store.append([envelope(cart('1'), 'late')]))[0];
       assert.ok(first && second && third);
-      await store.commit([
+      await commit(store, [
         {
           address: cart('1'),
           consumed: [first.seq, second.seq],
@@ -121,7 +126,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       const store = await subject.open(t);
       const [older, newer] = await store.append([envelope(cart('1'), 'unseen'), envelope(cart('1'), 'seen')]);
       assert.ok(older && newer);
-      await store.commit([{ address: cart('1'), consumed: [newer.seq, 123_456_789] }]);
+      await commit(store, [{ address: cart('1'), consumed: [newer.seq] }]);
       assert.deepEqual(
         (await store.inbox(cart('1'), 10)).map((m) => text(m.argument)),
         ['unseen'],
@@ -131,7 +136,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
 
     test('a deleted value is gone, and other values stay', async (t) => {
       const store = await subject.open(t);
-      await store.commit([
+      await commit(store, [
         {
           address: cart('1'),
           mutations: [
@@ -140,16 +145,16 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
           ],
         },
       ]);
-      await store.commit([{ address: cart('1'), mutations: [{ name: 'items' }] }]);
+      await commit(store, [{ address: cart('1'), mutations: [{ name: 'items' }] }]);
       const state = await store.readState(cart('1'), 0);
       assert.deepEqual([...state.keys()], ['owner']);
-      await store.commit([{ address: cart('1'), mutations: [{ name: 'owner' }] }]);
+      await commit(store, [{ address: cart('1'), mutations: [{ name: 'owner' }] }]);
       assert.equal((await store.readState(cart('1'), 0)).size, 0);
     });
 
     test('a value is stored with its typename, and a name that is a JavaScript word stays a name', async (t) => {
       const store = await subject.open(t);
-      await store.commit([
+      await commit(store, [
         {
           address: cart('1'),
           mutations: [
@@ -170,15 +175,15 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       const batchWith = (id: string, token: string): BatchEffects => ({
         address: cart(id),
         mutations: [{ name: 'items', value: value(id) }],
-        delayed: [{ dueAt: 100, envelope: envelope(cart(id), 'expire'), token }],
+        timers: [{ send: { dueAt: 100, envelope: envelope(cart(id), 'expire'), token } }],
         egress: [{ egress: ['shop', 'audit'], value: value(`cart ${id}`) }],
       });
-      await store.commit([batchWith('1', 'expiry'), batchWith('2', 'expiry')]);
+      await commit(store, [batchWith('1', 'expiry'), batchWith('2', 'expiry')]);
       assert.equal(text((await store.readState(cart('2'), 0)).get('items')), '2');
 
       // Cart 3 is fine; cart 1 sets a token that is still pending: neither applies.
       await assert.rejects(
-        store.commit([batchWith('3', 'expiry'), batchWith('1', 'expiry')]),
+        commit(store, [batchWith('3', 'expiry'), batchWith('1', 'expiry')]),
         /token "expiry" is already pending for shop\/cart\/1; nothing of the commit was applied/,
       );
       assert.equal((await store.readState(cart('3'), 0)).size, 0);
@@ -187,17 +192,118 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
 
       // The same token twice in one commit, for one address, is refused the same way.
       await assert.rejects(
-        store.commit([batchWith('4', 'twice'), batchWith('4', 'twice')]),
+        commit(store, [batchWith('4', 'twice'), batchWith('4', 'twice')]),
         /already pending/,
       );
       assert.equal((await store.readState(cart('4'), 0)).size, 0);
     });
   });
 
+  describe(`${name}: effects apply once`, () => {
+    test('a batch committed twice is refused the second time, and nothing of it applies again', async (t) => {
+      const store = await subject.open(t);
+      const [message] = await store.append([envelope(cart('1'), 'add')]);
+      assert.ok(message);
+      const batch: BatchEffects = {
+        address: cart('1'),
+        consumed: [message.seq],
+        messages: [envelope(user, 'added', cart('1'))],
+        egress: [{ egress: ['shop', 'audit'], value: value('added') }],
+      };
+      await commit(store, [batch]);
+      await assert.rejects(
+        commit(store, [{ address: cart('2'), mutations: [{ name: 'x', value: value('x') }] }, batch]),
+        new RegExp(
+          `message ${message.seq} is not in the inbox of shop/cart/1: the batch was applied already`,
+        ),
+      );
+      assert.equal((await store.inbox(user, 10)).length, 1);
+      assert.equal((await store.outbox(10)).length, 1);
+      assert.equal((await store.readState(cart('2'), 0)).size, 0, 'the other batch of the refused commit');
+    });
+
+    test('a message of another address cannot be consumed by a batch', async (t) => {
+      const store = await subject.open(t);
+      const [message] = await store.append([envelope(cart('1'), 'mine')]);
+      assert.ok(message);
+      await assert.rejects(
+        commit(store, [{ address: cart('2'), consumed: [message.seq] }]),
+        /not in the inbox/,
+      );
+      assert.equal((await store.inbox(cart('1'), 10)).length, 1);
+    });
+  });
+
+  describe(`${name}: input it refuses`, () => {
+    test('times that are not finite, limits out of range, bad seqs and empty tokens are refused', async (t) => {
+      const store = await subject.open(t);
+      await assert.rejects(store.readState(cart('1'), Number.NaN), /now must be a finite time/);
+      await assert.rejects(store.fireDue(Number.POSITIVE_INFINITY, 1), /now must be a finite time/);
+      await assert.rejects(store.sweepExpired(Number.NaN, 1), /now must be a finite time/);
+      for (const limit of [0, -1, 1.5, Number.NaN, 1_000_001]) {
+        await assert.rejects(store.inbox(cart('1'), limit), /limit must be an integer from 1 to 100000/);
+        await assert.rejects(store.outbox(limit), /limit must be an integer/);
+      }
+      await assert.rejects(
+        commit(store, [{ address: cart('1'), consumed: [1.5] }]),
+        /a seq is a positive safe integer/,
+      );
+      await assert.rejects(store.acknowledgeOutbox([-1]), /a seq is a positive safe integer/);
+      await assert.rejects(
+        commit(store, [
+          { address: cart('1'), mutations: [{ name: 'x', value: value('x'), expiresAt: Number.NaN }] },
+        ]),
+        /expiresAt must be a finite time/,
+      );
+      await assert.rejects(
+        commit(store, [
+          { address: user, timers: [{ send: { dueAt: Number.NaN, envelope: envelope(cart('1'), 'x') } }] },
+        ]),
+        /dueAt must be a finite time/,
+      );
+      await assert.rejects(
+        commit(store, [
+          { address: user, timers: [{ send: { dueAt: 1, envelope: envelope(cart('1'), 'x'), token: '' } }] },
+        ]),
+        /an empty cancellation token, from shop\/user\/ann/,
+      );
+      await assert.rejects(commit(store, [], Number.NaN), /now must be a finite time/);
+      assert.deepEqual(await store.counts(), { inboxMessages: 0, delayedMessages: 0, outboxRecords: 0 });
+    });
+
+    test('ids with control characters, long ones among them, stay distinct addresses', async (t) => {
+      const store = await subject.open(t);
+      const long = 'z'.repeat(70);
+      const ids = [
+        'a\u0000',
+        'a\u0004\u0000',
+        `a\u0000${long}`,
+        `a\u0004\u0000${long}`,
+        `v\u0000${long}`,
+        'v',
+        'a\u0005E',
+      ];
+      for (const id of ids) {
+        await store.append([envelope(cart(id), id)]);
+        await commit(store, [{ address: cart(id), mutations: [{ name: 'id', value: value(id) }] }]);
+      }
+      for (const id of ids) {
+        assert.deepEqual(
+          (await store.inbox(cart(id), 10)).map((m) => text(m.argument)),
+          [id],
+          JSON.stringify(id),
+        );
+        assert.equal(text((await store.readState(cart(id), 0)).get('id')), id, JSON.stringify(id));
+      }
+      const listed = await store.addressesWithInbox(100);
+      assert.deepEqual(listed.map((a) => a[2]).sort(), [...ids].sort());
+    });
+  });
+
   describe(`${name}: expiry`, () => {
     test('a value past its expiry is never returned, and a refresh moves its expiry', async (t) => {
       const store = await subject.open(t);
-      await store.commit([
+      await commit(store, [
         {
           address: cart('1'),
           mutations: [
@@ -215,22 +321,29 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       );
       assert.deepEqual([...(await store.readState(cart('1'), 1_000)).keys()], ['items']);
       // Refreshed (expire-after-call) before it expired: it lives on.
-      await store.commit([{ address: cart('1'), refreshes: [{ name: 'reserved', expiresAt: 5_000 }] }]);
+      await commit(store, [{ address: cart('1'), refreshes: [{ name: 'reserved', expiresAt: 5_000 }] }]);
       assert.equal(text((await store.readState(cart('1'), 4_999)).get('reserved')), 'yes');
+      // A refresh after the value expired, swept or not, does not bring it back.
+      await commit(
+        store,
+        [{ address: cart('1'), refreshes: [{ name: 'reserved', expiresAt: 9_000 }] }],
+        6_000,
+      );
+      assert.equal((await store.readState(cart('1'), 6_000)).has('reserved'), false);
       // A refresh of a value that is not there creates nothing.
-      await store.commit([{ address: cart('1'), refreshes: [{ name: 'ghost', expiresAt: 9_000 }] }]);
+      await commit(store, [{ address: cart('1'), refreshes: [{ name: 'ghost', expiresAt: 9_000 }] }]);
       assert.equal((await store.readState(cart('1'), 0)).has('ghost'), false);
     });
 
     test('a sweep deletes expired values, at most as many as asked, and not ones written since', async (t) => {
       const store = await subject.open(t);
       for (const id of ['1', '2', '3']) {
-        await store.commit([
+        await commit(store, [
           { address: cart(id), mutations: [{ name: 'reserved', value: value(id), expiresAt: 100 }] },
         ]);
       }
       // Written again with a later expiry: the old expiry must not sweep it.
-      await store.commit([
+      await commit(store, [
         { address: cart('3'), mutations: [{ name: 'reserved', value: value('again'), expiresAt: 10_000 }] },
       ]);
       assert.equal(await store.sweepExpired(99, 10), 0);
@@ -247,13 +360,13 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
     test('a delayed message waits until it is due, then lands in its target inbox, earliest first', async (t) => {
       const store = await subject.open(t);
       assert.equal(await store.nextDueAt(), undefined);
-      await store.commit([
+      await commit(store, [
         {
           address: user,
-          delayed: [
-            { dueAt: 300, envelope: envelope(cart('1'), 'third', user) },
-            { dueAt: 100, envelope: envelope(cart('1'), 'first', user) },
-            { dueAt: 200, envelope: envelope(cart('2'), 'second', user) },
+          timers: [
+            { send: { dueAt: 300, envelope: envelope(cart('1'), 'third', user) } },
+            { send: { dueAt: 100, envelope: envelope(cart('1'), 'first', user) } },
+            { send: { dueAt: 200, envelope: envelope(cart('2'), 'second', user) } },
           ],
         },
       ]);
@@ -278,14 +391,20 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
 
     test('a token is pending until its message fires or is cancelled, per sending address', async (t) => {
       const store = await subject.open(t);
-      await store.commit([
-        { address: user, delayed: [{ dueAt: 100, envelope: envelope(cart('1'), 'remind'), token: 't' }] },
+      await commit(store, [
+        {
+          address: user,
+          timers: [{ send: { dueAt: 100, envelope: envelope(cart('1'), 'remind'), token: 't' } }],
+        },
       ]);
       assert.equal(await store.hasPendingToken(user, 't'), true);
       // The same token from another address is another token.
       assert.equal(await store.hasPendingToken(cart('1'), 't'), false);
-      await store.commit([
-        { address: cart('1'), delayed: [{ dueAt: 100, envelope: envelope(user, 'ok'), token: 't' }] },
+      await commit(store, [
+        {
+          address: cart('1'),
+          timers: [{ send: { dueAt: 100, envelope: envelope(user, 'ok'), token: 't' } }],
+        },
       ]);
       await store.fireDue(100, 1);
       // Due at the same time, the one set first fires first.
@@ -293,32 +412,76 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       assert.equal(await store.hasPendingToken(cart('1'), 't'), true);
 
       // Once fired, the token is free again.
-      await store.commit([
-        { address: user, delayed: [{ dueAt: 500, envelope: envelope(cart('1'), 'again'), token: 't' }] },
+      await commit(store, [
+        {
+          address: user,
+          timers: [{ send: { dueAt: 500, envelope: envelope(cart('1'), 'again'), token: 't' } }],
+        },
       ]);
       assert.equal(await store.hasPendingToken(user, 't'), true);
     });
 
+    test('a batch sends and cancels in call order: send then cancel leaves nothing pending', async (t) => {
+      const store = await subject.open(t);
+      await commit(store, [
+        {
+          address: user,
+          timers: [
+            { send: { dueAt: 100, envelope: envelope(cart('1'), 'never'), token: 't' } },
+            { cancel: 't' },
+          ],
+        },
+      ]);
+      assert.equal(await store.hasPendingToken(user, 't'), false);
+      assert.deepEqual(await store.fireDue(1_000, 10), []);
+      // Two batches of one address in one commit: the second sees what the first left.
+      await commit(store, [
+        {
+          address: user,
+          timers: [{ send: { dueAt: 100, envelope: envelope(cart('1'), 'first'), token: 'u' } }],
+        },
+        {
+          address: user,
+          timers: [
+            { cancel: 'u' },
+            { send: { dueAt: 200, envelope: envelope(cart('1'), 'second'), token: 'u' } },
+          ],
+        },
+      ]);
+      assert.deepEqual(
+        (await store.fireDue(1_000, 10)).map((m) => text(m.argument)),
+        ['second'],
+      );
+    });
+
     test('cancelling removes a pending message; an unknown or fired token is ignored; cancel and set again is one batch', async (t) => {
       const store = await subject.open(t);
-      await store.commit([
-        { address: user, delayed: [{ dueAt: 100, envelope: envelope(cart('1'), 'remind'), token: 't' }] },
+      await commit(store, [
+        {
+          address: user,
+          timers: [{ send: { dueAt: 100, envelope: envelope(cart('1'), 'remind'), token: 't' } }],
+        },
       ]);
-      await store.commit([{ address: user, cancellations: ['t', 'unknown'] }]);
+      await commit(store, [{ address: user, timers: [{ cancel: 't' }, { cancel: 'unknown' }] }]);
       assert.equal(await store.hasPendingToken(user, 't'), false);
       assert.equal(await store.nextDueAt(), undefined);
       assert.deepEqual(await store.fireDue(1_000, 10), []);
       // Cancelled twice: nothing happens the second time.
-      await store.commit([{ address: user, cancellations: ['t'] }]);
+      await commit(store, [{ address: user, timers: [{ cancel: 't' }] }]);
 
-      await store.commit([
-        { address: user, delayed: [{ dueAt: 100, envelope: envelope(cart('1'), 'old'), token: 'u' }] },
-      ]);
-      await store.commit([
+      await commit(store, [
         {
           address: user,
-          cancellations: ['u'],
-          delayed: [{ dueAt: 200, envelope: envelope(cart('1'), 'new'), token: 'u' }],
+          timers: [{ send: { dueAt: 100, envelope: envelope(cart('1'), 'old'), token: 'u' } }],
+        },
+      ]);
+      await commit(store, [
+        {
+          address: user,
+          timers: [
+            { cancel: 'u' },
+            { send: { dueAt: 200, envelope: envelope(cart('1'), 'new'), token: 'u' } },
+          ],
         },
       ]);
       assert.deepEqual(
@@ -331,7 +494,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
   describe(`${name}: egress outbox`, () => {
     test('egress records wait in the outbox, in order, until they are acknowledged', async (t) => {
       const store = await subject.open(t);
-      await store.commit([
+      await commit(store, [
         {
           address: cart('1'),
           egress: [
@@ -353,10 +516,6 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       const [first, second] = records;
       assert.ok(first && second);
       assert.deepEqual(
-        (await store.outbox(10, first.seq)).map((r) => text(r.value)),
-        ['two', 'three'],
-      );
-      assert.deepEqual(
         (await store.outbox(1)).map((r) => text(r.value)),
         ['one'],
       );
@@ -370,12 +529,29 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
   });
 
   describe(`${name}: lifecycle`, () => {
-    test('a closed store refuses to be used', async (t) => {
+    test('a closed store refuses to be used: every method rejects', async (t) => {
       const store = await subject.open(t);
       await store.close();
       await store.close();
-      await assert.rejects(async () => store.inbox(cart('1'), 1), /the state store is closed/);
-      await assert.rejects(async () => store.append([envelope(cart('1'), 'x')]), /the state store is closed/);
+      const calls: (() => Promise<unknown>)[] = [
+        () => store.append([envelope(cart('1'), 'x')]),
+        () => store.inbox(cart('1'), 1),
+        () => store.addressesWithInbox(1),
+        () => store.readState(cart('1'), 0),
+        () => commit(store, []),
+        () => store.hasPendingToken(user, 't'),
+        () => store.nextDueAt(),
+        () => store.fireDue(0, 1),
+        () => store.outbox(1),
+        () => store.acknowledgeOutbox([]),
+        () => store.sweepExpired(0, 1),
+        () => store.counts(),
+      ];
+      for (const call of calls) {
+        const pending = call();
+        assert.ok(pending instanceof Promise, 'rejects rather than throws');
+        await assert.rejects(pending, /the state store is closed/);
+      }
     });
 
     const { reopen } = subject;
@@ -383,11 +559,11 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       test('everything committed is there after a reopen, and seqs are never handed out twice', async (t) => {
         const store = await subject.open(t);
         const [message] = await store.append([envelope(cart('1'), 'queued')]);
-        await store.commit([
+        await commit(store, [
           {
             address: user,
             mutations: [{ name: 'name', value: value('Ann'), expiresAt: 1_000 }],
-            delayed: [{ dueAt: 50, envelope: envelope(cart('2'), 'later'), token: 't' }],
+            timers: [{ send: { dueAt: 50, envelope: envelope(cart('2'), 'later'), token: 't' } }],
             egress: [{ egress: ['shop', 'audit'], value: value('audit') }],
           },
         ]);
@@ -398,8 +574,19 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
         assert.equal(await again.nextDueAt(), 50);
         assert.equal(text((await again.outbox(1))[0]?.value), 'audit');
         const [next] = await again.append([envelope(cart('1'), 'next')]);
-        assert.ok((next?.seq ?? 0) > (message?.seq ?? Number.POSITIVE_INFINITY));
-        assert.ok((next?.seq ?? 0) > ((await again.outbox(1))[0]?.seq ?? Number.POSITIVE_INFINITY));
+        assert.ok((next?.seq ?? 0) > (message?.seq ?? Number.POSITIVE_INFINITY), 'inbox seqs go on');
+        const [oldRecord] = await again.outbox(1);
+        await commit(again, [
+          { address: user, egress: [{ egress: ['shop', 'audit'], value: value('next') }] },
+        ]);
+        const records = await again.outbox(10);
+        assert.deepEqual(
+          records.map((r) => text(r.value)),
+          ['audit', 'next'],
+        );
+        assert.ok((records[1]?.seq ?? 0) > (oldRecord?.seq ?? Number.POSITIVE_INFINITY), 'outbox seqs go on');
+        // The value's expiry survived too: a sweep after it expired finds it.
+        assert.equal(await again.sweepExpired(1_000, 10), 1);
       });
     }
   });

@@ -1,18 +1,23 @@
 // The embedded StateStore: lmdb in a data directory, nothing else to run.
 //
-// Five named databases in one environment, written only in lmdb transactions:
-//   values  [ns, type, id]               → [[name, typename, bytes, expiresAt | null], …]
-//   expiry  [expiresAt, ns, type, id, name] → null          (what sweepExpired walks)
-//   inbox   [ns, type, id, seq]          → [caller | null, typename, bytes]
-//   timers  [dueAt, id]                  → [target, caller | null, typename, bytes, sender, token | null]
-//   tokens  [ns, type, id, token]        → [dueAt, id]        (pending delayed messages by token)
-//   outbox  seq                          → [[ns, type], typename, bytes]
-//   meta    'seq'                        → the last seq handed out (inbox, outbox, timer ids)
+// Seven named databases in one environment, written only in lmdb child transactions:
+//   values  [ns, type, id]                  → [[name, typename, bytes, expiresAt | null], …]
+//   expiry  [expiresAt, ns, type, id, name] → null            (what sweepExpired walks)
+//   inbox   [ns, type, id, seq]             → [caller | null, typename, bytes]
+//   timers  [dueAt, id]                     → [target, caller | null, typename, bytes, sender, token | null]
+//   tokens  [ns, type, id, token]           → [dueAt, id]     (pending delayed messages by token)
+//   outbox  seq                             → [[ns, type], typename, bytes]
+//   meta    'seq'                           → the last seq handed out (inbox, outbox, timer ids)
 //
 // An address's values are one record: every request carries all of them, so one read serves a
-// batch, and a batch's writes are one put. Durability: a write resolves once lmdb has committed
-// it and flushed it to disk (`flushed`); lmdb-js gathers the writes of one event turn into one
-// transaction, so concurrent commits share a sync (group commit).
+// batch. Each write runs in a child transaction, so one that throws half-way is rolled back
+// whole, and the last seq is read and written inside it, so a failed write never lets a seq be
+// handed out twice. lmdb-js runs the child transactions of one event turn in one transaction
+// (group commit); a write resolves once that is flushed to disk (`flushed`: with lmdb-js's
+// overlapping sync the commit resolves before the sync, the flush after it).
+//
+// Key strings are escaped (`escapeText`): lmdb's key encoding writes a long string's bytes as
+// they are, so bytes 0 to 4 in an id could end its part early and make two addresses collide.
 
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 
@@ -27,7 +32,17 @@ import type {
   StoredAddress,
   StoredValue,
 } from './state-store.ts';
-import { copyValue, tokenInUse } from './store-records.ts';
+import {
+  checkBatches,
+  checkLimit,
+  checkSeq,
+  checkTime,
+  copyValue,
+  escapeText as keyPart,
+  staleBatch,
+  tokensAfter,
+  unescapeText as unescapeKeyPart,
+} from './store-records.ts';
 
 export interface LmdbStateStoreOptions {
   /** The directory of the environment; created if missing. */
@@ -48,6 +63,8 @@ type OutboxRow = [egress: readonly [string, string], typename: string, bytes: Ui
 
 // Past every seq of an address in key order: seqs are integers below 2^53.
 const AFTER_ALL_SEQS = 2 ** 53;
+// lmdb refuses keys over 1,978 bytes; the strings of one key stay well within that.
+const MAX_KEY_TEXT_BYTES = 1_800;
 
 export class LmdbStateStore implements StateStore {
   readonly #root: RootDatabase;
@@ -59,7 +76,6 @@ export class LmdbStateStore implements StateStore {
   readonly #tokens: Database<[number, number]>;
   readonly #outbox: Database<OutboxRow>;
   readonly #meta: Database<number>;
-  #seq: number;
   #closed = false;
 
   private constructor(root: RootDatabase) {
@@ -71,156 +87,179 @@ export class LmdbStateStore implements StateStore {
     this.#tokens = root.openDB({ name: 'tokens' });
     this.#outbox = root.openDB({ name: 'outbox' });
     this.#meta = root.openDB({ name: 'meta' });
-    this.#seq = this.#meta.get('seq') ?? 0;
   }
 
   static open(options: LmdbStateStoreOptions): LmdbStateStore {
-    // Durable commits: synced to disk before a write resolves (the defaults, said out loud).
     return new LmdbStateStore(open({ path: options.path, noSync: false, compression: false }));
   }
 
   async append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
-    this.#open();
-    const appended = await this.#write(() => envelopes.map((envelope) => this.#appendOne(envelope)));
-    return appended;
+    await this.#open();
+    for (const envelope of envelopes) checkKeyText(envelope.target);
+    return this.#write((seq) => envelopes.map((envelope) => this.#appendOne(envelope, seq)));
   }
 
-  inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
-    this.#open();
+  async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
+    await this.#open();
+    checkLimit(limit);
     const messages: InboxMessage[] = [];
-    for (const { key, value } of this.#inbox.getRange({
-      start: [...address, 0],
-      end: [...address, AFTER_ALL_SEQS],
+    const key = addressKey(address);
+    for (const { key: found, value } of this.#inbox.getRange({
+      start: [...key, 0],
+      end: [...key, AFTER_ALL_SEQS],
       limit,
     })) {
-      messages.push(inboxMessage(address, (key as unknown[])[3] as number, value));
+      messages.push(inboxMessage(address, (found as unknown[])[3] as number, value));
     }
-    return Promise.resolve(messages);
+    return messages;
   }
 
-  addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
-    this.#open();
+  async addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
+    await this.#open();
+    checkLimit(limit);
     const addresses: StoredAddress[] = [];
-    let start: Key = after === undefined ? [] : [...after, AFTER_ALL_SEQS];
+    let start: Key = after === undefined ? [] : [...addressKey(after), AFTER_ALL_SEQS];
     // One short range read per address: the first key past the last address's messages.
     while (addresses.length < limit) {
-      const [first] = [...this.#inbox.getKeys({ start, limit: 1 })] as unknown[][];
+      const [first] = [...this.#inbox.getKeys({ start, limit: 1 })] as string[][];
       if (first === undefined) break;
-      const address: StoredAddress = [first[0] as string, first[1] as string, first[2] as string];
-      addresses.push(address);
-      start = [...address, AFTER_ALL_SEQS];
+      const encoded = [first[0] ?? '', first[1] ?? '', first[2] ?? ''] as const;
+      addresses.push(decodeAddress(encoded));
+      start = [...encoded, AFTER_ALL_SEQS];
     }
-    return Promise.resolve(addresses);
+    return addresses;
   }
 
-  readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
-    this.#open();
+  async readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
+    await this.#open();
+    checkTime('now', now);
     const live = new Map<string, StateEntry>();
-    for (const [name, typename, value, expiresAt] of this.#values.get(keyOf(address)) ?? []) {
+    for (const [name, typename, value, expiresAt] of this.#values.get(addressKey(address)) ?? []) {
       if (expiresAt === null) live.set(name, { typename, value });
       else if (expiresAt > now) live.set(name, { typename, value, expiresAt });
     }
-    return Promise.resolve(live);
+    return live;
   }
 
-  async commit(batches: readonly BatchEffects[]): Promise<void> {
-    this.#open();
-    await this.#write(() => {
-      // Checked whole first: a refused commit writes nothing.
-      const newTokens = new Set<string>();
-      for (const batch of batches) {
-        for (const delayed of batch.delayed ?? []) {
-          if (delayed.token === undefined) continue;
-          const key = JSON.stringify([...batch.address, delayed.token]);
-          const cancelled = batch.cancellations?.includes(delayed.token) ?? false;
-          const pending = this.#tokens.get([...batch.address, delayed.token]) !== undefined;
-          if ((pending && !cancelled) || newTokens.has(key)) throw tokenInUse(batch.address, delayed.token);
-          newTokens.add(key);
-        }
+  async commit(batches: readonly BatchEffects[], now: number): Promise<void> {
+    await this.#open();
+    checkBatches(batches, now);
+    for (const batch of batches) {
+      checkKeyText(batch.address);
+      for (const mutation of batch.mutations ?? []) checkKeyText(batch.address, mutation.name);
+      for (const operation of batch.timers ?? []) {
+        const token = 'cancel' in operation ? operation.cancel : operation.send.token;
+        if (token !== undefined) checkKeyText(batch.address, token);
       }
-      for (const batch of batches) this.#apply(batch);
+      for (const envelope of batch.messages ?? []) checkKeyText(envelope.target);
+    }
+    // Checked and applied batch after batch inside one child transaction: a refusal (thrown)
+    // rolls back every batch of the commit.
+    await this.#write((seq) => {
+      for (const batch of batches) {
+        const key = addressKey(batch.address);
+        for (const consumed of batch.consumed ?? []) {
+          if (this.#inbox.get([...key, consumed]) === undefined) throw staleBatch(batch.address, consumed);
+        }
+        tokensAfter(
+          batch.address,
+          batch.timers ?? [],
+          (token) => this.#tokens.get([...key, keyPart(token)]) !== undefined,
+        );
+        this.#apply(batch, now, seq);
+      }
     });
   }
 
-  hasPendingToken(sender: StoredAddress, token: string): Promise<boolean> {
-    this.#open();
-    return Promise.resolve(this.#tokens.get([...sender, token]) !== undefined);
+  async hasPendingToken(sender: StoredAddress, token: string): Promise<boolean> {
+    await this.#open();
+    return this.#tokens.get([...addressKey(sender), keyPart(token)]) !== undefined;
   }
 
-  nextDueAt(): Promise<number | undefined> {
-    this.#open();
+  async nextDueAt(): Promise<number | undefined> {
+    await this.#open();
     const [first] = [...this.#timers.getKeys({ limit: 1 })] as [number, number][];
-    return Promise.resolve(first?.[0]);
+    return first?.[0];
   }
 
   async fireDue(now: number, limit: number): Promise<InboxMessage[]> {
-    this.#open();
-    return this.#write(() => {
+    await this.#open();
+    checkTime('now', now);
+    checkLimit(limit);
+    return this.#write((seq) => {
       const fired: InboxMessage[] = [];
       for (const { key, value } of [...this.#timers.getRange({ end: [now, AFTER_ALL_SEQS], limit })]) {
         const [target, caller, typename, bytes, sender, token] = value;
         this.#timers.removeSync(key);
-        if (token !== null) this.#tokens.removeSync([...sender, token]);
-        fired.push(
-          this.#appendOne({ target, caller: caller ?? undefined, argument: { typename, value: bytes } }),
-        );
+        if (token !== null) this.#tokens.removeSync([...addressKey(sender), keyPart(token)]);
+        const envelope: Envelope = {
+          target,
+          caller: caller ?? undefined,
+          argument: { typename, value: bytes },
+        };
+        fired.push(this.#appendOne(envelope, seq));
       }
       return fired;
     });
   }
 
-  outbox(limit: number, after = 0): Promise<OutboxRecord[]> {
-    this.#open();
+  async outbox(limit: number): Promise<OutboxRecord[]> {
+    await this.#open();
+    checkLimit(limit);
     const records: OutboxRecord[] = [];
-    for (const { key, value } of this.#outbox.getRange({ start: after + 1, limit })) {
+    for (const { key, value } of this.#outbox.getRange({ limit })) {
       const [egress, typename, bytes] = value;
       records.push({ seq: key as number, egress: [egress[0], egress[1]], value: { typename, value: bytes } });
     }
-    return Promise.resolve(records);
+    return records;
   }
 
   async acknowledgeOutbox(seqs: readonly number[]): Promise<void> {
-    this.#open();
+    await this.#open();
+    for (const seq of seqs) checkSeq(seq);
     await this.#write(() => {
       for (const seq of seqs) this.#outbox.removeSync(seq);
     });
   }
 
   async sweepExpired(now: number, limit: number): Promise<number> {
-    this.#open();
+    await this.#open();
+    checkTime('now', now);
+    checkLimit(limit);
     return this.#write(() => {
-      let swept = 0;
-      // Read first, then delete: the range is walked lazily, in expiry order, up to `now`.
+      // Read first, then delete: the index is walked lazily, in expiry order, up to `now`.
       const expired: [number, string, string, string, string][] = [];
       for (const key of this.#expiry.getKeys({ limit })) {
         const entry = key as [number, string, string, string, string];
         if (entry[0] > now) break;
         expired.push(entry);
       }
+      let swept = 0;
       for (const key of expired) {
-        const [expiresAt, namespace, type, id, name] = key;
         this.#expiry.removeSync(key);
-        const address: StoredAddress = [namespace, type, id];
-        const values = this.#values.get(keyOf(address)) ?? [];
+        const [expiresAt, namespace, type, id, encodedName] = key;
+        const address = [namespace, type, id];
+        const name = unescapeKeyPart(encodedName);
+        const values = this.#values.get(address) ?? [];
         const entry = values.find(([valueName]) => valueName === name);
         // Only if this index entry is still the value's expiry (a later write moves it).
         if (entry === undefined || entry[3] !== expiresAt) continue;
         const rest = values.filter((value) => value !== entry);
-        if (rest.length === 0) this.#values.removeSync(keyOf(address));
-        else this.#values.putSync(keyOf(address), rest);
+        if (rest.length === 0) this.#values.removeSync(address);
+        else this.#values.putSync(address, rest);
         swept += 1;
       }
       return swept;
     });
   }
 
-  counts(): Promise<StoreCounts> {
-    this.#open();
-    return Promise.resolve({
+  async counts(): Promise<StoreCounts> {
+    await this.#open();
+    return {
       inboxMessages: this.#inbox.getCount(),
       delayedMessages: this.#timers.getCount(),
       outboxRecords: this.#outbox.getCount(),
-    });
+    };
   }
 
   async close(): Promise<void> {
@@ -229,74 +268,81 @@ export class LmdbStateStore implements StateStore {
     await this.#root.close();
   }
 
-  #open(): void {
-    if (this.#closed) throw new Error('the state store is closed');
+  /** Rejects once the store is closed; every method awaits it, so none throws instead. */
+  #open(): Promise<void> {
+    return this.#closed ? Promise.reject(new Error('the state store is closed')) : Promise.resolve();
   }
 
-  /** Runs `action` in a write transaction; resolves once it is on disk. */
-  async #write<T>(action: () => T): Promise<T> {
-    const result = await this.#root.transaction(() => {
-      const value = action();
-      this.#meta.putSync('seq', this.#seq);
+  /**
+   * Runs `action` in a child transaction, handing it the seq counter, which is read from and
+   * written back to the store inside the same transaction; resolves once it is on disk.
+   */
+  async #write<T>(action: (seq: SeqCounter) => T): Promise<T> {
+    const result = await this.#root.childTransaction(() => {
+      const seq = new SeqCounter(this.#meta.get('seq') ?? 0);
+      const value = action(seq);
+      if (seq.changed) this.#meta.putSync('seq', seq.last);
       return value;
     });
     await this.#root.flushed;
     return result;
   }
 
-  #nextSeq(): number {
-    this.#seq += 1;
-    return this.#seq;
-  }
-
-  #appendOne(envelope: Envelope): InboxMessage {
-    const seq = this.#nextSeq();
+  #appendOne(envelope: Envelope, seqs: SeqCounter): InboxMessage {
+    const seq = seqs.next();
     const { target, caller, argument } = envelope;
     const record: InboxRecord = [caller ?? null, argument.typename, Uint8Array.from(argument.value)];
-    this.#inbox.putSync([...target, seq], record);
+    this.#inbox.putSync([...addressKey(target), seq], record);
     return inboxMessage([target[0], target[1], target[2]], seq, record);
   }
 
-  #apply(batch: BatchEffects): void {
+  #apply(batch: BatchEffects, now: number, seqs: SeqCounter): void {
     const { address } = batch;
-    for (const seq of batch.consumed ?? []) this.#inbox.removeSync([...address, seq]);
-    if ((batch.mutations?.length ?? 0) > 0 || (batch.refreshes?.length ?? 0) > 0) this.#applyState(batch);
-    for (const token of batch.cancellations ?? []) {
-      const pending = this.#tokens.get([...address, token]);
-      if (pending === undefined) continue;
-      this.#timers.removeSync(pending);
-      this.#tokens.removeSync([...address, token]);
+    const key = addressKey(address);
+    for (const seq of batch.consumed ?? []) this.#inbox.removeSync([...key, seq]);
+    if ((batch.mutations?.length ?? 0) > 0 || (batch.refreshes?.length ?? 0) > 0) {
+      this.#applyState(batch, now);
     }
-    for (const delayed of batch.delayed ?? []) {
-      const id = this.#nextSeq();
-      const { target, caller, argument } = delayed.envelope;
+    // In call order: a batch may send with a token, cancel it, and send with it again.
+    for (const operation of batch.timers ?? []) {
+      if ('cancel' in operation) {
+        const tokenKey = [...key, keyPart(operation.cancel)];
+        const pending = this.#tokens.get(tokenKey);
+        if (pending === undefined) continue;
+        this.#timers.removeSync(pending);
+        this.#tokens.removeSync(tokenKey);
+        continue;
+      }
+      const { dueAt, envelope, token } = operation.send;
+      const id = seqs.next();
+      const { target, caller, argument } = envelope;
       const record: TimerRecord = [
         target,
         caller ?? null,
         argument.typename,
         Uint8Array.from(argument.value),
         address,
-        delayed.token ?? null,
+        token ?? null,
       ];
-      this.#timers.putSync([delayed.dueAt, id], record);
-      if (delayed.token !== undefined) this.#tokens.putSync([...address, delayed.token], [delayed.dueAt, id]);
+      this.#timers.putSync([dueAt, id], record);
+      if (token !== undefined) this.#tokens.putSync([...key, keyPart(token)], [dueAt, id]);
     }
-    for (const envelope of batch.messages ?? []) this.#appendOne(envelope);
+    for (const envelope of batch.messages ?? []) this.#appendOne(envelope, seqs);
     for (const record of batch.egress ?? []) {
       const { typename, value } = copyValue(record.value);
-      this.#outbox.putSync(this.#nextSeq(), [[record.egress[0], record.egress[1]], typename, value]);
+      this.#outbox.putSync(seqs.next(), [[record.egress[0], record.egress[1]], typename, value]);
     }
   }
 
-  #applyState(batch: BatchEffects): void {
-    const { address } = batch;
+  #applyState(batch: BatchEffects, now: number): void {
+    const key = addressKey(batch.address);
     const values = new Map<string, ValueRecord>(
-      (this.#values.get(keyOf(address)) ?? []).map(([name, ...record]) => [name, record]),
+      (this.#values.get(key) ?? []).map(([name, ...record]) => [name, record]),
     );
     const moveExpiry = (name: string, from: number | null, to: number | null): void => {
       if (from === to) return;
-      if (from !== null) this.#expiry.removeSync([from, ...address, name]);
-      if (to !== null) this.#expiry.putSync([to, ...address, name], null);
+      if (from !== null) this.#expiry.removeSync([from, ...key, keyPart(name)]);
+      if (to !== null) this.#expiry.putSync([to, ...key, keyPart(name)], null);
     };
     for (const mutation of batch.mutations ?? []) {
       const before = values.get(mutation.name)?.[2] ?? null;
@@ -311,22 +357,53 @@ export class LmdbStateStore implements StateStore {
     }
     for (const refresh of batch.refreshes ?? []) {
       const entry = values.get(refresh.name);
-      if (entry === undefined) continue;
+      // An expired value, swept or not, stays expired: a refresh does not bring it back.
+      if (entry === undefined || (entry[2] !== null && entry[2] <= now)) continue;
       moveExpiry(refresh.name, entry[2], refresh.expiresAt);
       values.set(refresh.name, [entry[0], entry[1], refresh.expiresAt]);
     }
-    if (values.size === 0) this.#values.removeSync(keyOf(address));
+    if (values.size === 0) this.#values.removeSync(key);
     else
       this.#values.putSync(
-        keyOf(address),
+        key,
         [...values].map(([name, record]) => [name, ...record]),
       );
   }
 }
 
-/** An address as an lmdb key (a mutable array, as lmdb's types ask). */
-function keyOf(address: StoredAddress): Key {
-  return [address[0], address[1], address[2]];
+/** The seqs one write hands out, continuing from the last one the store recorded. */
+class SeqCounter {
+  last: number;
+  changed = false;
+
+  constructor(last: number) {
+    this.last = last;
+  }
+
+  next(): number {
+    this.last += 1;
+    this.changed = true;
+    return this.last;
+  }
+}
+
+/** An address as an lmdb key (a mutable array, as lmdb's types ask), its parts escaped. */
+function addressKey(address: StoredAddress): string[] {
+  return [keyPart(address[0]), keyPart(address[1]), keyPart(address[2])];
+}
+
+function decodeAddress(key: readonly [string, string, string]): StoredAddress {
+  return [unescapeKeyPart(key[0]), unescapeKeyPart(key[1]), unescapeKeyPart(key[2])];
+}
+
+/** Throws unless the address (and a name or token with it) fits in an lmdb key. */
+function checkKeyText(address: StoredAddress, extra = ''): void {
+  const bytes = [...address, extra].reduce((sum, part) => sum + Buffer.byteLength(keyPart(part)), 0);
+  if (bytes > MAX_KEY_TEXT_BYTES) {
+    throw new RangeError(
+      `an address with its value name or token takes ${bytes} bytes; the lmdb store keys at most ${MAX_KEY_TEXT_BYTES}`,
+    );
+  }
 }
 
 function inboxMessage(target: StoredAddress, seq: number, record: InboxRecord): InboxMessage {

@@ -13,7 +13,18 @@ import type {
   StoreCounts,
   StoredAddress,
 } from './state-store.ts';
-import { addressKey, compareAddresses, copyEnvelope, copyValue, tokenInUse } from './store-records.ts';
+import {
+  addressKey,
+  checkBatches,
+  checkLimit,
+  checkSeq,
+  checkTime,
+  compareAddresses,
+  copyEnvelope,
+  copyValue,
+  staleBatch,
+  tokensAfter,
+} from './store-records.ts';
 
 interface Timer {
   readonly id: number;
@@ -35,117 +46,134 @@ export class MemoryStateStore implements StateStore {
   #inboxMessages = 0;
   #closed = false;
 
-  append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
-    this.#open();
-    return Promise.resolve(envelopes.map((envelope) => this.#appendOne(envelope)));
+  async append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+    await this.#open();
+    return envelopes.map((envelope) => copyMessage(this.#appendOne(envelope)));
   }
 
-  inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
-    this.#open();
+  async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
+    await this.#open();
+    checkLimit(limit);
     const inbox = this.#inboxes.get(addressKey(address));
-    return Promise.resolve(inbox === undefined ? [] : inbox.messages.slice(0, limit));
+    return inbox === undefined ? [] : inbox.messages.slice(0, limit).map(copyMessage);
   }
 
-  addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
-    this.#open();
+  async addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
+    await this.#open();
+    checkLimit(limit);
     const addresses = [...this.#inboxes.values()]
       .map((inbox) => inbox.address)
       .filter((address) => after === undefined || compareAddresses(address, after) > 0)
       .sort(compareAddresses);
-    return Promise.resolve(addresses.slice(0, limit));
+    return addresses.slice(0, limit);
   }
 
-  readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
-    this.#open();
+  async readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
+    await this.#open();
+    checkTime('now', now);
     const live = new Map<string, StateEntry>();
     for (const [name, entry] of this.#values.get(addressKey(address)) ?? []) {
-      if (entry.expiresAt === undefined || entry.expiresAt > now) live.set(name, entry);
+      if (entry.expiresAt === undefined || entry.expiresAt > now) live.set(name, copyEntry(entry));
     }
-    return Promise.resolve(live);
+    return live;
   }
 
-  commit(batches: readonly BatchEffects[]): Promise<void> {
-    this.#open();
-    // Checked whole first, so a refused batch leaves everything as it was.
-    const newTokens = new Set<string>();
+  async commit(batches: readonly BatchEffects[], now: number): Promise<void> {
+    await this.#open();
+    checkBatches(batches, now);
+    // Checked whole first, batch after batch as they would apply, so that a refused commit
+    // leaves everything as it was.
+    const tokens = new Map<string, boolean>();
+    const consumed = new Set<string>();
     for (const batch of batches) {
-      for (const delayed of batch.delayed ?? []) {
-        if (delayed.token === undefined) continue;
-        const key = tokenKey(batch.address, delayed.token);
-        const cancelled = batch.cancellations?.includes(delayed.token) ?? false;
-        if ((this.#tokens.has(key) && !cancelled) || newTokens.has(key)) {
-          return Promise.reject(tokenInUse(batch.address, delayed.token));
+      const inbox = this.#inboxes.get(addressKey(batch.address));
+      for (const seq of batch.consumed ?? []) {
+        const key = `${addressKey(batch.address)}#${seq}`;
+        if (consumed.has(key) || !(inbox?.messages.some((m) => m.seq === seq) ?? false)) {
+          throw staleBatch(batch.address, seq);
         }
-        newTokens.add(key);
+        consumed.add(key);
       }
+      const after = tokensAfter(batch.address, batch.timers ?? [], (token) => {
+        const key = tokenKey(batch.address, token);
+        return tokens.get(key) ?? this.#tokens.has(key);
+      });
+      for (const [token, pending] of after) tokens.set(tokenKey(batch.address, token), pending);
     }
-    for (const batch of batches) this.#apply(batch);
-    return Promise.resolve();
+    for (const batch of batches) this.#apply(batch, now);
   }
 
-  hasPendingToken(sender: StoredAddress, token: string): Promise<boolean> {
-    this.#open();
-    return Promise.resolve(this.#tokens.has(tokenKey(sender, token)));
+  async hasPendingToken(sender: StoredAddress, token: string): Promise<boolean> {
+    await this.#open();
+    return this.#tokens.has(tokenKey(sender, token));
   }
 
-  nextDueAt(): Promise<number | undefined> {
-    this.#open();
+  async nextDueAt(): Promise<number | undefined> {
+    await this.#open();
     let earliest: number | undefined;
     for (const timer of this.#timers.values()) {
       if (earliest === undefined || timer.dueAt < earliest) earliest = timer.dueAt;
     }
-    return Promise.resolve(earliest);
+    return earliest;
   }
 
-  fireDue(now: number, limit: number): Promise<InboxMessage[]> {
-    this.#open();
+  async fireDue(now: number, limit: number): Promise<InboxMessage[]> {
+    await this.#open();
+    checkTime('now', now);
+    checkLimit(limit);
     const due = [...this.#timers.values()]
       .filter((timer) => timer.dueAt <= now)
       .sort((a, b) => a.dueAt - b.dueAt || a.id - b.id)
       .slice(0, limit);
-    return Promise.resolve(
-      due.map((timer) => {
-        this.#forgetTimer(timer);
-        return this.#appendOne(timer.envelope);
-      }),
-    );
+    return due.map((timer) => {
+      this.#forgetTimer(timer);
+      return copyMessage(this.#appendOne(timer.envelope));
+    });
   }
 
-  outbox(limit: number, after = 0): Promise<OutboxRecord[]> {
-    this.#open();
-    const records = [...this.#outbox.values()].filter((record) => record.seq > after);
-    return Promise.resolve(records.sort((a, b) => a.seq - b.seq).slice(0, limit));
+  async outbox(limit: number): Promise<OutboxRecord[]> {
+    await this.#open();
+    checkLimit(limit);
+    const records = [...this.#outbox.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
+    return records.map((record) => ({
+      ...record,
+      egress: [record.egress[0], record.egress[1]],
+      value: copyValue(record.value),
+    }));
   }
 
-  acknowledgeOutbox(seqs: readonly number[]): Promise<void> {
-    this.#open();
+  async acknowledgeOutbox(seqs: readonly number[]): Promise<void> {
+    await this.#open();
+    for (const seq of seqs) checkSeq(seq);
     for (const seq of seqs) this.#outbox.delete(seq);
-    return Promise.resolve();
   }
 
-  sweepExpired(now: number, limit: number): Promise<number> {
-    this.#open();
+  async sweepExpired(now: number, limit: number): Promise<number> {
+    await this.#open();
+    checkTime('now', now);
+    checkLimit(limit);
     let swept = 0;
     for (const [key, values] of this.#values) {
       for (const [name, entry] of values) {
-        if (swept === limit) return Promise.resolve(swept);
+        if (swept === limit) break;
         if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
           values.delete(name);
           swept += 1;
         }
       }
       if (values.size === 0) this.#values.delete(key);
+      if (swept === limit) break;
     }
-    return Promise.resolve(swept);
+    return swept;
   }
 
-  counts(): Promise<StoreCounts> {
-    this.#open();
-    return Promise.resolve({
+  async counts(): Promise<StoreCounts> {
+    await this.#open();
+    return {
       inboxMessages: this.#inboxMessages,
       delayedMessages: this.#timers.size,
       outboxRecords: this.#outbox.size,
-    });
+    };
   }
 
   close(): Promise<void> {
@@ -153,8 +181,9 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve();
   }
 
-  #open(): void {
-    if (this.#closed) throw new Error('the state store is closed');
+  /** Rejects once the store is closed; every method awaits it, so none throws instead. */
+  #open(): Promise<void> {
+    return this.#closed ? Promise.reject(new Error('the state store is closed')) : Promise.resolve();
   }
 
   #appendOne(envelope: Envelope): InboxMessage {
@@ -170,7 +199,7 @@ export class MemoryStateStore implements StateStore {
     return message;
   }
 
-  #apply(batch: BatchEffects): void {
+  #apply(batch: BatchEffects, now: number): void {
     const key = addressKey(batch.address);
     if (batch.consumed !== undefined && batch.consumed.length > 0) {
       const inbox = this.#inboxes.get(key);
@@ -196,16 +225,20 @@ export class MemoryStateStore implements StateStore {
     }
     for (const refresh of batch.refreshes ?? []) {
       const entry = values?.get(refresh.name);
-      if (entry !== undefined) values?.set(refresh.name, { ...entry, expiresAt: refresh.expiresAt });
+      // An expired value, swept or not, stays expired: a refresh does not bring it back.
+      if (entry === undefined || (entry.expiresAt !== undefined && entry.expiresAt <= now)) continue;
+      values?.set(refresh.name, { ...entry, expiresAt: refresh.expiresAt });
     }
     if (values?.size === 0) this.#values.delete(key);
-    // Cancellations first: a batch may cancel a token and set it again.
-    for (const token of batch.cancellations ?? []) {
-      const id = this.#tokens.get(tokenKey(batch.address, token));
-      const timer = id === undefined ? undefined : this.#timers.get(id);
-      if (timer !== undefined) this.#forgetTimer(timer);
-    }
-    for (const delayed of batch.delayed ?? []) {
+    // In call order: a batch may send with a token, cancel it, and send with it again.
+    for (const operation of batch.timers ?? []) {
+      if ('cancel' in operation) {
+        const id = this.#tokens.get(tokenKey(batch.address, operation.cancel));
+        const timer = id === undefined ? undefined : this.#timers.get(id);
+        if (timer !== undefined) this.#forgetTimer(timer);
+        continue;
+      }
+      const delayed = operation.send;
       const timer: Timer = {
         id: ++this.#timerId,
         dueAt: delayed.dueAt,
@@ -231,6 +264,14 @@ export class MemoryStateStore implements StateStore {
     this.#timers.delete(timer.id);
     if (timer.token !== undefined) this.#tokens.delete(tokenKey(timer.sender, timer.token));
   }
+}
+
+function copyMessage(message: InboxMessage): InboxMessage {
+  return { ...copyEnvelope(message), seq: message.seq };
+}
+
+function copyEntry(entry: StateEntry): StateEntry {
+  return { ...copyValue(entry), expiresAt: entry.expiresAt };
 }
 
 function tokenKey(sender: StoredAddress, token: string): string {

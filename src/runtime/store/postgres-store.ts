@@ -7,7 +7,9 @@
 //   timers  id → due_at, target, caller, typename, value, sender, token (unique per sender)
 //   outbox  seq → egress namespace and type, typename, value
 // Text columns compare with the "C" collation, so addresses order by their bytes, as the other
-// stores order them, whatever the database's locale. Times are milliseconds as float8.
+// stores order them, whatever the database's locale. Text from users (addresses, names, tokens,
+// typenames) is stored escaped (`escapeText`), since PostgreSQL's text cannot hold NUL. Times
+// are epoch milliseconds as float8.
 //
 // Every write is one transaction: `commit` applies all its batches or none (a token already
 // pending breaks the unique index, which rolls the whole commit back). A commit of many
@@ -25,7 +27,17 @@ import type {
   StoreCounts,
   StoredAddress,
 } from './state-store.ts';
-import { tokenInUse } from './store-records.ts';
+import {
+  checkBatches,
+  checkLimit,
+  checkSeq,
+  checkTime,
+  escapeText as esc,
+  staleBatch,
+  tokenInUse,
+  tokensAfter,
+  unescapeText as unesc,
+} from './store-records.ts';
 
 export interface PostgresStateStoreOptions {
   /** A pool the store uses and does not end; the caller owns it. */
@@ -67,54 +79,49 @@ export class PostgresStateStore implements StateStore {
 
   async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
     this.#open();
+    checkLimit(limit);
     const { rows } = await this.#pool.query<InboxRow>(
       `SELECT seq, namespace, type, id, caller_namespace, caller_type, caller_id, typename, value
          FROM ${this.#t('inbox')} WHERE namespace = $1 AND type = $2 AND id = $3
          ORDER BY seq LIMIT $4`,
-      [...address, limit],
+      [...escAddress(address), limit],
     );
     return rows.map(inboxMessage);
   }
 
   async addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
     this.#open();
+    checkLimit(limit);
     const { rows } = await this.#pool.query<AddressRow>(
       `SELECT DISTINCT namespace, type, id FROM ${this.#t('inbox')}
          WHERE $1::boolean OR (namespace, type, id) > ($2, $3, $4)
          ORDER BY namespace, type, id LIMIT $5`,
-      [after === undefined, after?.[0] ?? '', after?.[1] ?? '', after?.[2] ?? '', limit],
+      [after === undefined, ...escAddress(after ?? ['', '', '']), limit],
     );
-    return rows.map((row) => [row.namespace, row.type, row.id]);
+    return rows.map((row) => [unesc(row.namespace), unesc(row.type), unesc(row.id)]);
   }
 
   async readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
     this.#open();
+    checkTime('now', now);
     const { rows } = await this.#pool.query<ValueRow>(
       `SELECT name, typename, value, expires_at FROM ${this.#t('values')}
          WHERE namespace = $1 AND type = $2 AND id = $3 AND (expires_at IS NULL OR expires_at > $4)`,
-      [...address, now],
+      [...escAddress(address), now],
     );
     const live = new Map<string, StateEntry>();
     for (const row of rows) {
-      const entry = { typename: row.typename, value: new Uint8Array(row.value) };
-      live.set(row.name, row.expires_at === null ? entry : { ...entry, expiresAt: row.expires_at });
+      const entry = { typename: unesc(row.typename), value: new Uint8Array(row.value) };
+      live.set(unesc(row.name), row.expires_at === null ? entry : { ...entry, expiresAt: row.expires_at });
     }
     return live;
   }
 
-  async commit(batches: readonly BatchEffects[]): Promise<void> {
+  async commit(batches: readonly BatchEffects[], now: number): Promise<void> {
     this.#open();
+    checkBatches(batches, now);
     await this.#transaction(async (client) => {
-      for (const batch of batches) {
-        try {
-          await this.#apply(client, batch);
-        } catch (error) {
-          if (isUniqueViolation(error)) {
-            throw tokenInUse(batch.address, tokenOf(batch, error) ?? '?');
-          }
-          throw error;
-        }
-      }
+      for (const batch of batches) await this.#apply(client, batch, now);
     });
   }
 
@@ -123,7 +130,7 @@ export class PostgresStateStore implements StateStore {
     const { rows } = await this.#pool.query(
       `SELECT 1 FROM ${this.#t('timers')}
          WHERE sender_namespace = $1 AND sender_type = $2 AND sender_id = $3 AND token = $4`,
-      [...sender, token],
+      [...escAddress(sender), esc(token)],
     );
     return rows.length > 0;
   }
@@ -138,6 +145,8 @@ export class PostgresStateStore implements StateStore {
 
   async fireDue(now: number, limit: number): Promise<InboxMessage[]> {
     this.#open();
+    checkTime('now', now);
+    checkLimit(limit);
     return this.#transaction(async (client) => {
       // SKIP LOCKED: two nodes firing at once take different timers, never the same one twice.
       const { rows } = await client.query<TimerRow>(
@@ -152,36 +161,40 @@ export class PostgresStateStore implements StateStore {
       return this.#appendAll(
         client,
         rows.map((row) => ({
-          target: [row.namespace, row.type, row.target_id],
+          target: [unesc(row.namespace), unesc(row.type), unesc(row.target_id)],
           caller: callerOf(row),
-          argument: { typename: row.typename, value: new Uint8Array(row.value) },
+          argument: { typename: unesc(row.typename), value: new Uint8Array(row.value) },
         })),
       );
     });
   }
 
-  async outbox(limit: number, after = 0): Promise<OutboxRecord[]> {
+  async outbox(limit: number): Promise<OutboxRecord[]> {
     this.#open();
+    checkLimit(limit);
     const { rows } = await this.#pool.query<OutboxRow>(
       `SELECT seq, egress_namespace, egress_type, typename, value FROM ${this.#t('outbox')}
-         WHERE seq > $1 ORDER BY seq LIMIT $2`,
-      [after, limit],
+         ORDER BY seq LIMIT $1`,
+      [limit],
     );
     return rows.map((row) => ({
       seq: Number(row.seq),
-      egress: [row.egress_namespace, row.egress_type],
-      value: { typename: row.typename, value: new Uint8Array(row.value) },
+      egress: [unesc(row.egress_namespace), unesc(row.egress_type)],
+      value: { typename: unesc(row.typename), value: new Uint8Array(row.value) },
     }));
   }
 
   async acknowledgeOutbox(seqs: readonly number[]): Promise<void> {
     this.#open();
+    for (const seq of seqs) checkSeq(seq);
     if (seqs.length === 0) return;
     await this.#pool.query(`DELETE FROM ${this.#t('outbox')} WHERE seq = ANY($1::bigint[])`, [seqs]);
   }
 
   async sweepExpired(now: number, limit: number): Promise<number> {
     this.#open();
+    checkTime('now', now);
+    checkLimit(limit);
     const result = await this.#pool.query(
       `DELETE FROM ${this.#t('values')} WHERE ctid IN (
          SELECT ctid FROM ${this.#t('values')} WHERE expires_at <= $1
@@ -213,6 +226,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   #open(): void {
+    // Every caller is async, so this rejects its promise rather than throwing.
     if (this.#closed) throw new Error('the state store is closed');
   }
 
@@ -223,16 +237,20 @@ export class PostgresStateStore implements StateStore {
 
   async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      // A client that cannot even roll back is not handed back to the pool for reuse.
+      await client.query('ROLLBACK').catch((rollback: unknown) => {
+        broken = rollback instanceof Error ? rollback : new Error(String(rollback));
+      });
       throw error;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 
@@ -251,20 +269,26 @@ export class PostgresStateStore implements StateStore {
     return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map(inboxMessage);
   }
 
-  async #apply(client: pg.PoolClient, batch: BatchEffects): Promise<void> {
+  async #apply(client: pg.PoolClient, batch: BatchEffects, now: number): Promise<void> {
     const address = batch.address;
     if (batch.consumed !== undefined && batch.consumed.length > 0) {
-      await client.query(
+      const { rows } = await client.query<{ seq: string }>(
         `DELETE FROM ${this.#t('inbox')}
-           WHERE namespace = $1 AND type = $2 AND id = $3 AND seq = ANY($4::bigint[])`,
-        [...address, batch.consumed],
+           WHERE namespace = $1 AND type = $2 AND id = $3 AND seq = ANY($4::bigint[]) RETURNING seq`,
+        [...escAddress(address), batch.consumed],
       );
+      // Every message it ran on must still be there: otherwise it was applied already.
+      const deleted = new Set(rows.map((row) => Number(row.seq)));
+      const missing = batch.consumed.find((seq) => !deleted.has(seq));
+      if (missing !== undefined || deleted.size !== batch.consumed.length) {
+        throw staleBatch(address, missing ?? batch.consumed[0] ?? 0);
+      }
     }
     for (const mutation of batch.mutations ?? []) {
       if (mutation.value === undefined) {
         await client.query(
           `DELETE FROM ${this.#t('values')} WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4`,
-          [...address, mutation.name],
+          [...escAddress(address), esc(mutation.name)],
         );
       } else {
         await client.query(
@@ -273,9 +297,9 @@ export class PostgresStateStore implements StateStore {
            ON CONFLICT (namespace, type, id, name)
              DO UPDATE SET typename = excluded.typename, value = excluded.value, expires_at = excluded.expires_at`,
           [
-            ...address,
-            mutation.name,
-            mutation.value.typename,
+            ...escAddress(address),
+            esc(mutation.name),
+            esc(mutation.value.typename),
             Buffer.from(mutation.value.value),
             mutation.expiresAt ?? null,
           ],
@@ -284,45 +308,77 @@ export class PostgresStateStore implements StateStore {
     }
     for (const refresh of batch.refreshes ?? []) {
       await client.query(
+        // An expired value, swept or not, stays expired: a refresh does not bring it back.
         `UPDATE ${this.#t('values')} SET expires_at = $5
-           WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4`,
-        [...address, refresh.name, refresh.expiresAt],
+           WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4
+             AND (expires_at IS NULL OR expires_at > $6)`,
+        [...escAddress(address), esc(refresh.name), refresh.expiresAt, now],
       );
     }
-    if (batch.cancellations !== undefined && batch.cancellations.length > 0) {
-      await client.query(
-        `DELETE FROM ${this.#t('timers')}
-           WHERE sender_namespace = $1 AND sender_type = $2 AND sender_id = $3 AND token = ANY($4::text[])`,
-        [...address, batch.cancellations],
-      );
-    }
-    for (const delayed of batch.delayed ?? []) {
-      const { target, caller, argument } = delayed.envelope;
-      await client.query(
-        `INSERT INTO ${this.#t('timers')} (due_at, namespace, type, target_id,
-           caller_namespace, caller_type, caller_id, typename, value,
-           sender_namespace, sender_type, sender_id, token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [
-          delayed.dueAt,
-          ...target,
-          caller?.[0] ?? null,
-          caller?.[1] ?? null,
-          caller?.[2] ?? null,
-          argument.typename,
-          Buffer.from(argument.value),
-          ...address,
-          delayed.token ?? null,
-        ],
-      );
-    }
+    await this.#applyTimers(client, batch);
     await this.#appendAll(client, batch.messages ?? []);
     for (const record of batch.egress ?? []) {
       await client.query(
         `INSERT INTO ${this.#t('outbox')} (egress_namespace, egress_type, typename, value)
            VALUES ($1, $2, $3, $4)`,
-        [record.egress[0], record.egress[1], record.value.typename, Buffer.from(record.value.value)],
+        [
+          esc(record.egress[0]),
+          esc(record.egress[1]),
+          esc(record.value.typename),
+          Buffer.from(record.value.value),
+        ],
       );
+    }
+  }
+
+  /** The batch's delayed messages and cancellations, in call order. */
+  async #applyTimers(client: pg.PoolClient, batch: BatchEffects): Promise<void> {
+    const operations = batch.timers ?? [];
+    if (operations.length === 0) return;
+    const address = batch.address;
+    const tokens = operations
+      .map((op) => ('cancel' in op ? op.cancel : op.send.token))
+      .filter((t) => t !== undefined);
+    const { rows } = await client.query<{ token: string }>(
+      `SELECT token FROM ${this.#t('timers')}
+         WHERE sender_namespace = $1 AND sender_type = $2 AND sender_id = $3 AND token = ANY($4::text[])`,
+      [...escAddress(address), tokens],
+    );
+    const pending = new Set(rows.map((row) => row.token));
+    // Throws, before anything is written, if a send reuses a token pending at that point.
+    tokensAfter(address, operations, (token) => pending.has(esc(token)));
+    for (const operation of operations) {
+      if ('cancel' in operation) {
+        await client.query(
+          `DELETE FROM ${this.#t('timers')}
+             WHERE sender_namespace = $1 AND sender_type = $2 AND sender_id = $3 AND token = $4`,
+          [...escAddress(address), esc(operation.cancel)],
+        );
+        continue;
+      }
+      const { dueAt, envelope, token } = operation.send;
+      const { target, caller, argument } = envelope;
+      try {
+        await client.query(
+          `INSERT INTO ${this.#t('timers')} (due_at, namespace, type, target_id,
+             caller_namespace, caller_type, caller_id, typename, value,
+             sender_namespace, sender_type, sender_id, token)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+          [
+            dueAt,
+            ...escAddress(target),
+            ...(caller === undefined ? [null, null, null] : escAddress(caller)),
+            esc(argument.typename),
+            Buffer.from(argument.value),
+            ...escAddress(address),
+            token === undefined ? null : esc(token),
+          ],
+        );
+      } catch (error) {
+        // Another node set the same token since the check: the same refusal.
+        if (isUniqueViolation(error) && token !== undefined) throw tokenInUse(address, token);
+        throw error;
+      }
     }
   }
 
@@ -421,16 +477,20 @@ interface OutboxRow {
   readonly value: Buffer;
 }
 
+function escAddress(address: StoredAddress): [string, string, string] {
+  return [esc(address[0]), esc(address[1]), esc(address[2])];
+}
+
 function callerOf(row: CallerColumns): StoredAddress | undefined {
   if (row.caller_namespace === null || row.caller_type === null || row.caller_id === null) return undefined;
-  return [row.caller_namespace, row.caller_type, row.caller_id];
+  return [unesc(row.caller_namespace), unesc(row.caller_type), unesc(row.caller_id)];
 }
 
 function inboxMessage(row: InboxRow): InboxMessage {
   const message = {
     seq: Number(row.seq),
-    target: [row.namespace, row.type, row.id] as const,
-    argument: { typename: row.typename, value: new Uint8Array(row.value) },
+    target: [unesc(row.namespace), unesc(row.type), unesc(row.id)] as const,
+    argument: { typename: unesc(row.typename), value: new Uint8Array(row.value) },
   };
   const caller = callerOf(row);
   return caller === undefined ? message : { ...message, caller };
@@ -438,14 +498,15 @@ function inboxMessage(row: InboxRow): InboxMessage {
 
 /** The envelopes as one array per column, for unnest. */
 function columns(envelopes: readonly Envelope[]): unknown[] {
+  const part = (text: string | undefined): string | null => (text === undefined ? null : esc(text));
   return [
-    envelopes.map((e) => e.target[0]),
-    envelopes.map((e) => e.target[1]),
-    envelopes.map((e) => e.target[2]),
-    envelopes.map((e) => e.caller?.[0] ?? null),
-    envelopes.map((e) => e.caller?.[1] ?? null),
-    envelopes.map((e) => e.caller?.[2] ?? null),
-    envelopes.map((e) => e.argument.typename),
+    envelopes.map((e) => esc(e.target[0])),
+    envelopes.map((e) => esc(e.target[1])),
+    envelopes.map((e) => esc(e.target[2])),
+    envelopes.map((e) => part(e.caller?.[0])),
+    envelopes.map((e) => part(e.caller?.[1])),
+    envelopes.map((e) => part(e.caller?.[2])),
+    envelopes.map((e) => esc(e.argument.typename)),
     envelopes.map((e) => Buffer.from(e.argument.value)),
   ];
 }
@@ -454,11 +515,4 @@ function isUniqueViolation(error: unknown): boolean {
   return (
     typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION
   );
-}
-
-/** The token a unique violation was about, from the batch (pg names the row, not the token). */
-function tokenOf(batch: BatchEffects, error: unknown): string | undefined {
-  const raw = (error as { detail?: unknown }).detail;
-  const detail = typeof raw === 'string' ? raw : '';
-  return batch.delayed?.find((d) => d.token !== undefined && detail.includes(d.token))?.token;
 }

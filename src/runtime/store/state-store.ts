@@ -12,6 +12,11 @@
 //
 // Addresses are plain tuples here, not the SDK's Address: a store keys by them and never
 // parses them (the runtime has checked them).
+//
+// Times (`dueAt`, `expiresAt`, `now`) are wall-clock milliseconds since the Unix epoch
+// (`Clock.wallTimeMs()`), as Flink's processing time is: they must mean the same after a
+// restart and on every node of a cluster. A store refuses a time that is not finite, a limit that
+// is not an integer from 1 to `MAX_STORE_LIMIT`, and a seq that is not a safe integer.
 
 /** A function address: namespace, function type name, id. */
 export type StoredAddress = readonly [namespace: string, type: string, id: string];
@@ -57,9 +62,19 @@ export interface ExpiryRefresh {
 export interface DelayedMessage {
   readonly dueAt: number;
   readonly envelope: Envelope;
-  /** The cancellation token, scoped to the sending address; at most one pending per token. */
+  /**
+   * The cancellation token, scoped to the sending address; at most one pending per token, and
+   * never empty (StateFun refuses an empty one).
+   */
   readonly token?: string | undefined;
 }
+
+/**
+ * What a batch did with delayed messages, in the order it did it (StateFun applies them in call
+ * order): send one, or cancel the pending one with a token. Cancelling an unknown or fired token
+ * does nothing.
+ */
+export type TimerOperation = { readonly send: DelayedMessage } | { readonly cancel: string };
 
 /** A record for an egress, routed by (namespace, type). */
 export interface EgressRecord {
@@ -67,7 +82,11 @@ export interface EgressRecord {
   readonly value: StoredValue;
 }
 
-/** A record in the outbox; `seq` orders them and names one for `acknowledgeOutbox`. */
+/**
+ * A record in the outbox; `seq` names it for `acknowledgeOutbox`. Records are read from the head
+ * (oldest not yet acknowledged first), never from a cursor: on PostgreSQL a lower seq may commit
+ * after a higher one.
+ */
 export interface OutboxRecord extends EgressRecord {
   readonly seq: number;
 }
@@ -82,11 +101,10 @@ export interface BatchEffects {
    */
   readonly consumed?: readonly number[];
   readonly mutations?: readonly StateMutation[];
+  /** New expiries of values the batch did not write; one that has already expired stays expired. */
   readonly refreshes?: readonly ExpiryRefresh[];
   readonly messages?: readonly Envelope[];
-  readonly delayed?: readonly DelayedMessage[];
-  /** Tokens (scoped to `address`) of delayed messages to cancel; unknown or fired ones are ignored. */
-  readonly cancellations?: readonly string[];
+  readonly timers?: readonly TimerOperation[];
   readonly egress?: readonly EgressRecord[];
 }
 
@@ -114,11 +132,13 @@ export interface StateStore {
   readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>>;
 
   /**
-   * Applies every batch's effects in one transaction: all of them or none. A batch that sets a
-   * token already pending for its address is a `TokenInUseError` and nothing is applied: the
-   * runtime checks tokens first (`hasPendingToken`), so that is a runtime bug, not user input.
+   * Applies every batch's effects in one transaction, at `now`: all of them or none. Nothing is
+   * applied, and the promise rejects, when a batch sends a delayed message with a token already
+   * pending for its address (the runtime checks tokens first, with `hasPendingToken`, so that is
+   * a runtime bug), or names a consumed message that is not in its inbox (the batch was committed
+   * already, or another node took the address): effects apply once.
    */
-  commit(batches: readonly BatchEffects[]): Promise<void>;
+  commit(batches: readonly BatchEffects[], now: number): Promise<void>;
 
   /** Whether a delayed message with `token` is pending for `sender`. */
   hasPendingToken(sender: StoredAddress, token: string): Promise<boolean>;
@@ -132,8 +152,8 @@ export interface StateStore {
    */
   fireDue(now: number, limit: number): Promise<InboxMessage[]>;
 
-  /** Up to `limit` outbox records, oldest first, after seq `after`. */
-  outbox(limit: number, after?: number): Promise<OutboxRecord[]>;
+  /** Up to `limit` outbox records, oldest first. */
+  outbox(limit: number): Promise<OutboxRecord[]>;
 
   /** Removes delivered outbox records; unknown seqs are ignored. */
   acknowledgeOutbox(seqs: readonly number[]): Promise<void>;

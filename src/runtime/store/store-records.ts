@@ -1,7 +1,83 @@
 // Helpers every StateStore shares: address keys and ordering, copies of what callers hand in
 // (a store must not keep a caller's buffer, which may be reused), and the token error.
 
-import type { Envelope, StoredAddress, StoredValue } from './state-store.ts';
+import type { BatchEffects, Envelope, StoredAddress, StoredValue } from './state-store.ts';
+
+// The escape character of escapeText; it and every character below it is escaped.
+const ESCAPE = 0x05;
+
+/**
+ * `text` with the characters U+0000 to U+0005 escaped as U+0005 and a letter: no byte 0 to 4
+ * remains, which lmdb's keys use as separators and PostgreSQL's text cannot hold (NUL), and the
+ * escaping is one to one, so distinct strings stay distinct.
+ */
+export function escapeText(text: string): string {
+  let escaped = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > ESCAPE) continue;
+    escaped += `${text.slice(from, i)}${String.fromCharCode(ESCAPE, 0x40 + code)}`;
+    from = i + 1;
+  }
+  return from === 0 ? text : escaped + text.slice(from);
+}
+
+export function unescapeText(text: string): string {
+  if (!text.includes(String.fromCharCode(ESCAPE))) return text;
+  let plain = '';
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === ESCAPE) {
+      i += 1;
+      plain += String.fromCharCode(text.charCodeAt(i) - 0x40);
+    } else {
+      plain += text[i] ?? '';
+    }
+  }
+  return plain;
+}
+
+/** The most one read or sweep of a store returns or touches. */
+export const MAX_STORE_LIMIT = 100_000;
+
+/** Throws unless `value` is a finite time in milliseconds. */
+export function checkTime(what: string, value: number): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new RangeError(`${what} must be a finite time in milliseconds, got ${String(value)}`);
+  }
+}
+
+/** Throws unless `value` is an integer from 1 to MAX_STORE_LIMIT. */
+export function checkLimit(value: number): void {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_STORE_LIMIT) {
+    throw new RangeError(`limit must be an integer from 1 to ${MAX_STORE_LIMIT}, got ${String(value)}`);
+  }
+}
+
+/** Throws unless `value` is a seq a store could have handed out. */
+export function checkSeq(value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`a seq is a positive safe integer, got ${String(value)}`);
+  }
+}
+
+/** Checks the numbers and tokens of a commit before a store looks at its data. */
+export function checkBatches(batches: readonly BatchEffects[], now: number): void {
+  checkTime('now', now);
+  for (const batch of batches) {
+    for (const seq of batch.consumed ?? []) checkSeq(seq);
+    for (const mutation of batch.mutations ?? []) {
+      if (mutation.expiresAt !== undefined) checkTime('expiresAt', mutation.expiresAt);
+    }
+    for (const refresh of batch.refreshes ?? []) checkTime('expiresAt', refresh.expiresAt);
+    for (const operation of batch.timers ?? []) {
+      const token = 'send' in operation ? operation.send.token : operation.cancel;
+      if (token === '') throw new RangeError(`an empty cancellation token, from ${batch.address.join('/')}`);
+      if ('send' in operation) checkTime('dueAt', operation.send.dueAt);
+    }
+  }
+}
 
 /** A string key for an address in a map: JSON, so no id can make two addresses collide. */
 export function addressKey(address: StoredAddress): string {
@@ -38,4 +114,43 @@ export function tokenInUse(address: StoredAddress, token: string): Error {
     `delayed message token ${JSON.stringify(token)} is already pending for ${address.join('/')}; ` +
       'nothing of the commit was applied',
   );
+}
+
+/**
+ * A batch named a consumed message its address's inbox does not hold: the batch was committed
+ * before, or another node took the address and ran it. Applying it again would apply its effects
+ * twice.
+ */
+export function staleBatch(address: StoredAddress, seq: number): Error {
+  return new Error(
+    `message ${seq} is not in the inbox of ${address.join('/')}: the batch was applied already; ` +
+      'nothing of the commit was applied',
+  );
+}
+
+/**
+ * Replays a batch's timer operations on the tokens pending before it, in call order, and
+ * returns the tokens it leaves pending. Throws when it sends with a token that is pending at
+ * that point.
+ */
+export function tokensAfter(
+  address: StoredAddress,
+  operations: readonly (
+    { readonly send: { readonly token?: string | undefined } } | { readonly cancel: string }
+  )[],
+  pending: (token: string) => boolean,
+): Map<string, boolean> {
+  // token → pending after the operations so far; a token not in the map is as it was before.
+  const state = new Map<string, boolean>();
+  for (const operation of operations) {
+    if ('cancel' in operation) {
+      state.set(operation.cancel, false);
+      continue;
+    }
+    const token = operation.send.token;
+    if (token === undefined) continue;
+    if (state.get(token) ?? pending(token)) throw tokenInUse(address, token);
+    state.set(token, true);
+  }
+  return state;
 }
