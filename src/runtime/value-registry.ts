@@ -10,7 +10,7 @@
 // stays. The registry is bounded: past `maxValuesPerType` a type's new names are refused and
 // counted, so a function that invents value names cannot grow it without end.
 
-import type { Expiration } from '../statefun/value-spec.ts';
+import type { Expiration } from '../statefun/index.ts';
 
 /** A value as a function declared it: what the runtime stores and how it expires. */
 export interface ValueRegistration {
