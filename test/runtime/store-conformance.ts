@@ -5,12 +5,14 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 
 import type {
+  Appended,
   BatchEffects,
   Envelope,
   StateStore,
   StoredAddress,
   StoredValue,
 } from '../../src/runtime/store/state-store.ts';
+import { DEFAULT_DEDUP_WINDOW_MS } from '../../src/runtime/store/state-store.ts';
 
 export interface StoreUnderTest {
   /** A new, empty store, closed after the test. */
@@ -33,6 +35,11 @@ const envelope = (target: StoredAddress, body: string, caller?: StoredAddress): 
   argument: value(body),
 });
 
+/** Appends at time `now` (0 unless a test is about time). */
+function append(store: StateStore, envelopes: readonly Envelope[], now = 0): Promise<Appended[]> {
+  return store.append(envelopes, now);
+}
+
 /** Commits at time `now` (0 unless a test is about time). */
 function commit(store: StateStore, batches: readonly BatchEffects[], now = 0): Promise<void> {
   return store.commit(batches, now);
@@ -42,7 +49,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
   describe(`${name}: inboxes`, () => {
     test('appended messages come back per address, oldest first, with increasing seqs', async (t) => {
       const store = await subject.open(t);
-      const appended = await store.append([
+      const appended = await append(store, [
         envelope(cart('1'), 'a'),
         envelope(cart('2'), 'x', user),
         envelope(cart('1'), 'b'),
@@ -71,7 +78,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
     test('a store keeps its own copy: the caller may reuse its buffers', async (t) => {
       const store = await subject.open(t);
       const bytes = new TextEncoder().encode('kept');
-      await store.append([{ target: cart('1'), argument: { typename: 't/x', value: bytes } }]);
+      await append(store, [{ target: cart('1'), argument: { typename: 't/x', value: bytes } }]);
       bytes.fill(0);
       assert.equal(text((await store.inbox(cart('1'), 1))[0]?.argument), 'kept');
     });
@@ -79,7 +86,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
     test('addresses with messages are listed in key order, a page at a time', async (t) => {
       const store = await subject.open(t);
       const odd: StoredAddress = ['shop', 'cart', '__proto__'];
-      await store.append([
+      await append(store, [
         envelope(cart('b'), '1'),
         envelope(cart('a'), '1'),
         envelope(cart('a'), '2'),
@@ -94,11 +101,84 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
     });
   });
 
+  describe(`${name}: ingress deduplication`, () => {
+    const fromNats = (id: string, body: string): Envelope => ({
+      ...envelope(cart('1'), body),
+      ingressId: id,
+    });
+
+    test('a message with the id of one appended within the window is not stored again', async (t) => {
+      const store = await subject.open(t);
+      const [first] = await append(store, [fromNats('nats:orders:1', 'add')], 1_000);
+      assert.ok(first);
+      assert.equal(first.duplicate, false);
+      const [again] = await append(
+        store,
+        [fromNats('nats:orders:1', 'add')],
+        1_000 + DEFAULT_DEDUP_WINDOW_MS - 1,
+      );
+      assert.deepEqual([again?.duplicate, again?.seq], [true, first.seq]);
+      // Even once the first was consumed: the id is remembered, not the message.
+      await commit(store, [{ address: cart('1'), consumed: [first.seq] }]);
+      const [late] = await append(store, [fromNats('nats:orders:1', 'add')], 2_000);
+      assert.deepEqual([late?.duplicate, late?.seq], [true, first.seq]);
+      assert.equal((await store.counts()).inboxMessages, 0);
+      // Other ids, and messages without one, are stored.
+      const more = await append(
+        store,
+        [fromNats('nats:orders:2', 'x'), envelope(cart('1'), 'y'), envelope(cart('1'), 'y')],
+        2_000,
+      );
+      assert.deepEqual(
+        more.map((m) => m.duplicate),
+        [false, false, false],
+      );
+    });
+
+    test('within one append, the first envelope with an id is stored and the rest are its duplicates', async (t) => {
+      const store = await subject.open(t);
+      const appended = await append(store, [fromNats('a', '1'), fromNats('b', '2'), fromNats('a', '1')], 0);
+      assert.deepEqual(
+        appended.map((m) => m.duplicate),
+        [false, false, true],
+      );
+      assert.equal(appended[2]?.seq, appended[0]?.seq);
+      assert.deepEqual(
+        (await store.inbox(cart('1'), 10)).map((m) => text(m.argument)),
+        ['1', '2'],
+      );
+    });
+
+    test('past the window the id is forgotten: swept or not, a message with it is stored again', async (t) => {
+      const store = await subject.open(t);
+      await append(store, [fromNats('x', 'first'), fromNats('y', 'first')], 0);
+      const [x] = await append(store, [fromNats('x', 'second')], DEFAULT_DEDUP_WINDOW_MS);
+      assert.equal(x?.duplicate, false);
+      await store.sweepExpired(DEFAULT_DEDUP_WINDOW_MS, 100);
+      const [y] = await append(store, [fromNats('y', 'second')], DEFAULT_DEDUP_WINDOW_MS);
+      assert.equal(y?.duplicate, false);
+      // The id is remembered afresh from the second message.
+      const [x2] = await append(store, [fromNats('x', 'third')], DEFAULT_DEDUP_WINDOW_MS + 1);
+      assert.deepEqual([x2?.duplicate, x2?.seq], [true, x.seq]);
+      assert.equal((await store.inbox(cart('1'), 10)).length, 4);
+    });
+
+    test('an empty or overlong ingress id is refused', async (t) => {
+      const store = await subject.open(t);
+      await assert.rejects(
+        append(store, [fromNats('', 'x')]),
+        /an ingressId is a string of 1 to 512 characters/,
+      );
+      await assert.rejects(append(store, [fromNats('i'.repeat(513), 'x')]), /an ingressId is a string/);
+      assert.equal((await store.counts()).inboxMessages, 0);
+    });
+  });
+
   describe(`${name}: commit`, () => {
     test('a batch consumes what it ran on, writes state, and sends messages, all at once', async (t) => {
       const store = await subject.open(t);
-      const [first, second] = await store.append([envelope(cart('1'), 'add'), envelope(cart('1'), 'add')]);
-      const third = (await store.append([envelope(cart('1'), 'late')]))[0];
+      const [first, second] = await append(store, [envelope(cart('1'), 'add'), envelope(cart('1'), 'add')]);
+      const third = (await append(store, [envelope(cart('1'), 'late')]))[0];
       assert.ok(first && second && third);
       await commit(store, [
         {
@@ -124,7 +204,10 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
 
     test('only the messages a batch names are consumed, whatever their seqs', async (t) => {
       const store = await subject.open(t);
-      const [older, newer] = await store.append([envelope(cart('1'), 'unseen'), envelope(cart('1'), 'seen')]);
+      const [older, newer] = await append(store, [
+        envelope(cart('1'), 'unseen'),
+        envelope(cart('1'), 'seen'),
+      ]);
       assert.ok(older && newer);
       await commit(store, [{ address: cart('1'), consumed: [newer.seq] }]);
       assert.deepEqual(
@@ -202,7 +285,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
   describe(`${name}: effects apply once`, () => {
     test('a batch committed twice is refused the second time, and nothing of it applies again', async (t) => {
       const store = await subject.open(t);
-      const [message] = await store.append([envelope(cart('1'), 'add')]);
+      const [message] = await append(store, [envelope(cart('1'), 'add')]);
       assert.ok(message);
       const batch: BatchEffects = {
         address: cart('1'),
@@ -224,7 +307,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
 
     test('a message of another address cannot be consumed by a batch', async (t) => {
       const store = await subject.open(t);
-      const [message] = await store.append([envelope(cart('1'), 'mine')]);
+      const [message] = await append(store, [envelope(cart('1'), 'mine')]);
       assert.ok(message);
       await assert.rejects(
         commit(store, [{ address: cart('2'), consumed: [message.seq] }]),
@@ -284,7 +367,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
         'a\u0005E',
       ];
       for (const id of ids) {
-        await store.append([envelope(cart(id), id)]);
+        await append(store, [envelope(cart(id), id)]);
         await commit(store, [{ address: cart(id), mutations: [{ name: 'id', value: value(id) }] }]);
       }
       for (const id of ids) {
@@ -534,7 +617,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
       await store.close();
       await store.close();
       const calls: (() => Promise<unknown>)[] = [
-        () => store.append([envelope(cart('1'), 'x')]),
+        () => append(store, [envelope(cart('1'), 'x')]),
         () => store.inbox(cart('1'), 1),
         () => store.addressesWithInbox(1),
         () => store.readState(cart('1'), 0),
@@ -558,7 +641,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
     if (reopen !== undefined) {
       test('everything committed is there after a reopen, and seqs are never handed out twice', async (t) => {
         const store = await subject.open(t);
-        const [message] = await store.append([envelope(cart('1'), 'queued')]);
+        const [message] = await append(store, [envelope(cart('1'), 'queued')]);
         await commit(store, [
           {
             address: user,
@@ -573,7 +656,7 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
         assert.equal(await again.hasPendingToken(user, 't'), true);
         assert.equal(await again.nextDueAt(), 50);
         assert.equal(text((await again.outbox(1))[0]?.value), 'audit');
-        const [next] = await again.append([envelope(cart('1'), 'next')]);
+        const [next] = await append(again, [envelope(cart('1'), 'next')]);
         assert.ok((next?.seq ?? 0) > (message?.seq ?? Number.POSITIVE_INFINITY), 'inbox seqs go on');
         const [oldRecord] = await again.outbox(1);
         await commit(again, [
@@ -585,8 +668,18 @@ export function describeStateStore(name: string, subject: StoreUnderTest): void 
           ['audit', 'next'],
         );
         assert.ok((records[1]?.seq ?? 0) > (oldRecord?.seq ?? Number.POSITIVE_INFINITY), 'outbox seqs go on');
+        // The ingress ids it remembered survived too.
+        const [dup] = await append(again, [{ ...envelope(cart('1'), 'n'), ingressId: 'kept' }], 1);
+        assert.equal(dup?.duplicate, false);
+        const reopenedAgain = await reopen(t, again);
+        const [dupAgain] = await append(
+          reopenedAgain,
+          [{ ...envelope(cart('1'), 'n'), ingressId: 'kept' }],
+          2,
+        );
+        assert.deepEqual([dupAgain?.duplicate, dupAgain?.seq], [true, dup.seq]);
         // The value's expiry survived too: a sweep after it expired finds it.
-        assert.equal(await again.sweepExpired(1_000, 10), 1);
+        assert.equal(await reopenedAgain.sweepExpired(1_000, 10), 1);
       });
     }
   });

@@ -1,12 +1,14 @@
 // The embedded StateStore: lmdb in a data directory, nothing else to run.
 //
-// Seven named databases in one environment, written only in lmdb child transactions:
+// Nine named databases in one environment, written only in lmdb child transactions:
 //   values  [ns, type, id]                  → [[name, typename, bytes, expiresAt | null], …]
 //   expiry  [expiresAt, ns, type, id, name] → null            (what sweepExpired walks)
 //   inbox   [ns, type, id, seq]             → [caller | null, typename, bytes]
 //   timers  [dueAt, id]                     → [target, caller | null, typename, bytes, sender, token | null]
 //   tokens  [ns, type, id, token]           → [dueAt, id]     (pending delayed messages by token)
 //   outbox  seq                             → [[ns, type], typename, bytes]
+//   ingress       escaped ingress id        → [seq, expiresAt]   (ids within the dedup window)
+//   ingressExpiry [expiresAt, escaped id]   → null               (what sweepExpired walks)
 //   meta    'seq'                           → the last seq handed out (inbox, outbox, timer ids)
 //
 // An address's values are one record: every request carries all of them, so one read serves a
@@ -22,6 +24,7 @@
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 
 import type {
+  Appended,
   BatchEffects,
   Envelope,
   InboxMessage,
@@ -34,9 +37,12 @@ import type {
 } from './state-store.ts';
 import {
   checkBatches,
+  checkDedupWindow,
+  checkIngressIds,
   checkLimit,
   checkSeq,
   checkTime,
+  copyEnvelope,
   copyValue,
   escapeText as keyPart,
   staleBatch,
@@ -47,6 +53,8 @@ import {
 export interface LmdbStateStoreOptions {
   /** The directory of the environment; created if missing. */
   readonly path: string;
+  /** How long an ingress id is remembered; default DEFAULT_DEDUP_WINDOW_MS. */
+  readonly dedupWindowMs?: number;
 }
 
 type ValueRecord = [typename: string, bytes: Uint8Array, expiresAt: number | null];
@@ -76,10 +84,16 @@ export class LmdbStateStore implements StateStore {
   readonly #tokens: Database<[number, number]>;
   readonly #outbox: Database<OutboxRow>;
   readonly #meta: Database<number>;
+  readonly #ingress: Database<[number, number]>;
+  readonly #ingressExpiry: Database<null>;
+  readonly #dedupWindowMs: number;
   #closed = false;
 
-  private constructor(root: RootDatabase) {
+  private constructor(root: RootDatabase, dedupWindowMs: number) {
     this.#root = root;
+    this.#dedupWindowMs = dedupWindowMs;
+    this.#ingress = root.openDB({ name: 'ingress' });
+    this.#ingressExpiry = root.openDB({ name: 'ingressExpiry' });
     this.#values = root.openDB({ name: 'values' });
     this.#expiry = root.openDB({ name: 'expiry' });
     this.#inbox = root.openDB({ name: 'inbox' });
@@ -90,13 +104,32 @@ export class LmdbStateStore implements StateStore {
   }
 
   static open(options: LmdbStateStoreOptions): LmdbStateStore {
-    return new LmdbStateStore(open({ path: options.path, noSync: false, compression: false }));
+    const dedupWindowMs = checkDedupWindow(options.dedupWindowMs);
+    return new LmdbStateStore(open({ path: options.path, noSync: false, compression: false }), dedupWindowMs);
   }
 
-  async append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+  async append(envelopes: readonly Envelope[], now: number): Promise<Appended[]> {
     await this.#open();
+    checkTime('now', now);
+    checkIngressIds(envelopes);
     for (const envelope of envelopes) checkKeyText(envelope.target);
-    return this.#write((seq) => envelopes.map((envelope) => this.#appendOne(envelope, seq)));
+    return this.#write((seq) =>
+      envelopes.map((envelope) => {
+        const id = envelope.ingressId === undefined ? undefined : keyPart(envelope.ingressId);
+        const seen = id === undefined ? undefined : this.#ingress.get(id);
+        if (seen !== undefined && seen[1] > now) {
+          return { ...copyEnvelope(envelope), seq: seen[0], duplicate: true };
+        }
+        const message = this.#appendOne(envelope, seq);
+        if (id !== undefined) {
+          if (seen !== undefined) this.#ingressExpiry.removeSync([seen[1], id]);
+          const expiresAt = now + this.#dedupWindowMs;
+          this.#ingress.putSync(id, [message.seq, expiresAt]);
+          this.#ingressExpiry.putSync([expiresAt, id], null);
+        }
+        return { ...message, ingressId: envelope.ingressId, duplicate: false };
+      }),
+    );
   }
 
   async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
@@ -233,6 +266,16 @@ export class LmdbStateStore implements StateStore {
         const entry = key as [number, string, string, string, string];
         if (entry[0] > now) break;
         expired.push(entry);
+      }
+      const forgotten: [number, string][] = [];
+      for (const key of this.#ingressExpiry.getKeys({ limit })) {
+        const entry = key as [number, string];
+        if (entry[0] > now) break;
+        forgotten.push(entry);
+      }
+      for (const [expiresAt, id] of forgotten) {
+        this.#ingressExpiry.removeSync([expiresAt, id]);
+        if (this.#ingress.get(id)?.[1] === expiresAt) this.#ingress.removeSync(id);
       }
       let swept = 0;
       for (const key of expired) {

@@ -4,6 +4,7 @@
 // batch is checked whole before anything is changed.
 
 import type {
+  Appended,
   BatchEffects,
   Envelope,
   InboxMessage,
@@ -16,6 +17,8 @@ import type {
 import {
   addressKey,
   checkBatches,
+  checkDedupWindow,
+  checkIngressIds,
   checkLimit,
   checkSeq,
   checkTime,
@@ -34,7 +37,15 @@ interface Timer {
   readonly token: string | undefined;
 }
 
+export interface MemoryStateStoreOptions {
+  /** How long an ingress id is remembered; default DEFAULT_DEDUP_WINDOW_MS. */
+  readonly dedupWindowMs?: number;
+}
+
 export class MemoryStateStore implements StateStore {
+  readonly #dedupWindowMs: number;
+  // Ingress id → the seq it was stored under and when it is forgotten.
+  readonly #ingress = new Map<string, { readonly seq: number; readonly expiresAt: number }>();
   readonly #inboxes = new Map<string, { address: StoredAddress; messages: InboxMessage[] }>();
   readonly #values = new Map<string, Map<string, StateEntry>>();
   // Pending delayed messages by id, and by (sender, token) for the ones with a token.
@@ -46,9 +57,24 @@ export class MemoryStateStore implements StateStore {
   #inboxMessages = 0;
   #closed = false;
 
-  async append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+  constructor(options: MemoryStateStoreOptions = {}) {
+    this.#dedupWindowMs = checkDedupWindow(options.dedupWindowMs);
+  }
+
+  async append(envelopes: readonly Envelope[], now: number): Promise<Appended[]> {
     await this.#open();
-    return envelopes.map((envelope) => copyMessage(this.#appendOne(envelope)));
+    checkTime('now', now);
+    checkIngressIds(envelopes);
+    return envelopes.map((envelope) => {
+      const id = envelope.ingressId;
+      const seen = id === undefined ? undefined : this.#ingress.get(id);
+      if (seen !== undefined && seen.expiresAt > now) {
+        return { ...copyEnvelope(envelope), seq: seen.seq, duplicate: true };
+      }
+      const message = this.#appendOne(envelope);
+      if (id !== undefined) this.#ingress.set(id, { seq: message.seq, expiresAt: now + this.#dedupWindowMs });
+      return { ...copyMessage(message), duplicate: false };
+    });
   }
 
   async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
@@ -152,6 +178,14 @@ export class MemoryStateStore implements StateStore {
     await this.#open();
     checkTime('now', now);
     checkLimit(limit);
+    let forgotten = 0;
+    for (const [id, seen] of this.#ingress) {
+      if (forgotten === limit) break;
+      if (seen.expiresAt <= now) {
+        this.#ingress.delete(id);
+        forgotten += 1;
+      }
+    }
     let swept = 0;
     for (const [key, values] of this.#values) {
       for (const [name, entry] of values) {

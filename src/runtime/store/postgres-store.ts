@@ -6,6 +6,7 @@
 //   inbox   seq → namespace, type, id, caller, typename, value
 //   timers  id → due_at, target, caller, typename, value, sender, token (unique per sender)
 //   outbox  seq → egress namespace and type, typename, value
+//   ingress ingress id → the seq it was stored under, expires_at (the dedup window)
 // Text columns compare with the "C" collation, so addresses order by their bytes, as the other
 // stores order them, whatever the database's locale. Text from users (addresses, names, tokens,
 // typenames) is stored escaped (`escapeText`), since PostgreSQL's text cannot hold NUL. Times
@@ -18,6 +19,7 @@
 import type pg from 'pg';
 
 import type {
+  Appended,
   BatchEffects,
   Envelope,
   InboxMessage,
@@ -29,9 +31,12 @@ import type {
 } from './state-store.ts';
 import {
   checkBatches,
+  checkDedupWindow,
+  checkIngressIds,
   checkLimit,
   checkSeq,
   checkTime,
+  copyEnvelope,
   escapeText as esc,
   staleBatch,
   tokenInUse,
@@ -44,6 +49,8 @@ export interface PostgresStateStoreOptions {
   readonly pool: pg.Pool;
   /** The schema of the store's tables; default `weft`. */
   readonly schema?: string;
+  /** How long an ingress id is remembered; default DEFAULT_DEDUP_WINDOW_MS. */
+  readonly dedupWindowMs?: number;
 }
 
 /** The schema version `migrate()` brings the tables to. */
@@ -54,11 +61,13 @@ const UNIQUE_VIOLATION = '23505';
 export class PostgresStateStore implements StateStore {
   readonly #pool: pg.Pool;
   readonly #schema: string;
+  readonly #dedupWindowMs: number;
   #closed = false;
 
-  private constructor(pool: pg.Pool, schema: string) {
+  private constructor(pool: pg.Pool, schema: string, dedupWindowMs: number) {
     this.#pool = pool;
     this.#schema = schema;
+    this.#dedupWindowMs = dedupWindowMs;
   }
 
   /** Opens the store on `pool`, creating or upgrading its tables first. */
@@ -67,14 +76,67 @@ export class PostgresStateStore implements StateStore {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new RangeError(`schema must be a lower-case SQL identifier, got ${JSON.stringify(schema)}`);
     }
-    const store = new PostgresStateStore(options.pool, schema);
+    const store = new PostgresStateStore(options.pool, schema, checkDedupWindow(options.dedupWindowMs));
     await store.#migrate();
     return store;
   }
 
-  async append(envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+  async append(envelopes: readonly Envelope[], now: number): Promise<Appended[]> {
     this.#open();
-    return this.#transaction((client) => this.#appendAll(client, envelopes));
+    checkTime('now', now);
+    checkIngressIds(envelopes);
+    return this.#transaction(async (client) => {
+      // Claim each ingress id: new, or remembered but past its window. A claim made by another
+      // transaction that has not committed holds the row: this one waits for it, then sees it.
+      const ids = [
+        ...new Set(envelopes.flatMap((e) => (e.ingressId === undefined ? [] : [esc(e.ingressId)]))),
+      ];
+      const claimed = new Set<string>();
+      const stored = new Map<string, number>();
+      if (ids.length > 0) {
+        const claims = await client.query<{ ingress_id: string }>(
+          `INSERT INTO ${this.#t('ingress')} (ingress_id, seq, expires_at)
+             SELECT unnest($1::text[]), 0, $2
+           ON CONFLICT (ingress_id) DO UPDATE SET seq = 0, expires_at = excluded.expires_at
+             WHERE ${this.#t('ingress')}.expires_at <= $3
+           RETURNING ingress_id`,
+          [ids, now + this.#dedupWindowMs, now],
+        );
+        for (const row of claims.rows) claimed.add(row.ingress_id);
+        const seen = await client.query<{ ingress_id: string; seq: string }>(
+          `SELECT ingress_id, seq FROM ${this.#t('ingress')} WHERE ingress_id = ANY($1::text[])`,
+          [ids.filter((id) => !claimed.has(id))],
+        );
+        for (const row of seen.rows) stored.set(row.ingress_id, Number(row.seq));
+      }
+      // The first envelope with a claimed id is stored; any later one with that id is its duplicate.
+      const toStore: Envelope[] = [];
+      const plan = envelopes.map((envelope) => {
+        const id = envelope.ingressId === undefined ? undefined : esc(envelope.ingressId);
+        if (id === undefined || claimed.delete(id)) {
+          toStore.push(envelope);
+          return { envelope, index: toStore.length - 1, id };
+        }
+        return { envelope, index: -1, id };
+      });
+      const appended = await this.#appendAll(client, toStore);
+      const claimedSeqs = plan.flatMap(({ id, index }) =>
+        id === undefined || index < 0 ? [] : [[id, appended[index]?.seq ?? 0] as const],
+      );
+      if (claimedSeqs.length > 0) {
+        await client.query(
+          `UPDATE ${this.#t('ingress')} AS i SET seq = c.seq
+             FROM unnest($1::text[], $2::bigint[]) AS c(id, seq) WHERE i.ingress_id = c.id`,
+          [claimedSeqs.map(([id]) => id), claimedSeqs.map(([, seq]) => seq)],
+        );
+        for (const [id, seq] of claimedSeqs) stored.set(id, seq);
+      }
+      return plan.map(({ envelope, index, id }): Appended => {
+        const message = index < 0 ? undefined : appended[index];
+        if (message !== undefined) return { ...message, ingressId: envelope.ingressId, duplicate: false };
+        return { ...copyEnvelope(envelope), seq: stored.get(id ?? '') ?? 0, duplicate: true };
+      });
+    });
   }
 
   async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
@@ -195,6 +257,12 @@ export class PostgresStateStore implements StateStore {
     this.#open();
     checkTime('now', now);
     checkLimit(limit);
+    await this.#pool.query(
+      `DELETE FROM ${this.#t('ingress')} WHERE ingress_id IN (
+         SELECT ingress_id FROM ${this.#t('ingress')} WHERE expires_at <= $1
+           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+      [now, limit],
+    );
     const result = await this.#pool.query(
       `DELETE FROM ${this.#t('values')} WHERE ctid IN (
          SELECT ctid FROM ${this.#t('values')} WHERE expires_at <= $1
@@ -428,6 +496,9 @@ export class PostgresStateStore implements StateStore {
             seq bigserial PRIMARY KEY,
             egress_namespace text NOT NULL, egress_type text NOT NULL,
             typename text NOT NULL, value bytea NOT NULL);
+          CREATE TABLE ${this.#t('ingress')} (
+            ingress_id ${text} PRIMARY KEY, seq bigint NOT NULL, expires_at float8 NOT NULL);
+          CREATE INDEX ON ${this.#t('ingress')} (expires_at);
           INSERT INTO ${this.#t('schema_version')} (version) VALUES (1);`);
       }
     });

@@ -32,12 +32,27 @@ export interface Envelope {
   readonly target: StoredAddress;
   readonly caller?: StoredAddress | undefined;
   readonly argument: StoredValue;
+  /**
+   * For a message from an ingress that may deliver it again (a JetStream redelivery, a client
+   * retrying an HTTP request): an id unique within its source, e.g. `nats:orders:1234`. A message
+   * with the id of one appended within the store's dedup window is not stored again.
+   */
+  readonly ingressId?: string | undefined;
 }
 
 /** A message in an inbox; `seq` orders the messages of one store, and so those of an address. */
 export interface InboxMessage extends Envelope {
   readonly seq: number;
 }
+
+/** What `append` did with one envelope: stored it, or found it stored already (`duplicate`). */
+export interface Appended extends InboxMessage {
+  /** True when an envelope with the same `ingressId` was appended within the dedup window. */
+  readonly duplicate: boolean;
+}
+
+/** How long a store remembers an ingress id by default: JetStream's default duplicate window. */
+export const DEFAULT_DEDUP_WINDOW_MS = 120_000;
 
 /** A state value with the time it expires, if it has a TTL (milliseconds on the runtime's clock). */
 export interface StateEntry extends StoredValue {
@@ -117,10 +132,12 @@ export interface StoreCounts {
 
 export interface StateStore {
   /**
-   * Appends messages to their targets' inboxes; resolves once they are durable, which is when
-   * an ingress may acknowledge them. Returns them with their seqs, in the order given.
+   * Appends messages to their targets' inboxes at time `now`; resolves once they are durable,
+   * which is when an ingress may acknowledge them. Returns them with their seqs, in the order
+   * given. An envelope whose `ingressId` was appended within the dedup window is not stored
+   * again: it comes back as `duplicate`, with the seq it was first stored under.
    */
-  append(envelopes: readonly Envelope[]): Promise<InboxMessage[]>;
+  append(envelopes: readonly Envelope[], now: number): Promise<Appended[]>;
 
   /** Up to `limit` of `address`'s inbox messages, oldest first. */
   inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]>;
@@ -158,7 +175,10 @@ export interface StateStore {
   /** Removes delivered outbox records; unknown seqs are ignored. */
   acknowledgeOutbox(seqs: readonly number[]): Promise<void>;
 
-  /** Deletes up to `limit` state values expired at `now`; returns how many. */
+  /**
+   * Deletes up to `limit` state values expired at `now`, and up to `limit` ingress ids older than
+   * the dedup window; returns how many values.
+   */
   sweepExpired(now: number, limit: number): Promise<number>;
 
   counts(): Promise<StoreCounts>;

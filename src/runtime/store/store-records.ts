@@ -1,7 +1,13 @@
 // Helpers every StateStore shares: address keys and ordering, copies of what callers hand in
 // (a store must not keep a caller's buffer, which may be reused), and the token error.
 
-import type { BatchEffects, Envelope, StoredAddress, StoredValue } from './state-store.ts';
+import {
+  DEFAULT_DEDUP_WINDOW_MS,
+  type BatchEffects,
+  type Envelope,
+  type StoredAddress,
+  type StoredValue,
+} from './state-store.ts';
 
 // The escape character of escapeText; it and every character below it is escaped.
 const ESCAPE = 0x05;
@@ -55,6 +61,30 @@ export function checkLimit(value: number): void {
   }
 }
 
+/** The dedup window a store was given, checked; the default when none was. */
+export function checkDedupWindow(value: number | undefined): number {
+  const windowMs = value ?? DEFAULT_DEDUP_WINDOW_MS;
+  if (!Number.isFinite(windowMs) || windowMs < 0) {
+    throw new RangeError(
+      `dedupWindowMs must be a finite number of milliseconds, at least 0, got ${windowMs}`,
+    );
+  }
+  return windowMs;
+}
+
+/** The longest ingress id a store keeps. */
+export const MAX_INGRESS_ID_LENGTH = 512;
+
+/** Throws unless the envelopes' ingress ids are usable. */
+export function checkIngressIds(envelopes: readonly Envelope[]): void {
+  for (const { ingressId } of envelopes) {
+    if (ingressId === undefined) continue;
+    if (typeof ingressId !== 'string' || ingressId === '' || ingressId.length > MAX_INGRESS_ID_LENGTH) {
+      throw new RangeError(`an ingressId is a string of 1 to ${MAX_INGRESS_ID_LENGTH} characters`);
+    }
+  }
+}
+
 /** Throws unless `value` is a seq a store could have handed out. */
 export function checkSeq(value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) {
@@ -102,7 +132,7 @@ export function copyEnvelope(envelope: Envelope): Envelope {
   const target: StoredAddress = [envelope.target[0], envelope.target[1], envelope.target[2]];
   const caller: StoredAddress | undefined =
     envelope.caller === undefined ? undefined : [envelope.caller[0], envelope.caller[1], envelope.caller[2]];
-  return { target, caller, argument: copyValue(envelope.argument) };
+  return { target, caller, argument: copyValue(envelope.argument), ingressId: envelope.ingressId };
 }
 
 /**
