@@ -507,7 +507,7 @@ export function summarizeCase(
     value: round(median(samples.ours), valueDigits),
     peer: c.peer.name,
     peerValue: round(median(samples.peer), valueDigits),
-    ratio: round(pairedRatio(c.metric, samples), 3),
+    ratio: round(quantileSorted(ratios, 0.5), 3),
     ours: c.ours.label,
     rsdPct: round(relativeStdDevPct(samples.ours), 1),
     peerRsdPct: round(relativeStdDevPct(samples.peer), 1),

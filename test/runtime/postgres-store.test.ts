@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import { after, describe, test, type TestContext } from 'node:test';
 
 import pg from 'pg';
@@ -12,27 +11,15 @@ import pg from 'pg';
 import { POSTGRES_SCHEMA_VERSION, PostgresStateStore } from '../../src/runtime/store/postgres-store.ts';
 import type { StateStore } from '../../src/runtime/store/state-store.ts';
 import { postgresService, serviceGate } from '../../src/testing/index.ts';
+import { postgresConnection } from '../postgres-connection.ts';
 import { describeStateStore } from './store-conformance.ts';
 
 const gate = await serviceGate(postgresService);
 
-function poolFor(url: string): pg.Pool {
-  const parsed = new URL(url);
-  return new pg.Pool({
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: parsed.port === '' ? 5432 : Number(parsed.port),
-    database: decodeURIComponent(parsed.pathname.slice(1)),
-    // As libpq does, the user defaults to the login name.
-    user: decodeURIComponent(parsed.username) || process.env['PGUSER'] || os.userInfo().username,
-    password: decodeURIComponent(parsed.password),
-    max: 4,
-  });
-}
-
 if (gate.skip !== false) {
   test('PostgresStateStore', { skip: gate.skip }, () => undefined);
 } else {
-  const pool = poolFor(gate.url);
+  const pool = new pg.Pool({ ...postgresConnection(gate.url), max: 4 });
   after(() => pool.end());
   // Each store's schema, so a reopen finds the same tables.
   const schemas = new WeakMap<StateStore, string>();

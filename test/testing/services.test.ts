@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import os from 'node:os';
 import { describe, test, type TestContext } from 'node:test';
 
 import * as nats from 'nats';
 import pg from 'pg';
+
+import { postgresConnection } from '../postgres-connection.ts';
 
 import { natsService, postgresService, serviceGate, type ServiceProbe } from '../../src/testing/index.ts';
 
@@ -101,16 +102,7 @@ async function withService(
 
 /** Runs one query with the `pg` client and returns its rows as arrays. */
 async function postgresQuery(url: string, sql: string): Promise<unknown[][]> {
-  // As libpq does, the user defaults to the login name (pg reads only $USER, unset in some shells).
-  const parsed = new URL(url);
-  const client = new pg.Client({
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: parsed.port === '' ? 5432 : Number(parsed.port),
-    database: decodeURIComponent(parsed.pathname.slice(1)),
-    user: decodeURIComponent(parsed.username) || process.env['PGUSER'] || os.userInfo().username,
-    password: decodeURIComponent(parsed.password),
-    connectionTimeoutMillis: 5_000,
-  });
+  const client = new pg.Client({ ...postgresConnection(url), connectionTimeoutMillis: 5_000 });
   // An impostor that closes the socket makes the client emit 'error' as well as reject.
   client.on('error', () => undefined);
   try {
