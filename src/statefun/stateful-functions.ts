@@ -69,6 +69,12 @@ export class StatefulFunctions {
     return this;
   }
 
+  /** Whether a function of `typeName` is registered. */
+  has(typeName: TypeName | string): boolean {
+    const type = typeof typeName === 'string' ? TypeName.parse(typeName) : typeName;
+    return this.#functions.get(type.namespace)?.has(type.name) === true;
+  }
+
   /** A `node:http` request listener serving the functions to a StateFun runtime. */
   handler(options?: HandlerOptions): (request: http.IncomingMessage, response: http.ServerResponse) => void {
     // The reply goes straight to the socket, so it may share its buffer (no copy).

@@ -16,8 +16,6 @@
 // pending breaks the unique index, which rolls the whole commit back). A commit of many
 // batches is one transaction and one WAL flush: the group commit.
 
-import type pg from 'pg';
-
 import type {
   Appended,
   BatchEffects,
@@ -44,9 +42,28 @@ import {
   unescapeText as unesc,
 } from './store-records.ts';
 
+/**
+ * What the store needs of a connection: `pg`'s `PoolClient` has this shape. Declared here so
+ * that the store's types do not require `pg`'s in a program that never uses PostgreSQL.
+ */
+export interface PostgresQueryable {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-unnecessary-type-parameters -- rows are typed per query, as pg types them
+  query<R = any>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
+/** A pooled connection, as `PostgresPool.connect()` hands one out. */
+export interface PostgresPoolClient extends PostgresQueryable {
+  release(error?: Error | boolean): void;
+}
+
+/** What the store needs of a pool: a `PostgresPool` fits. */
+export interface PostgresPool extends PostgresQueryable {
+  connect(): Promise<PostgresPoolClient>;
+}
+
 export interface PostgresStateStoreOptions {
   /** A pool the store uses and does not end; the caller owns it. */
-  readonly pool: pg.Pool;
+  readonly pool: PostgresPool;
   /** The schema of the store's tables; default `weft`. */
   readonly schema?: string;
   /** How long an ingress id is remembered; default DEFAULT_DEDUP_WINDOW_MS. */
@@ -59,12 +76,12 @@ export const POSTGRES_SCHEMA_VERSION = 1;
 const UNIQUE_VIOLATION = '23505';
 
 export class PostgresStateStore implements StateStore {
-  readonly #pool: pg.Pool;
+  readonly #pool: PostgresPool;
   readonly #schema: string;
   readonly #dedupWindowMs: number;
   #closed = false;
 
-  private constructor(pool: pg.Pool, schema: string, dedupWindowMs: number) {
+  private constructor(pool: PostgresPool, schema: string, dedupWindowMs: number) {
     this.#pool = pool;
     this.#schema = schema;
     this.#dedupWindowMs = dedupWindowMs;
@@ -303,7 +320,7 @@ export class PostgresStateStore implements StateStore {
     return `"${this.#schema}"."${table}"`;
   }
 
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  async #transaction<T>(work: (client: PostgresPoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
     try {
@@ -322,7 +339,7 @@ export class PostgresStateStore implements StateStore {
     }
   }
 
-  async #appendAll(client: pg.PoolClient, envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
+  async #appendAll(client: PostgresPoolClient, envelopes: readonly Envelope[]): Promise<InboxMessage[]> {
     if (envelopes.length === 0) return [];
     // One statement for all: unnest keeps the given order, and the seqs follow it.
     const { rows } = await client.query<InboxRow>(
@@ -337,7 +354,7 @@ export class PostgresStateStore implements StateStore {
     return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map(inboxMessage);
   }
 
-  async #apply(client: pg.PoolClient, batch: BatchEffects, now: number): Promise<void> {
+  async #apply(client: PostgresPoolClient, batch: BatchEffects, now: number): Promise<void> {
     const address = batch.address;
     if (batch.consumed !== undefined && batch.consumed.length > 0) {
       const { rows } = await client.query<{ seq: string }>(
@@ -400,7 +417,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   /** The batch's delayed messages and cancellations, in call order. */
-  async #applyTimers(client: pg.PoolClient, batch: BatchEffects): Promise<void> {
+  async #applyTimers(client: PostgresPoolClient, batch: BatchEffects): Promise<void> {
     const operations = batch.timers ?? [];
     if (operations.length === 0) return;
     const address = batch.address;
