@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export async function loadBuilt<Module>(
-  subpath: 'weft/grid' | 'weft/statefun' | 'weft/views' | 'weft/testing',
+  subpath: 'weft/grid' | 'weft/statefun' | 'weft/views' | 'weft/testing' | 'weft/runtime',
 ): Promise<Module> {
   // Imported through a variable: resolved at run time through package.json "exports" (dist/),
   // and not by the type checker, which may run before anything is built.

@@ -74,7 +74,8 @@ export class BatchRunner {
     const state = await store.readState(address, this.#options.now());
     const type = { namespace: address[0], name: address[1] };
     for (let requests = 1; ; requests++) {
-      const request = encodeToFunction(address, requestState(registry, functionType, state), invocations);
+      const sent = requestState(registry, functionType, state);
+      const request = encodeToFunction(address, sent, invocations);
       const reply = await invoker.invoke(
         type,
         request,
@@ -87,9 +88,10 @@ export class BatchRunner {
       }
       const outcome = registry.register(functionType, reply.missing);
       this.#options.onRegistration({ functionType, ...outcome });
-      // Every value it misses is registered (or refused); asking again would get the same
-      // answer, so a reply that taught nothing new fails the batch instead of looping.
-      if (outcome.added.length === 0) {
+      // Resent only if the next request carries more than this one did: values registered by
+      // this reply, or meanwhile by another address's batch of the same type. Otherwise asking
+      // again would get the same answer, so the batch fails instead of looping.
+      if (registry.values(functionType).length <= sent.length) {
         const names = reply.missing.map((value) => value.name).join(', ');
         throw new InvalidReplyError(
           `function ${functionType} still reports values missing after they were sent: ${names}` +

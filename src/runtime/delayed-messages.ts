@@ -17,6 +17,8 @@ export interface DelayedMessagesOptions {
   /** Told when firing failed; it is tried again after `retryMs`. */
   readonly onError: (error: unknown) => void;
   readonly retryMs: number;
+  /** Whether firing must wait (the runtime's inboxes are full); it tries again after `retryMs`. */
+  readonly held: () => boolean;
 }
 
 export class DelayedMessages {
@@ -25,6 +27,8 @@ export class DelayedMessages {
   /** When the armed timer fires (epoch ms). */
   #armedFor = Infinity;
   #firing: Promise<void> | undefined;
+  /** The timer fired while a round was running: run another, which sees what came due since. */
+  #refire = false;
   #closed = false;
   #fired = 0;
 
@@ -51,10 +55,22 @@ export class DelayedMessages {
     this.#timer = this.#options.clock.setTimeout(() => {
       this.#timer = undefined;
       this.#armedFor = Infinity;
-      this.#firing ??= this.#fire().finally(() => {
-        this.#firing = undefined;
-      });
+      this.#startRound();
     }, delay);
+  }
+
+  #startRound(): void {
+    if (this.#firing !== undefined) {
+      this.#refire = true;
+      return;
+    }
+    this.#firing = this.#fire().finally(() => {
+      this.#firing = undefined;
+      if (this.#refire && !this.#closed) {
+        this.#refire = false;
+        this.#startRound();
+      }
+    });
   }
 
   async close(): Promise<void> {
@@ -69,6 +85,11 @@ export class DelayedMessages {
     try {
       for (;;) {
         if (this.#closed) return;
+        // While inboxes are full, due messages wait in the store rather than flood them.
+        if (this.#options.held()) {
+          this.noteDue(clock.wallTimeMs() + this.#options.retryMs);
+          return;
+        }
         const fired = await store.fireDue(clock.wallTimeMs(), sliceSize);
         this.#fired += fired.length;
         if (fired.length > 0) this.#options.onFired(fired);

@@ -12,7 +12,6 @@
 
 import type { Clock, Timer } from '../internal/clock.ts';
 import { backoffDelay, type BackoffPolicy, type Random } from '../internal/backoff.ts';
-import { ClosedError } from '../internal/errors.ts';
 import { addressKey } from './address-key.ts';
 import type { InboxMessage, StoredAddress } from './store/state-store.ts';
 
@@ -166,7 +165,9 @@ export class Dispatcher {
         more = messages.length >= this.#options.maxNumBatchRequests;
       }
     } catch (error) {
-      if (!(error instanceof ClosedError && this.#closed)) this.#park(slot, error);
+      // Once closing, a batch that failed (or was aborted) is not retried here: its messages
+      // stay in the store for the next start.
+      if (!this.#closed) this.#park(slot, error);
     } finally {
       slot.running = false;
       this.#running -= 1;

@@ -1,5 +1,8 @@
-// Deletes expired state values in the background, a bounded slice at a time, so the store does
-// not keep what no read will ever return (reads already leave expired values out).
+// Deletes expired state values, and forgets ingress ids past the dedup window, in the background,
+// a bounded slice at a time (one short store transaction each), so the store does not keep what
+// no read will ever return (reads already leave expired values out) and the table of ingress ids
+// stays bounded by the ingress rate times the window. A sweep goes on slice after slice while
+// the store says there is more, up to `maxSlices`.
 
 import type { Clock, Timer } from '../internal/clock.ts';
 import type { StateStore } from './store/state-store.ts';
@@ -8,7 +11,7 @@ export interface ExpirySweeperOptions {
   readonly store: StateStore;
   readonly clock: Clock;
   readonly intervalMs: number;
-  /** Values deleted per store call; a sweep makes at most `maxSlices` calls. */
+  /** Values (and ingress ids) deleted per store call; a sweep makes at most `maxSlices` calls. */
   readonly sliceSize: number;
   readonly maxSlices: number;
   readonly onError: (error: unknown) => void;
@@ -19,6 +22,7 @@ export class ExpirySweeper {
   readonly #timer: Timer;
   #sweeping: Promise<void> | undefined;
   #swept = 0;
+  #forgotten = 0;
   #closed = false;
 
   constructor(options: ExpirySweeperOptions) {
@@ -30,8 +34,14 @@ export class ExpirySweeper {
     }, options.intervalMs);
   }
 
+  /** Expired values deleted so far. */
   get swept(): number {
     return this.#swept;
+  }
+
+  /** Ingress ids forgotten so far. */
+  get forgotten(): number {
+    return this.#forgotten;
   }
 
   async close(): Promise<void> {
@@ -44,9 +54,10 @@ export class ExpirySweeper {
     const { store, clock, sliceSize, maxSlices } = this.#options;
     try {
       for (let slice = 0; slice < maxSlices && !this.#closed; slice++) {
-        const deleted = await store.sweepExpired(clock.wallTimeMs(), sliceSize);
-        this.#swept += deleted;
-        if (deleted < sliceSize) return;
+        const swept = await store.sweepExpired(clock.wallTimeMs(), sliceSize);
+        this.#swept += swept.values;
+        this.#forgotten += swept.ingressIds;
+        if (!swept.more) return;
       }
     } catch (error) {
       if (!this.#closed) this.#options.onError(error);

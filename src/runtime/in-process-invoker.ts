@@ -3,6 +3,7 @@
 // an endpoint see the same protocol, but no socket, no HTTP parsing and no retry: a function
 // that throws has failed this batch, and the dispatcher parks its address.
 
+import { raceSignal } from '../internal/abort.ts';
 import { TypeName, UnknownFunctionError, type StatefulFunctions } from '../statefun/index.ts';
 import { InvocationFailedError } from './errors.ts';
 import type { FunctionInvoker, FunctionType } from './function-invoker.ts';
@@ -30,8 +31,10 @@ export class InProcessInvoker implements FunctionInvoker {
   ): Promise<T> {
     let reply: Uint8Array;
     try {
-      reply = await this.#functions.invoke(request, { signal });
+      // A function that ignores its signal still lets go of the batch when it is aborted.
+      reply = await raceSignal(this.#functions.invoke(request, { signal }), signal);
     } catch (error) {
+      if (signal?.aborted === true) throw error;
       const functionType = `${type.namespace}/${type.name}`;
       const reason = error instanceof UnknownFunctionError ? 'is not registered' : 'failed';
       throw new InvocationFailedError(

@@ -85,6 +85,7 @@ export type { JetStreamIngressOptions, JetStreamIngressStats } from './ingress/j
 export type { NatsCoreIngressOptions, NatsCoreIngressStats } from './ingress/nats-core-ingress.ts';
 export type { SubjectRoute } from './ingress/subject-routes.ts';
 export type { IngressLogger } from './ingress/ingress-logger.ts';
+export type { NatsConnectionLike } from './nats-connection.ts';
 export type { EgressSink } from './egress/egress-sink.ts';
 export type { EgressCallback } from './egress/in-process-sink.ts';
 export type { NatsCoreSinkOptions } from './egress/nats-core-sink.ts';

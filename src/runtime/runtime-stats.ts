@@ -48,5 +48,8 @@ export interface RuntimeStats {
   readonly delayed: { readonly pending: number; readonly fired: number };
   /** Records in the outbox, and how their delivery goes. */
   readonly outbox: { readonly records: number } & OutboxDrainerStats;
+  /** Expired state values deleted by the background sweep. */
   readonly expiredSwept: number;
+  /** Ingress ids forgotten once past the dedup window. */
+  readonly ingressIdsForgotten: number;
 }

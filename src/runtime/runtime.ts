@@ -48,6 +48,7 @@ import type {
   StateStore,
   StoredAddress,
 } from './store/state-store.ts';
+import { LmdbStateStore } from './store/lmdb-store.ts';
 import { ValueRegistry } from './value-registry.ts';
 
 /** Where the runtime reports what no caller hears: failed batches, conflicts; `console` fits. */
@@ -130,6 +131,9 @@ export class Runtime implements RuntimeInput {
   #outboxRecords = 0;
   #delayedMessages = 0;
   #releaseWaiters: (() => void)[] = [];
+  /** Aborts the batches still running when `close()` has waited `drainTimeoutMs` for them. */
+  readonly #stopBatches = new AbortController();
+  #refreshing = false;
   #httpServer: http.Server | undefined;
   #httpIngress: HttpIngressHandler | undefined;
   readonly #natsIngress: (JetStreamIngress | NatsCoreIngress)[] = [];
@@ -189,6 +193,7 @@ export class Runtime implements RuntimeInput {
       clock: this.#clock,
       sliceSize: 1_000,
       retryMs: 1_000,
+      held: () => this.#inboxMessages >= this.#limits.maxInboxMessages,
       onFired: (messages) => {
         this.#delayedMessages = Math.max(0, this.#delayedMessages - messages.length);
         this.#arrived(messages);
@@ -204,7 +209,7 @@ export class Runtime implements RuntimeInput {
       clock: this.#clock,
       intervalMs: this.#limits.sweepIntervalMs,
       sliceSize: 1_000,
-      maxSlices: 10,
+      maxSlices: 100,
       onError: (error) => {
         logSafely(() => {
           this.#logger.error('sweeping expired values failed', { error });
@@ -245,9 +250,7 @@ export class Runtime implements RuntimeInput {
     let store = options.store;
     const ownsStore = store === undefined;
     if (store === undefined) {
-      // lmdb is loaded only when the embedded store is used.
-      const { LmdbStateStore } = await import('./store/lmdb-store.ts');
-      store = LmdbStateStore.open({ path: options.dataDir as string });
+      store = await LmdbStateStore.open({ path: options.dataDir as string });
     }
     let runtime: Runtime;
     try {
@@ -281,8 +284,13 @@ export class Runtime implements RuntimeInput {
       this.#counters.refused += envelopes.length;
       throw pressure;
     }
+    // Counted within the call too: one call with many messages for one address is held to the cap.
+    const adding = new Map<string, number>();
     for (const envelope of envelopes) {
-      if ((this.#backlog.get(addressKey(envelope.target)) ?? 0) >= this.#limits.maxNumBatchRequests) {
+      const key = addressKey(envelope.target);
+      const depth = (this.#backlog.get(key) ?? 0) + (adding.get(key) ?? 0);
+      adding.set(key, (adding.get(key) ?? 0) + 1);
+      if (depth >= this.#limits.maxNumBatchRequests) {
         this.#counters.refused += envelopes.length;
         throw new CapacityExceededError(
           `the backlog of ${describeAddress(envelope.target)}`,
@@ -304,6 +312,9 @@ export class Runtime implements RuntimeInput {
   /**
    * Sends a message built with the SDK's `messageBuilder` from outside any function (caller
    * absent, as for ingress); resolves once it is durable. `ingressId` deduplicates retries.
+   * Rejects with a retryable `CapacityExceededError` under backpressure (`released()` resolves
+   * when input is taken again), `UnknownFunctionTypeError` for a type nobody serves, and
+   * `ClosedError` once the runtime is closing.
    */
   async sendMessage(message: Message, options: { ingressId?: string | undefined } = {}): Promise<Appended> {
     const target = message.targetAddress;
@@ -360,6 +371,7 @@ export class Runtime implements RuntimeInput {
       delayed: { pending: this.#delayedMessages, fired: this.#delayed.fired },
       outbox: { records: this.#outboxRecords, ...drainer },
       expiredSwept: this.#sweeper.swept,
+      ingressIdsForgotten: this.#sweeper.forgotten,
     };
   }
 
@@ -425,7 +437,12 @@ export class Runtime implements RuntimeInput {
     this.#countsTimer.cancel();
     await this.#stopIngress();
     for (const release of this.#releaseWaiters.splice(0)) release();
-    await this.#dispatcher.close();
+    // Batches in flight finish and commit; one stuck past the drain timeout is aborted, and its
+    // messages stay in the store for the next start.
+    const batchesDone = this.#dispatcher.close();
+    await this.#within(batchesDone, this.#limits.drainTimeoutMs);
+    this.#stopBatches.abort(new ClosedError('the runtime is closing'));
+    await batchesDone;
     await this.#committer.close();
     await this.#delayed.close();
     await this.#sweeper.close();
@@ -474,19 +491,30 @@ export class Runtime implements RuntimeInput {
    */
   async #readInbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
     const messages = await this.#store.inbox(address, limit);
-    if (messages.length < limit) {
-      const key = addressKey(address);
-      if (messages.length > 0) this.#backlog.set(key, messages.length);
-      else this.#backlog.delete(key);
+    const key = addressKey(address);
+    if (messages.length === limit) {
+      // A full read: at least this many wait (after a restart the count started from nothing).
+      this.#backlog.set(key, Math.max(this.#backlog.get(key) ?? 0, limit));
+    } else if (messages.length > 0) {
+      this.#backlog.set(key, messages.length);
+    } else {
+      this.#backlog.delete(key);
     }
     return messages;
   }
 
   async #runBatch(address: StoredAddress, messages: readonly InboxMessage[]): Promise<void> {
-    const outcome = await this.#runner.run(address, messages);
+    const outcome = await this.#runner.run(address, messages, this.#stopBatches.signal);
     this.#counters.requests += outcome.requests;
     const effects = outcome.effects;
-    await this.#committer.submit(effects);
+    try {
+      await this.#committer.submit(effects);
+    } catch (error) {
+      // The commit may have applied before it failed (a connection lost after COMMIT): wake
+      // what it would have fed. A wake that finds nothing costs one empty read.
+      this.#mayHaveCommitted(effects);
+      throw error;
+    }
     this.#committed(address, effects);
     batchChannel.publishLazy(() => ({ address, messages: messages.length, requests: outcome.requests }));
   }
@@ -511,6 +539,12 @@ export class Runtime implements RuntimeInput {
       this.#drainer.wake();
     }
     this.#maybeRelease();
+  }
+
+  #mayHaveCommitted(effects: BatchEffects): void {
+    for (const message of effects.messages ?? []) this.#dispatcher.wake(message.target);
+    for (const timer of effects.timers ?? []) if ('send' in timer) this.#delayed.noteDue(timer.send.dueAt);
+    if (effects.egress !== undefined && effects.egress.length > 0) this.#drainer.wake();
   }
 
   #arrived(messages: readonly InboxMessage[]): void {
@@ -546,6 +580,9 @@ export class Runtime implements RuntimeInput {
 
   /** Corrects the runtime's counts from the store's own: deliveries and cancellations lower them. */
   async #refreshCounts(): Promise<void> {
+    // One at a time: on a slow store, reads must not pile up.
+    if (this.#refreshing) return;
+    this.#refreshing = true;
     try {
       const counts = await this.#store.counts();
       this.#inboxMessages = counts.inboxMessages;
@@ -557,9 +594,13 @@ export class Runtime implements RuntimeInput {
         this.#logger.warn('reading the store counts failed', { error });
       });
       return;
+    } finally {
+      this.#refreshing = false;
     }
     this.#maybeRelease();
     this.#dispatcher.resume();
+    // Safety nets for whatever a lost wake-up left behind: records waiting in the outbox.
+    if (this.#outboxRecords > 0) this.#drainer.wake();
   }
 
   #invokerFor(namespace: string, name: string): FunctionInvoker | undefined {

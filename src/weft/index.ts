@@ -5,6 +5,7 @@
 //   weft/grid      node-to-node RPC and streams over one WebSocket per pair of nodes
 //   weft/views     materialized views over event streams, with blocking queries and SSE
 //   weft/statefun  stateful functions, wire-compatible with Apache Flink StateFun
+//   weft/runtime   the engine that runs those functions, embedded and durable
 //   weft/testing   a fake clock, a test grid and service gates for your own tests
 //
 // This root entry holds what they share: every error class a Weft call can throw (each
@@ -40,6 +41,15 @@ export {
   UnknownTopicError,
   ViewStaleError,
 } from '../views/index.ts';
+
+export {
+  EgressDeliveryError,
+  EndpointError,
+  InvalidReplyError,
+  InvocationFailedError,
+  MalformedEgressRecordError,
+  UnknownFunctionTypeError,
+} from '../runtime/index.ts';
 
 export type { WeftErrorOptions } from '../internal/errors.ts';
 export type { RefusalReason } from '../grid/index.ts';

@@ -10,8 +10,8 @@ import { describeStateStore } from './store-conformance.ts';
 // Each store's directory, so a reopen finds the same data.
 const directories = new WeakMap<StateStore, string>();
 
-function openAt(t: TestContext, directory: string): LmdbStateStore {
-  const store = LmdbStateStore.open({ path: directory });
+async function openAt(t: TestContext, directory: string): Promise<LmdbStateStore> {
+  const store = await LmdbStateStore.open({ path: directory });
   directories.set(store, directory);
   t.after(() => store.close());
   return store;

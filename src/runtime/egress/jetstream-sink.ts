@@ -7,6 +7,7 @@
 // Outbox seqs are unique per store: give each store (each runtime that does not share its store)
 // publishing to the same stream its own `msgIdPrefix`, or their records would drop each other.
 
+import type { NatsConnectionLike } from '../nats-connection.ts';
 import type { JetStreamClient, NatsConnection } from 'nats';
 
 import { ClosedError } from '../../internal/errors.ts';
@@ -19,7 +20,8 @@ import { checkHasMethods, checkMsgIdPrefix, positiveInteger } from './sink-confi
 
 export interface JetStreamSinkOptions {
   /** The connection to publish on; it stays the caller's (closing the sink does not close it). */
-  readonly connection: NatsConnection;
+  /** A nats.js connection (`await connect(…)`); the caller owns it and closes it. */
+  readonly connection: NatsConnectionLike;
   /** The subject of every record, or a function choosing it per record; a stream must capture it. */
   readonly subject: SubjectOption;
   /** Start of each message's `Nats-Msg-Id`, before the outbox seq; default `weft-outbox-`. */
@@ -53,7 +55,7 @@ export class JetStreamSink implements EgressSink {
     this.#msgIdPrefix = checkMsgIdPrefix('jetStreamSink.msgIdPrefix', options.msgIdPrefix);
     this.#ackTimeoutMs = positiveInteger('jetStreamSink.ackTimeoutMs', options.ackTimeoutMs, 5_000);
     this.#maxPendingAcks = positiveInteger('jetStreamSink.maxPendingAcks', options.maxPendingAcks, 256);
-    this.#jetstream = options.connection.jetstream();
+    this.#jetstream = (options.connection as unknown as NatsConnection).jetstream();
   }
 
   async deliver(records: readonly OutboxRecord[], signal?: AbortSignal): Promise<void> {

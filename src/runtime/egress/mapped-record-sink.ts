@@ -15,6 +15,7 @@
 // `subjectFor` that throws or answers a bad subject is a configuration bug instead: the delivery
 // fails and is retried, nothing is dropped.
 
+import type { NatsConnectionLike } from '../nats-connection.ts';
 import { fromBinary, type DescMessage } from '@bufbuild/protobuf';
 import type { JetStreamClient, NatsConnection } from 'nats';
 
@@ -36,7 +37,8 @@ export const KINESIS_EXPLICIT_HASH_KEY_HEADER = 'Kinesis-Explicit-Hash-Key';
 
 export interface MappedRecordSinkOptions {
   /** The connection to publish on; it stays the caller's (closing the sink does not close it). */
-  readonly connection: NatsConnection;
+  /** A nats.js connection (`await connect(…)`); the caller owns it and closes it. */
+  readonly connection: NatsConnectionLike;
   /** Start of each message's `Nats-Msg-Id`, before the outbox seq; default `weft-outbox-`. */
   readonly msgIdPrefix?: string | undefined;
   /** How long each PubAck is awaited; default 5 000 ms. */
@@ -110,7 +112,7 @@ abstract class MappedRecordSink implements EgressSink {
     this.#ackTimeoutMs = positiveInteger(`${sink}.ackTimeoutMs`, options.ackTimeoutMs, 5_000);
     this.#maxPendingAcks = positiveInteger(`${sink}.maxPendingAcks`, options.maxPendingAcks, 256);
     this.#logger = options.logger ?? console;
-    this.#jetstream = options.connection.jetstream();
+    this.#jetstream = (options.connection as unknown as NatsConnection).jetstream();
   }
 
   /** Decodes `record`; throws MalformedEgressRecordError when it cannot be. */

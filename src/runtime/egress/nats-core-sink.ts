@@ -4,6 +4,7 @@
 // resolves once the server has received everything (a flush), which is as far as core NATS can
 // tell; a subscriber that was not listening misses the record.
 
+import type { NatsConnectionLike } from '../nats-connection.ts';
 import type { NatsConnection } from 'nats';
 import { headers as natsHeaders } from 'nats';
 
@@ -20,7 +21,8 @@ import { checkHasMethods, checkMsgIdPrefix, positiveInteger } from './sink-confi
 
 export interface NatsCoreSinkOptions {
   /** The connection to publish on; it stays the caller's (closing the sink does not close it). */
-  readonly connection: NatsConnection;
+  /** A nats.js connection (`await connect(…)`); the caller owns it and closes it. */
+  readonly connection: NatsConnectionLike;
   readonly subject: SubjectOption;
   /** Start of each message's `Nats-Msg-Id`, before the outbox seq; default `weft-outbox-`. */
   readonly msgIdPrefix?: string | undefined;
@@ -40,7 +42,7 @@ export class NatsCoreSink implements EgressSink {
 
   constructor(options: NatsCoreSinkOptions) {
     checkHasMethods('natsCoreSink.connection', options.connection, ['publish', 'flush']);
-    this.#connection = options.connection;
+    this.#connection = options.connection as unknown as NatsConnection;
     this.#subject = checkSubjectOption('natsCoreSink.subject', options.subject);
     this.#msgIdPrefix = checkMsgIdPrefix('natsCoreSink.msgIdPrefix', options.msgIdPrefix);
     this.#flushTimeoutMs = positiveInteger('natsCoreSink.flushTimeoutMs', options.flushTimeoutMs, 5_000);

@@ -28,6 +28,7 @@
 // nats is imported for its types only: the caller brings the connection, and this module loads
 // without the nats package installed.
 
+import type { NatsConnectionLike } from '../nats-connection.ts';
 import type { Consumer, ConsumerConfig, ConsumerInfo, ConsumerMessages, JsMsg, NatsConnection } from 'nats';
 
 import { sleep, systemClock, type Clock } from '../../internal/clock.ts';
@@ -41,7 +42,8 @@ import { natsNameProblem } from './nats-names.ts';
 import { SubjectRouter, type SubjectRoute } from './subject-routes.ts';
 
 export interface JetStreamIngressOptions {
-  readonly connection: NatsConnection;
+  /** A nats.js connection (`await connect(…)`); the caller owns it and closes it. */
+  readonly connection: NatsConnectionLike;
   /** The stream to consume; it must exist. */
   readonly stream: string;
   /** The durable consumer's name; created when missing. Nodes sharing it share the work. */
@@ -143,7 +145,7 @@ export class JetStreamIngress {
 
   private constructor(input: RuntimeInput, options: JetStreamIngressOptions, router: SubjectRouter) {
     this.#input = input;
-    this.#connection = options.connection;
+    this.#connection = options.connection as unknown as NatsConnection;
     this.#stream = options.stream;
     this.#router = router;
     const defaults = defaultJetStreamIngressConfig;
@@ -443,7 +445,8 @@ function typeOf(envelope: Envelope): string {
 
 /** The durable pull consumer `options.durable`, created when missing. */
 async function bindConsumer(options: JetStreamIngressOptions): Promise<Consumer> {
-  const { connection, stream, durable } = options;
+  const { stream, durable } = options;
+  const connection = options.connection as unknown as NatsConnection;
   const manager = await connection.jetstreamManager();
   let info: ConsumerInfo | undefined;
   try {

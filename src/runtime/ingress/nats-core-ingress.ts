@@ -11,6 +11,7 @@
 // (each subscription lets through only the messages its route is first for). With `queue`, nodes
 // subscribing under the same queue group share the messages instead of each getting all of them.
 
+import type { NatsConnectionLike } from '../nats-connection.ts';
 import type { Msg, NatsConnection, NatsError, Subscription } from 'nats';
 
 import { ConfigError } from '../../internal/errors.ts';
@@ -20,7 +21,8 @@ import { logSafely, type IngressLogger } from './ingress-logger.ts';
 import { SubjectRouter, type SubjectRoute } from './subject-routes.ts';
 
 export interface NatsCoreIngressOptions {
-  readonly connection: NatsConnection;
+  /** A nats.js connection (`await connect(…)`); the caller owns it and closes it. */
+  readonly connection: NatsConnectionLike;
   readonly routes: readonly SubjectRoute[];
   /** A queue group: nodes in the same group share the messages. Default none (each gets all). */
   readonly queue?: string | undefined;
@@ -59,7 +61,7 @@ export class NatsCoreIngress {
 
   private constructor(input: RuntimeInput, options: NatsCoreIngressOptions) {
     this.#input = input;
-    this.#connection = options.connection;
+    this.#connection = options.connection as unknown as NatsConnection;
     this.#router = new SubjectRouter(options.routes);
     this.#maxInFlight = wholeNumberOption(
       'maxInFlight',

@@ -21,7 +21,11 @@
 // Key strings are escaped (`escapeText`): lmdb's key encoding writes a long string's bytes as
 // they are, so bytes 0 to 4 in an id could end its part early and make two addresses collide.
 
-import { open, type Database, type Key, type RootDatabase } from 'lmdb';
+import { mkdir } from 'node:fs/promises';
+
+import type { Database, Key, RootDatabase } from 'lmdb';
+
+import { ConfigError } from '../../internal/errors.ts';
 
 import type {
   Appended,
@@ -32,6 +36,7 @@ import type {
   StateEntry,
   StateStore,
   StoreCounts,
+  SweepResult,
   StoredAddress,
   StoredValue,
 } from './state-store.ts';
@@ -103,9 +108,29 @@ export class LmdbStateStore implements StateStore {
     this.#meta = root.openDB({ name: 'meta' });
   }
 
-  static open(options: LmdbStateStoreOptions): LmdbStateStore {
+  /** Opens (or creates) the store in the directory `options.path`. */
+  static async open(options: LmdbStateStoreOptions): Promise<LmdbStateStore> {
     const dedupWindowMs = checkDedupWindow(options.dedupWindowMs);
-    return new LmdbStateStore(open({ path: options.path, noSync: false, compression: false }), dedupWindowMs);
+    // Loaded here, not at import: lmdb is native, and a program that imports weft/runtime (or
+    // the root entry, for its errors) without using this store must not need it to load.
+    let open: typeof import('lmdb').open;
+    try {
+      ({ open } = await import('lmdb'));
+    } catch (error) {
+      throw new ConfigError(
+        'store',
+        "the embedded lmdb store needs lmdb's native binary, which did not load; it comes with lmdb's " +
+          'optional platform package (@lmdb/lmdb-<platform>-<arch>), so install without --omit=optional, ' +
+          'or use MemoryStateStore or PostgresStateStore',
+        { cause: error },
+      );
+    }
+    // A directory, also when its name has a dot (lmdb-js would take `state.v1` for a file).
+    await mkdir(options.path, { recursive: true });
+    return new LmdbStateStore(
+      open({ path: options.path, noSubdir: false, noSync: false, compression: false }),
+      dedupWindowMs,
+    );
   }
 
   async append(envelopes: readonly Envelope[], now: number): Promise<Appended[]> {
@@ -255,7 +280,7 @@ export class LmdbStateStore implements StateStore {
     });
   }
 
-  async sweepExpired(now: number, limit: number): Promise<number> {
+  async sweepExpired(now: number, limit: number): Promise<SweepResult> {
     await this.#open();
     checkTime('now', now);
     checkLimit(limit);
@@ -292,7 +317,12 @@ export class LmdbStateStore implements StateStore {
         else this.#values.putSync(address, rest);
         swept += 1;
       }
-      return swept;
+      // Full slices of either index: there may be more (stale index entries count too).
+      return {
+        values: swept,
+        ingressIds: forgotten.length,
+        more: expired.length === limit || forgotten.length === limit,
+      };
     });
   }
 

@@ -12,6 +12,7 @@ import type {
   StateEntry,
   StateStore,
   StoreCounts,
+  SweepResult,
   StoredAddress,
 } from './state-store.ts';
 import {
@@ -174,7 +175,7 @@ export class MemoryStateStore implements StateStore {
     for (const seq of seqs) this.#outbox.delete(seq);
   }
 
-  async sweepExpired(now: number, limit: number): Promise<number> {
+  async sweepExpired(now: number, limit: number): Promise<SweepResult> {
     await this.#open();
     checkTime('now', now);
     checkLimit(limit);
@@ -198,7 +199,7 @@ export class MemoryStateStore implements StateStore {
       if (values.size === 0) this.#values.delete(key);
       if (swept === limit) break;
     }
-    return swept;
+    return { values: swept, ingressIds: forgotten, more: swept === limit || forgotten === limit };
   }
 
   async counts(): Promise<StoreCounts> {

@@ -25,6 +25,7 @@ import type {
   StateEntry,
   StateStore,
   StoreCounts,
+  SweepResult,
   StoredAddress,
 } from './state-store.ts';
 import {
@@ -270,11 +271,11 @@ export class PostgresStateStore implements StateStore {
     await this.#pool.query(`DELETE FROM ${this.#t('outbox')} WHERE seq = ANY($1::bigint[])`, [seqs]);
   }
 
-  async sweepExpired(now: number, limit: number): Promise<number> {
+  async sweepExpired(now: number, limit: number): Promise<SweepResult> {
     this.#open();
     checkTime('now', now);
     checkLimit(limit);
-    await this.#pool.query(
+    const ingress = await this.#pool.query(
       `DELETE FROM ${this.#t('ingress')} WHERE ingress_id IN (
          SELECT ingress_id FROM ${this.#t('ingress')} WHERE expires_at <= $1
            ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
@@ -286,7 +287,9 @@ export class PostgresStateStore implements StateStore {
            ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
       [now, limit],
     );
-    return result.rowCount ?? 0;
+    const values = result.rowCount ?? 0;
+    const ingressIds = ingress.rowCount ?? 0;
+    return { values, ingressIds, more: values === limit || ingressIds === limit };
   }
 
   async counts(): Promise<StoreCounts> {

@@ -123,6 +123,16 @@ export interface BatchEffects {
   readonly egress?: readonly EgressRecord[];
 }
 
+/** What one `sweepExpired` call deleted. */
+export interface SweepResult {
+  /** Expired state values deleted. */
+  readonly values: number;
+  /** Ingress ids forgotten (past the dedup window). */
+  readonly ingressIds: number;
+  /** A slice was full: call again for the rest. */
+  readonly more: boolean;
+}
+
 /** How much a store holds, for stats and backpressure. */
 export interface StoreCounts {
   readonly inboxMessages: number;
@@ -176,10 +186,11 @@ export interface StateStore {
   acknowledgeOutbox(seqs: readonly number[]): Promise<void>;
 
   /**
-   * Deletes up to `limit` state values expired at `now`, and up to `limit` ingress ids older than
-   * the dedup window; returns how many values.
+   * Deletes up to `limit` state values expired at `now`, and forgets up to `limit` ingress ids
+   * older than the dedup window; says how many of each, and whether either slice was full (so
+   * there may be more to sweep).
    */
-  sweepExpired(now: number, limit: number): Promise<number>;
+  sweepExpired(now: number, limit: number): Promise<SweepResult>;
 
   counts(): Promise<StoreCounts>;
 
