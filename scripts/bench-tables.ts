@@ -168,6 +168,7 @@ const measuredSources: Record<string, readonly string[]> = {
   grid: ['src/grid', 'src/internal'],
   statefun: ['src/statefun', 'src/internal'],
   views: ['src/views', 'src/grid', 'src/internal'],
+  runtime: ['src/runtime', 'src/statefun', 'src/internal'],
 };
 
 /** The measured sources changed since the result's commit, as a note (not an error). */

@@ -9,6 +9,7 @@
 // their targets; egress records leave through the outbox; delayed messages fire from the store
 // when due. A crash anywhere before a commit runs the batch again: effects apply once.
 
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 
 import type { Clock } from '../internal/clock.ts';
@@ -27,6 +28,7 @@ import { UnknownFunctionTypeError } from './errors.ts';
 import { ExpirySweeper } from './expiry-sweeper.ts';
 import type { FunctionInvoker } from './function-invoker.ts';
 import { GroupCommitter } from './group-committer.ts';
+import { WriteGrouper } from './write-grouper.ts';
 import {
   httpIngressHandler,
   type HttpIngressHandler,
@@ -119,6 +121,8 @@ export class Runtime implements RuntimeInput {
   readonly #invokerByType = new Map<string, FunctionInvoker | null>();
   readonly #egress: ReadonlyMap<string, EgressSink>;
   readonly #committer: GroupCommitter;
+  /** Ingress appends grouped as commits are: one transaction for the sends of many callers. */
+  readonly #appender: WriteGrouper<readonly Envelope[], Appended[]>;
   readonly #runner: BatchRunner;
   readonly #dispatcher: Dispatcher;
   readonly #delayed: DelayedMessages;
@@ -164,6 +168,19 @@ export class Runtime implements RuntimeInput {
       clock: this.#clock,
       maxBatchesPerCommit: this.#limits.maxBatchesPerCommit,
       maxPending: this.#limits.maxPendingCommits,
+    });
+    // Every batch in flight listens on it, each removing its listener when it ends: up to
+    // `maxConcurrentBatches` at once is expected, not a leak.
+    setMaxListeners(0, this.#stopBatches.signal);
+    this.#appender = new WriteGrouper({
+      write: async (calls) => {
+        const appended = await store.append(calls.flat(), this.#clock.wallTimeMs());
+        let next = 0;
+        return calls.map((envelopes) => appended.slice(next, (next += envelopes.length)));
+      },
+      maxItemsPerWrite: 512,
+      maxPending: this.#limits.maxPendingCommits,
+      queueName: 'the ingress append queue',
     });
     this.#runner = new BatchRunner({
       store,
@@ -298,7 +315,7 @@ export class Runtime implements RuntimeInput {
         );
       }
     }
-    const appended = await this.#store.append(envelopes, this.#clock.wallTimeMs());
+    const appended = await this.#appender.submit(envelopes);
     const stored: InboxMessage[] = [];
     for (const message of appended) {
       if (message.duplicate) this.#counters.duplicates += 1;
@@ -443,6 +460,7 @@ export class Runtime implements RuntimeInput {
     await this.#within(batchesDone, this.#limits.drainTimeoutMs);
     this.#stopBatches.abort(new ClosedError('the runtime is closing'));
     await batchesDone;
+    await this.#appender.close();
     await this.#committer.close();
     await this.#delayed.close();
     await this.#sweeper.close();

@@ -1,4 +1,5 @@
-// The runtime's side of the request-reply protocol: a ToFunction built by encodeToFunction is
+// The runtime's side of the request-reply protocol: a ToFunction built by encodeToFunction (the
+// same bytes as the generated schema's toBinary, for any request; our SDK reads any of them) is
 // answered by a real SDK (ours, then the official Apache Flink StateFun JavaScript SDK), and the
 // FromFunction it answers is decoded by decodeFromFunction into what the runtime applies. Then
 // replies a hostile or buggy endpoint might send, each refused with an InvalidReplyError that
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import fc from 'fast-check';
 
 import { KafkaProducerRecordSchema } from '../../src/gen/statefun/kafka-egress_pb.ts';
 import {
@@ -43,9 +45,11 @@ import {
   messageBuilder,
   StatefulFunctions,
   stringType,
+  TypeName,
   valueSpec,
   type Context,
   type Message,
+  type SimpleType,
 } from '../../src/statefun/index.ts';
 import { KAFKA_PRODUCER_RECORD_TYPENAME } from '../../src/statefun/egress.ts';
 import {
@@ -284,6 +288,202 @@ describe('encoding a ToFunction request', () => {
 
   test('an empty batch is a runtime bug and is refused', () => {
     assert.throws(() => encodeToFunction(cart, [], []), RangeError);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The encoder against the generated schema's reflective toBinary, which it replaced: the same
+// bytes for any request, and any request one our SDK reads back as the runtime meant it.
+// ---------------------------------------------------------------------------------------------
+
+/** The request as the generated code encodes it: the reference the hand-written encoder matches. */
+function referenceEncoding(
+  target: StoredAddress,
+  state: readonly RequestState[],
+  invocations: readonly RequestInvocation[],
+): Uint8Array {
+  const address = ([namespace, type, id]: StoredAddress) => create(AddressSchema, { namespace, type, id });
+  const batch = {
+    target: address(target),
+    state: state.map((value) => ({
+      stateName: value.name,
+      stateValue: create(TypedValueSchema, {
+        typename: value.typename,
+        hasValue: value.value !== undefined,
+        ...(value.value === undefined ? {} : { value: value.value }),
+      }),
+    })),
+    invocations: invocations.map((invocation) => ({
+      ...(invocation.caller === undefined ? {} : { caller: address(invocation.caller) }),
+      argument: create(TypedValueSchema, {
+        typename: invocation.argument.typename,
+        hasValue: true,
+        value: invocation.argument.value,
+      }),
+    })),
+  };
+  return toBinary(
+    ToFunctionSchema,
+    create(ToFunctionSchema, { request: { case: 'invocation', value: batch } }),
+  );
+}
+
+/** Strings of every kind: empty, ASCII, lone surrogates, astral characters, long enough for a two-byte length. */
+const anyString = fc.oneof(
+  fc.constant(''),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'binary', maxLength: 12 }),
+  fc.string({ unit: 'grapheme', maxLength: 8 }),
+  fc.string({ unit: 'binary', minLength: 100, maxLength: 300 }),
+);
+const anyBytes = fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ maxLength: 300 }));
+const anyAddress = fc.tuple(anyString, anyString, anyString);
+const anyState = fc.array(
+  fc.record({ name: anyString, typename: anyString, value: fc.option(anyBytes, { nil: undefined }) }),
+  { maxLength: 5 },
+);
+const anyInvocations = fc.array(
+  fc.record({
+    caller: fc.option(anyAddress, { nil: undefined }),
+    argument: fc.record({ typename: anyString, value: anyBytes }),
+  }),
+  { minLength: 1, maxLength: 5 },
+);
+
+describe('the request encoder against the generated schema', () => {
+  test('writes the bytes toBinary writes, for any target, values and messages', () => {
+    fc.assert(
+      fc.property(anyAddress, anyState, anyInvocations, (target, state, invocations) => {
+        assert.deepEqual(
+          encodeToFunction(target, state, invocations),
+          referenceEncoding(target, state, invocations),
+        );
+      }),
+      { seed: 0x7f0c, numRuns: 1_000 },
+    );
+  });
+
+  test('a value and names too long for a one- or two-byte length are written as toBinary writes them', () => {
+    const big = Uint8Array.from({ length: 70_000 }, (_, i) => i % 251);
+    const longName = 'ü'.repeat(10_000);
+    const state: RequestState[] = [
+      { name: longName, typename: NOTE, value: big },
+      { name: 'seen', typename: longName },
+    ];
+    const invocations: RequestInvocation[] = [
+      { caller: [longName, 'x', ''], argument: { typename: NOTE, value: big } },
+    ];
+    const bytes = encodeToFunction(cart, state, invocations);
+    assert.deepEqual(bytes, referenceEncoding(cart, state, invocations));
+    const request = fromBinary(ToFunctionSchema, bytes).request;
+    assert.equal(request.case, 'invocation');
+    assert.deepEqual(request.value.state[0]?.stateValue?.value, big);
+  });
+});
+
+describe('our SDK reads any request the encoder writes', () => {
+  const RAW = 'test/raw';
+  const raw: SimpleType<Uint8Array> = {
+    typeName: TypeName.of('test', 'raw'),
+    serialize: (bytes) => bytes,
+    deserialize: (bytes) => bytes.slice(),
+  };
+  const specA = valueSpec({ name: 'a', type: raw });
+  const specB = valueSpec({ name: 'b', type: raw });
+
+  interface Seen {
+    self: string;
+    caller: readonly string[] | null;
+    typename: string;
+    hasValue: boolean;
+    value: number[];
+    a: number[] | undefined;
+    b: number[] | undefined;
+  }
+  let seen: Seen[] = [];
+  const functions = new StatefulFunctions().withSpec({
+    typeName: 'test/recorder',
+    specs: [specA, specB],
+    fn(context: Context, message: Message) {
+      const read = (spec: typeof specA) => {
+        const value = context.storage.get(spec);
+        return value === undefined ? undefined : [...value];
+      };
+      seen.push({
+        self: context.self.id,
+        caller:
+          context.caller === null
+            ? null
+            : [context.caller.type.namespace, context.caller.type.name, context.caller.id],
+        typename: message.valueTypeName,
+        hasValue: message.typedValue.hasValue,
+        value: [...message.rawValue],
+        a: read(specA),
+        b: read(specB),
+      });
+    },
+  });
+
+  /** A string as it arrives: a lone surrogate becomes U+FFFD, and a leading BOM is dropped (as fromBinary drops it). */
+  const arrived = (value: string) => new TextDecoder().decode(new TextEncoder().encode(value));
+  const typeName = anyString.filter((s) => s !== '' && !s.includes('/'));
+  const sdkState = fc.array(
+    fc.oneof(
+      fc.record({
+        name: fc.constantFrom('a', 'b'),
+        typename: fc.constant(RAW),
+        value: fc.option(anyBytes, { nil: undefined }),
+      }),
+      fc.record({ name: anyString, typename: anyString, value: fc.option(anyBytes, { nil: undefined }) }),
+    ),
+    { maxLength: 5 },
+  );
+  const sdkInvocations = fc.array(
+    fc.record({
+      caller: fc.option(fc.tuple(typeName, typeName, anyString), { nil: undefined }),
+      argument: fc.record({ typename: anyString, value: anyBytes }),
+    }),
+    { minLength: 1, maxLength: 4 },
+  );
+
+  test('with the target, callers, arguments and values the runtime sent, or the declared values it lacked', async () => {
+    await fc.assert(
+      fc.asyncProperty(anyString, sdkState, sdkInvocations, async (id, state, invocations) => {
+        seen = [];
+        const reply = await functions.invoke(encodeToFunction(['test', 'recorder', id], state, invocations));
+        // Of a value sent twice the last counts; an undeclared value is ignored.
+        const last = (name: string) => state.findLast((value) => value.name === name);
+        const lacking = ['a', 'b'].filter((name) => last(name) === undefined);
+        const decoded = decodeFromFunction(reply, 'test/recorder');
+        if (lacking.length > 0) {
+          assert.equal(decoded.kind, 'incomplete');
+          assert.deepEqual(
+            decoded.missing.map((value) => value.name),
+            lacking,
+          );
+          assert.deepEqual(seen, [], 'no function runs without its values');
+          return;
+        }
+        assert.equal(decoded.kind, 'result');
+        const valueOf = (name: string) => {
+          const value = last(name)?.value;
+          return value === undefined ? undefined : [...value];
+        };
+        assert.deepEqual(
+          seen,
+          invocations.map(({ caller, argument }) => ({
+            self: arrived(id),
+            caller: caller === undefined ? null : caller.map(arrived),
+            typename: arrived(argument.typename),
+            hasValue: true,
+            value: [...argument.value],
+            a: valueOf('a'),
+            b: valueOf('b'),
+          })),
+        );
+      }),
+      { seed: 0x5d4, numRuns: 500 },
+    );
   });
 });
 
