@@ -4,12 +4,19 @@
 // work, until the invocation settles. Nothing sleeps on wall time, and only fake time is asserted.
 
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 
 import { subscribeDiagnostics } from '../../src/internal/diagnostics.ts';
-import { CapacityExceededError, ClosedError, ConfigError } from '../../src/internal/errors.ts';
+import { callScope } from '../../src/internal/deadline.ts';
+import {
+  CapacityExceededError,
+  ClosedError,
+  ConfigError,
+  DeadlineExceededError,
+} from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
 import {
   EndpointError,
@@ -51,6 +58,7 @@ interface TestServer {
 async function serve(
   t: TestContext,
   respond: (res: http.ServerResponse, index: number, req: Received) => unknown,
+  host = '127.0.0.1',
 ): Promise<TestServer> {
   const received: Received[] = [];
   let abandoned = 0;
@@ -71,13 +79,17 @@ async function serve(
       respond(res, received.length - 1, entry);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
   t.after(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
   const { port } = server.address() as AddressInfo;
-  return { origin: `http://127.0.0.1:${port}`, received, abandoned: () => abandoned };
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return { origin, received, abandoned: () => abandoned };
 }
 
 /** An origin where nothing listens: a port that was just free. */
@@ -184,6 +196,7 @@ describe('RemoteInvoker: requests', () => {
     assert.equal(received.headers.accept, OCTET_STREAM);
     assert.equal(received.headers['user-agent'], 'weft-runtime');
     assert.equal(received.headers['content-length'], String(request.length));
+    assert.equal(received.headers.host, new URL(server.origin).host);
     assert.deepEqual(new Uint8Array(received.body), request);
     assert.deepEqual(invoker.stats(), {
       attempts: 1,
@@ -194,6 +207,36 @@ describe('RemoteInvoker: requests', () => {
       refused: 0,
       inFlight: 0,
     });
+  });
+
+  test('a reply that arrives in several chunks is accepted whole', async (t) => {
+    const server = await serve(t, (res) => {
+      res.writeHead(200, { 'Content-Type': OCTET_STREAM });
+      res.write('first, ');
+      setImmediate(() => res.write('second, '));
+      setImmediate(() => setImmediate(() => res.end('third')));
+    });
+    const { invoker, clock } = invokerFor(t, [
+      { functions: 'shop/*', urlPathTemplate: `${server.origin}/f` },
+    ]);
+    const reply = invoker.invoke(cart, request, asText);
+    await settle(clock, reply);
+    assert.equal(await reply, 'first, second, third');
+  });
+
+  test('an endpoint on an IPv6 literal is reached, with the Host header it is named by', async (t) => {
+    const server = await serve(t, (res) => octets(res, 'over IPv6'), '::1').catch(() => undefined);
+    if (server === undefined) {
+      t.skip('no IPv6 loopback on this machine');
+      return;
+    }
+    const { invoker, clock } = invokerFor(t, [
+      { functions: 'shop/*', urlPathTemplate: `${server.origin}/{function.name}` },
+    ]);
+    const reply = invoker.invoke(cart, request, asText);
+    await settle(clock, reply);
+    assert.equal(await reply, 'over IPv6');
+    assert.equal(server.received[0]?.headers.host, new URL(server.origin).host);
   });
 
   test('the content type is compared case-insensitively', async (t) => {
@@ -464,6 +507,65 @@ describe('RemoteInvoker: aborting and closing', () => {
     await settle(clock, reply);
     await assert.rejects(reply, /stop/);
     assert.equal(server.received.length, 1);
+  });
+
+  test('one signal shared by many invocations aborts them all, and keeps no listener after', async (t) => {
+    const server = await serve(t, (res, _i, req) => {
+      if (req.url === '/quick') octets(res, 'done');
+    });
+    const { invoker, clock } = invokerFor(t, [
+      { functions: 'shop/*', urlPathTemplate: `${server.origin}/{function.name}` },
+    ]);
+    const quick: FunctionType = { namespace: 'shop', name: 'quick' };
+    const stuck: FunctionType = { namespace: 'shop', name: 'stuck' };
+    const controller = new AbortController();
+    const { signal } = controller;
+
+    const answered = [1, 2, 3].map(() => invoker.invoke(quick, request, asText, signal));
+    await settle(clock, Promise.all(answered));
+    assert.deepEqual(await Promise.all(answered), ['done', 'done', 'done']);
+    assert.equal(getEventListeners(signal, 'abort').length, 0, 'no listener once none is in flight');
+
+    const waiting = [1, 2].map(() => invoker.invoke(stuck, request, asText, signal));
+    const other = invoker.invoke(stuck, request, asText);
+    await untilIo(() => server.received.length === 6);
+    const reason = new Error('the batch was cancelled');
+    controller.abort(reason);
+    await settle(clock, Promise.allSettled(waiting));
+    for (const reply of waiting) await assert.rejects(reply, (error) => error === reason);
+    assert.equal(invoker.stats().inFlight, 1, 'an invocation without the signal goes on');
+    await untilIo(() => server.abandoned() === 2);
+    assert.equal(invoker.stats().aborted, 2);
+    await invoker.close();
+    await settle(
+      clock,
+      other.catch(() => undefined),
+    );
+  });
+
+  test('a caller signal that carries a deadline ends the invocation there, before its budget', async (t) => {
+    const server = await serve(t, () => undefined);
+    const { invoker, clock } = invokerFor(t, [
+      { functions: 'shop/*', urlPathTemplate: `${server.origin}/f`, callTimeoutMs: 10_000 },
+    ]);
+    const scope = callScope(clock, { timeoutMs: 50 });
+    t.after(() => {
+      scope.dispose();
+    });
+    const state = { settled: false };
+    const reply = invoker.invoke(cart, request, asText, scope.signal);
+    const done = (): void => {
+      state.settled = true;
+    };
+    reply.then(done, done);
+    await untilIo(() => server.received.length === 1);
+    await clock.advanceAsync(49);
+    assert.equal(state.settled, false);
+    await settle(clock, reply);
+    await assert.rejects(reply, DeadlineExceededError);
+    assert.equal(clock.now(), 50);
+    await untilIo(() => server.abandoned() === 1);
+    assert.equal(clock.pendingTimers, 0);
   });
 
   test('close() aborts what is in flight with a ClosedError and refuses later invocations', async (t) => {
