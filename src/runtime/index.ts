@@ -33,6 +33,7 @@ export { JetStreamSink } from './egress/jetstream-sink.ts';
 export {
   KafkaRecordSink,
   KinesisRecordSink,
+  MappedRecordSink,
   KAFKA_KEY_HEADER,
   KINESIS_PARTITION_KEY_HEADER,
   KINESIS_EXPLICIT_HASH_KEY_HEADER,
@@ -69,6 +70,7 @@ export type {
   OutboxRecord,
   BatchEffects,
   StoreCounts,
+  SweepResult,
 } from './store/state-store.ts';
 export type { MemoryStateStoreOptions } from './store/memory-store.ts';
 export type { LmdbStateStoreOptions } from './store/lmdb-store.ts';
@@ -95,7 +97,13 @@ export type {
   KinesisRecordSinkOptions,
   MappedRecordSinkOptions,
   MappedRecordSinkStats,
+  RecordDestination,
 } from './egress/mapped-record-sink.ts';
+export type { SubjectOption } from './egress/nats-subject.ts';
+export type { HeaderField } from './egress/header-value.ts';
+export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { BackoffPolicy, BackoffKind } from '../internal/backoff.ts';
+export type { Logger } from '../internal/log-safely.ts';
 export type { WebhookSinkOptions } from './egress/webhook-sink.ts';
 export type { OutboxDrainerStats } from './egress/outbox-drainer.ts';
 export type { EgressFailureEvent, EgressLogger } from './egress/egress-diagnostics.ts';

@@ -5,7 +5,8 @@
 //
 // A store refuses a whole write when one of its items is refused (a stale batch, an id too long
 // for a key). Then each item of the group is written again on its own, so only the refused one
-// fails and the others, which did nothing wrong, succeed. Pending items are bounded
+// fails and the others, which did nothing wrong, succeed; unless writing again could write twice
+// (`retryAlone`). Pending items are bounded
 // (`maxPending`): past it `submit` refuses at once with a retryable CapacityExceededError.
 
 import { CapacityExceededError, ClosedError } from '../internal/errors.ts';
@@ -19,6 +20,13 @@ export interface WriteGrouperOptions<T, R> {
   readonly maxPending: number;
   /** What is full, for the CapacityExceededError: e.g. "the commit queue". */
   readonly queueName: string;
+  /**
+   * Whether a group refused with `error` is written again item by item. Only when writing an
+   * item twice is harmless (a commit: the store refuses a stale batch) or `error` says nothing
+   * was written; otherwise every item of the group fails with it, its outcome unknown. Default:
+   * always.
+   */
+  readonly retryAlone?: ((error: unknown) => boolean) | undefined;
 }
 
 export interface WriteGrouperStats {
@@ -107,9 +115,9 @@ export class WriteGrouper<T, R> {
       });
       return;
     } catch (error) {
-      if (group.length === 1) {
-        this.#itemsFailed += 1;
-        group[0]?.reject(error);
+      if (group.length === 1 || this.#options.retryAlone?.(error) === false) {
+        this.#itemsFailed += group.length;
+        for (const entry of group) entry.reject(error);
         return;
       }
     }

@@ -15,6 +15,7 @@ export { RuntimeHarness } from './runtime-harness.ts';
 export { serviceGate, postgresService, natsService, requireServicesVariable } from './services.ts';
 
 export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { Logger } from '../internal/log-safely.ts';
 export type { FakeClockOptions } from '../internal/fake-clock.ts';
 export type { ServiceGate, ServiceProbe } from './services.ts';
 export type { TestGridOptions } from './test-grid.ts';

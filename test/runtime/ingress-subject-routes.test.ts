@@ -16,6 +16,22 @@ function message(subject: string, headers: Record<string, string | string[]> = {
 }
 
 describe('subject routes', () => {
+  test('a message whose headers cannot be read is unmappable, not an exception', () => {
+    const router = new SubjectRouter([{ subject: 'orders.*', functionType: 'shop/cart' }]);
+    // nats.js parses headers when they are read and throws on a malformed key from another client.
+    const message = {
+      subject: 'orders.7',
+      get headers(): never {
+        throw new Error('BAD_HEADER: invalid header key');
+      },
+      data: new Uint8Array(),
+    } as RoutableMessage;
+    const mapping = router.map(message);
+    assert.ok(!mapping.ok);
+    assert.equal(mapping.reason, 'bad-headers');
+    assert.match(mapping.detail, /BAD_HEADER/);
+  });
+
   test('the last token of the subject is the id, the header the type', () => {
     const router = new SubjectRouter([{ subject: 'orders.*.created', functionType: 'shop/cart' }]);
     const mapping = router.map(message('orders.eu.created', { 'Weft-Message-Type': STRING_TYPE }));

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { CapacityExceededError } from '../../src/internal/errors.ts';
 import { UnknownFunctionTypeError } from '../../src/runtime/errors.ts';
 import { MemoryStateStore } from '../../src/runtime/store/memory-store.ts';
-import type { BatchEffects } from '../../src/runtime/store/state-store.ts';
+import type { Appended, BatchEffects, Envelope } from '../../src/runtime/store/state-store.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import {
   Address,
@@ -38,6 +38,12 @@ function counterFunctions(
       if (context.caller !== null) context.storage.set(seenBy, context.caller.toString());
     },
   });
+}
+
+async function countOf(store: MemoryStateStore, id: string, clock: FakeClock): Promise<number> {
+  const state = await store.readState(['test', 'counter', id], clock.wallTimeMs());
+  const value = state.get('count')?.value;
+  return value === undefined ? 0 : intType.deserialize(value);
 }
 
 describe('runtime', () => {
@@ -189,6 +195,41 @@ describe('runtime', () => {
     for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
     const state = await store.readState(['test', 'counter', 'a'], clock.wallTimeMs());
     assert.equal(intType.deserialize(state.get('count')?.value ?? new Uint8Array()), 1);
+    await runtime.close();
+  });
+
+  test('a grouped append that fails for an unknown reason fails every send in it, and stores nothing twice', async () => {
+    // As if the connection dropped after COMMIT: the messages were stored, the append rejected.
+    class LandsThenFails extends MemoryStateStore {
+      failNext = true;
+      override async append(envelopes: readonly Envelope[], now: number): Promise<Appended[]> {
+        const appended = await super.append(envelopes, now);
+        if (this.failNext) {
+          this.failNext = false;
+          throw new Error('connection lost after COMMIT');
+        }
+        return appended;
+      }
+    }
+    const store = new LandsThenFails();
+    const clock = new FakeClock();
+    const runtime = await Runtime.open({ store, functions: counterFunctions(), clock, logger: quiet });
+    const sends = [runtime.sendMessage(bump('a')), runtime.sendMessage(bump('b'))];
+    const outcomes = await Promise.allSettled(sends);
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      ['rejected', 'rejected'],
+    );
+    // Each message is in the store once: not appended again one by one after the group failed;
+    // and what was stored runs now, not after a restart.
+    for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual([await countOf(store, 'a', clock), await countOf(store, 'b', clock)], [1, 1]);
+    assert.equal(
+      (await store.counts()).inboxMessages +
+        (await countOf(store, 'a', clock)) +
+        (await countOf(store, 'b', clock)),
+      2,
+    );
     await runtime.close();
   });
 

@@ -7,12 +7,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import * as grid from '../../src/grid/index.ts';
+import * as runtime from '../../src/runtime/index.ts';
 import * as statefun from '../../src/statefun/index.ts';
 import * as views from '../../src/views/index.ts';
 import * as root from '../../src/weft/index.ts';
 
 const srcRoot = new URL('../../src/', import.meta.url);
-const modules: Record<string, Record<string, unknown>> = { grid, statefun, views };
+const modules: Record<string, Record<string, unknown>> = { grid, statefun, views, runtime };
 
 interface ErrorClass {
   readonly name: string;
@@ -39,7 +40,7 @@ const classes = errorClasses();
 
 test('the scan finds the error classes of every module', () => {
   assert.ok(classes.length >= 25, `only ${classes.length} error classes found`);
-  for (const module of ['internal', 'grid', 'statefun', 'views']) {
+  for (const module of ['internal', 'grid', 'statefun', 'views', 'runtime']) {
     assert.ok(
       classes.some((c) => c.module === module),
       `no error class found in ${module}`,

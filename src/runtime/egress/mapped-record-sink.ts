@@ -69,7 +69,7 @@ export interface MappedRecordSinkStats {
 }
 
 /** Where a decoded record goes: a subject (by a name, the topic or stream) and its key headers. */
-interface Destination {
+export interface RecordDestination {
   /** The topic or stream. */
   readonly name: string;
   readonly valueBytes: Uint8Array;
@@ -81,7 +81,8 @@ function typenameOf(schema: DescMessage): string {
   return `type.googleapis.com/${schema.typeName}`;
 }
 
-abstract class MappedRecordSink implements EgressSink {
+/** What the Kafka and Kinesis sinks share: decode the SDK's record, publish it to JetStream. */
+export abstract class MappedRecordSink implements EgressSink {
   readonly #jetstream: JetStreamClient;
   readonly #subjectFor: ((name: string) => string) | undefined;
   readonly #defaultSubjectPrefix: string;
@@ -116,14 +117,14 @@ abstract class MappedRecordSink implements EgressSink {
   }
 
   /** Decodes `record`; throws MalformedEgressRecordError when it cannot be. */
-  protected abstract destinationOf(record: OutboxRecord): Destination;
+  protected abstract destinationOf(record: OutboxRecord): RecordDestination;
 
   async deliver(records: readonly OutboxRecord[], signal?: AbortSignal): Promise<void> {
     if (this.#closed) throw new ClosedError(`the ${this.#kind} record egress sink is closed`);
     const messages: JetStreamMessage[] = [];
     const malformed: MalformedEgressRecordError[] = [];
     for (const record of records) {
-      let destination: Destination;
+      let destination: RecordDestination;
       let subject: string;
       try {
         destination = this.destinationOf(record);
@@ -217,7 +218,7 @@ export class KafkaRecordSink extends MappedRecordSink {
     super('kafka', options, options.subjectFor);
   }
 
-  protected destinationOf(record: OutboxRecord): Destination {
+  protected destinationOf(record: OutboxRecord): RecordDestination {
     const decoded = decode(record, KafkaRecordSink.typename, () =>
       fromBinary(KafkaProducerRecordSchema, record.value.value),
     );
@@ -239,7 +240,7 @@ export class KinesisRecordSink extends MappedRecordSink {
     super('kinesis', options, options.subjectFor);
   }
 
-  protected destinationOf(record: OutboxRecord): Destination {
+  protected destinationOf(record: OutboxRecord): RecordDestination {
     const decoded = decode(record, KinesisRecordSink.typename, () =>
       fromBinary(KinesisEgressRecordSchema, record.value.value),
     );

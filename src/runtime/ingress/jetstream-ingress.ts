@@ -300,7 +300,9 @@ export class JetStreamIngress {
       try {
         envelope = this.#envelopeOf(message);
       } catch (error) {
-        this.#refused([message], [], error);
+        // Whatever cannot be turned into an envelope now never can be: redelivering it would
+        // only pause the ingress again and again.
+        this.#terminate(message, `unmappable: ${error instanceof Error ? error.message : String(error)}`);
         continue;
       }
       if (envelope === undefined) continue;

@@ -43,7 +43,7 @@ export interface RoutableMessage {
   readonly data: Uint8Array;
 }
 
-export type UnmappableReason = 'no-route' | 'bad-id' | 'bad-type';
+export type UnmappableReason = 'no-route' | 'bad-id' | 'bad-type' | 'bad-headers';
 
 export type RouteMapping =
   | {
@@ -99,7 +99,18 @@ export class SubjectRouter {
     if (route === undefined) {
       return { ok: false, reason: 'no-route', detail: `no route matches subject ${message.subject}` };
     }
-    const headers = headerValues(message.headers);
+    let headers: ReturnType<typeof headerValues>;
+    try {
+      // nats.js parses headers when they are read, and throws on a malformed one (a key with a
+      // space or a colon, which another client can publish).
+      headers = headerValues(message.headers);
+    } catch (error) {
+      return {
+        ok: false,
+        reason: 'bad-headers',
+        detail: `the message's headers cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
 
     let id: string | { readonly problem: string };
     if (headers.has(ID_KEY)) id = single(headers, ID_KEY, ID_HEADER);
