@@ -1,0 +1,44 @@
+// weft/coord: decide which node of a cluster does a piece of work, so the cluster does it once
+// (after Gantry's coord). Not exported from the package yet: what is here is the foundation, the
+// RPCs, the cold-start cascade and the content mirror come next (docs/coord.md).
+//
+// - `hrwRank`/`hrwTopK`: rendezvous hashing, SHA-256(nodeId ‖ key), highest first.
+// - `Membership`: the live members a node ranks on (`gridMembership`, `staticMembership`).
+// - `InFlightMap`: who is fetching what, claimed atomically, with stall thresholds.
+// - `NegativeCache`: what failed recently and must not be retried yet (local only).
+
+export {
+  hrwScore,
+  hrwRank,
+  hrwTopK,
+  rankOf,
+  compareScores,
+  compareNodeIds,
+  compareCandidates,
+} from './hrw.ts';
+export { gridMembership, staticMembership } from './membership.ts';
+export { InFlightMap, isStalled, stallThresholdMs, defaultInFlightConfig } from './in-flight.ts';
+export { NegativeCache, defaultNegativeCacheConfig } from './negative-cache.ts';
+export { FAILURE_CLASSES, failureClassOfStatus, isFailureClass } from './failure-class.ts';
+
+export * from '../internal/public-errors.ts';
+export type { HrwCandidate } from './hrw.ts';
+export type { Membership } from './membership.ts';
+export type {
+  ClaimResult,
+  FetchKind,
+  InFlightConfig,
+  InFlightEntry,
+  InFlightHandle,
+  InFlightStats,
+  StartOptions,
+} from './in-flight.ts';
+export type {
+  NegativeCacheConfig,
+  NegativeCacheRecordEvent,
+  NegativeCacheStats,
+  RecentFailure,
+  RecordFailureOptions,
+  RecordFailureResult,
+} from './negative-cache.ts';
+export type { FailureClass } from './failure-class.ts';
