@@ -6,6 +6,8 @@
 // - `Membership`: the live members a node ranks on (`gridMembership`, `staticMembership`).
 // - `InFlightMap`: who is fetching what, claimed atomically, with stall thresholds.
 // - `NegativeCache`: what failed recently and must not be retried yet (local only).
+// - `CoordServer`/`CoordClient`: the `intent` and `pleaseFetch` RPCs over grid handlers.
+// - `ContentStore`: blobs on disk by digest, verified while written, evicted least recently used.
 
 export {
   hrwScore,
@@ -20,6 +22,18 @@ export { gridMembership, staticMembership } from './membership.ts';
 export { InFlightMap, isStalled, stallThresholdMs, defaultInFlightConfig } from './in-flight.ts';
 export { NegativeCache, defaultNegativeCacheConfig } from './negative-cache.ts';
 export { FAILURE_CLASSES, failureClassOfStatus, isFailureClass } from './failure-class.ts';
+export { ContentStore, defaultContentStoreConfig } from './content-store.ts';
+export { parseDigest, isDigest, DIGEST_HEX_LENGTHS } from './digest.ts';
+export { BlobTooLargeError, DigestMismatchError, InvalidDigestError, InvalidRangeError } from './errors.ts';
+export {
+  CoordClient,
+  CoordServer,
+  CoordBusyError,
+  CoordMessageTooLargeError,
+  MalformedCoordRequestError,
+  DEFAULT_COORD_TIMEOUT_MS,
+  defaultCoordServerConfig,
+} from './rpc/index.ts';
 
 export * from '../internal/public-errors.ts';
 export type { HrwCandidate } from './hrw.ts';
@@ -42,3 +56,24 @@ export type {
   RecordFailureResult,
 } from './negative-cache.ts';
 export type { FailureClass } from './failure-class.ts';
+export type {
+  BlobSource,
+  ByteRange,
+  ContentStoreConfig,
+  ContentStoreStats,
+  WriteOptions,
+  WriteResult,
+} from './content-store.ts';
+export type { DigestAlgorithm, ParsedDigest } from './digest.ts';
+export type {
+  CoordClientOptions,
+  CoordNode,
+  CoordServerConfig,
+  CoordServerStats,
+  Fetcher,
+  FetchOrder,
+  IntentAnswer,
+  PleaseFetchOutcome,
+  PleaseFetchRequest,
+  PleaseFetchResult,
+} from './rpc/index.ts';

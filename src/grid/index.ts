@@ -17,6 +17,7 @@ export { handshakeTranscript, hmacAuth, MIN_SECRET_BYTES } from './auth.ts';
 export { shouldDial } from './dial-direction.ts';
 export { defaultGridLimits } from './config.ts';
 export { subrouteId, joinRoute } from './subroute.ts';
+export { callerFault } from './handler-registry.ts';
 export { defineSingle, defineStream, msgpackCodec } from './typed.ts';
 export { FIRST_USER_HANDLER, GRID_PATH, PROTOCOL_VERSION } from './protocol.ts';
 export {

@@ -43,6 +43,15 @@ export {
 } from '../views/index.ts';
 
 export {
+  BlobTooLargeError,
+  CoordBusyError,
+  CoordMessageTooLargeError,
+  DigestMismatchError,
+  InvalidDigestError,
+  InvalidRangeError,
+  MalformedCoordRequestError,
+} from '../coord/index.ts';
+export {
   EgressDeliveryError,
   EndpointError,
   InvalidReplyError,

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
+import * as coord from '../../src/coord/index.ts';
 import * as grid from '../../src/grid/index.ts';
 import * as runtime from '../../src/runtime/index.ts';
 import * as statefun from '../../src/statefun/index.ts';
@@ -13,7 +14,7 @@ import * as views from '../../src/views/index.ts';
 import * as root from '../../src/weft/index.ts';
 
 const srcRoot = new URL('../../src/', import.meta.url);
-const modules: Record<string, Record<string, unknown>> = { grid, statefun, views, runtime };
+const modules: Record<string, Record<string, unknown>> = { grid, statefun, views, runtime, coord };
 
 interface ErrorClass {
   readonly name: string;

@@ -1,0 +1,88 @@
+// The coord module's failures, each with a stable code (see src/internal/errors.ts for the base).
+
+import { WeftError, type WeftErrorOptions } from '../internal/errors.ts';
+
+// --- Content store -------------------------------------------------------------------------------
+
+/**
+ * A content key is not an OCI digest this store accepts (`sha256:` + 64 lowercase hex, or
+ * `sha512:` + 128). Terminal: the same string is refused every time.
+ */
+export class InvalidDigestError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.InvalidDigestError');
+  static readonly code = 'WEFT_COORD_INVALID_DIGEST';
+
+  constructor(message: string, options?: WeftErrorOptions) {
+    super(InvalidDigestError.code, message, false, options);
+  }
+}
+
+/**
+ * The bytes written under a digest do not hash to it, or their count is not the size announced.
+ * Nothing was stored. Retryable: another fetch (another peer, the origin again) may deliver the
+ * right bytes.
+ */
+export class DigestMismatchError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.DigestMismatchError');
+  static readonly code = 'WEFT_COORD_DIGEST_MISMATCH';
+  /** The digest the bytes were written under. */
+  readonly expectedDigest: string;
+  /** The digest of the bytes received; undefined when the write stopped early on size. */
+  readonly actualDigest: string | undefined;
+  /** The size announced by the writer, when it announced one. */
+  readonly expectedSize: number | undefined;
+  /** Bytes received (when the write stopped early: at least this many). */
+  readonly actualSize: number;
+
+  constructor(
+    message: string,
+    details: {
+      expectedDigest: string;
+      actualDigest?: string;
+      expectedSize?: number;
+      actualSize: number;
+    },
+    options?: WeftErrorOptions,
+  ) {
+    super(DigestMismatchError.code, message, true, options);
+    this.expectedDigest = details.expectedDigest;
+    this.actualDigest = details.actualDigest;
+    this.expectedSize = details.expectedSize;
+    this.actualSize = details.actualSize;
+  }
+}
+
+/**
+ * A byte range does not lie inside the blob (`0 ≤ start ≤ end < size`, integers). Terminal. An
+ * HTTP layer answers 416 and names `size` in its `Content-Range` header.
+ */
+export class InvalidRangeError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.InvalidRangeError');
+  static readonly code = 'WEFT_COORD_INVALID_RANGE';
+  /** Size of the blob the range was asked of. */
+  readonly size: number;
+
+  constructor(message: string, size: number, options?: WeftErrorOptions) {
+    super(InvalidRangeError.code, message, false, options);
+    this.size = size;
+  }
+}
+
+/** A blob is larger than the whole content store (`maxBytes`). Terminal: it can never fit. */
+export class BlobTooLargeError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.BlobTooLargeError');
+  static readonly code = 'WEFT_COORD_BLOB_TOO_LARGE';
+  readonly size: number;
+  readonly maxBytes: number;
+
+  constructor(digest: string, size: number, maxBytes: number, options?: WeftErrorOptions) {
+    super(
+      BlobTooLargeError.code,
+      `blob ${digest} of at least ${size} bytes exceeds the content store limit of ${maxBytes} bytes`,
+      false,
+      options,
+    );
+    this.size = size;
+    this.maxBytes = maxBytes;
+  }
+}
