@@ -4,9 +4,9 @@
 // are verdicts about the origin that another node would get too, so the cold-start cascade
 // trusts them and stops; transient failures (5xx, resets, timeouts) only earn a short wait.
 
-export const FAILURE_CLASSES = ['auth', 'not-found', 'rate-limited', 'transient'] as const;
+export type FailureClass = 'auth' | 'not-found' | 'rate-limited' | 'transient';
 
-export type FailureClass = (typeof FAILURE_CLASSES)[number];
+export const FAILURE_CLASSES: readonly FailureClass[] = ['auth', 'not-found', 'rate-limited', 'transient'];
 
 /** True for one of the four failure classes; for values decoded from the wire. */
 export function isFailureClass(value: unknown): value is FailureClass {

@@ -8,6 +8,8 @@
 // - `NegativeCache`: what failed recently and must not be retried yet (local only).
 // - `CoordServer`/`CoordClient`: the `intent` and `pleaseFetch` RPCs over grid handlers.
 // - `ContentStore`: blobs on disk by digest, verified while written, evicted least recently used.
+// - `ProviderDirectory`: who holds a key, announced to the key's top-K HRW nodes (one hop).
+// - `Cascade`: Gantry's cold-start rules: serve, fetch from a peer, wait, fetch, or fall back.
 
 export {
   hrwScore,
@@ -34,6 +36,9 @@ export {
   DEFAULT_COORD_TIMEOUT_MS,
   defaultCoordServerConfig,
 } from './rpc/index.ts';
+
+export * from './directory/index.ts';
+export * from './cascade/index.ts';
 
 export * from '../internal/public-errors.ts';
 export type { HrwCandidate } from './hrw.ts';

@@ -44,6 +44,9 @@ export {
 
 export {
   BlobTooLargeError,
+  CascadeCooldownError,
+  CascadeExhaustedError,
+  FailureShortCircuitError,
   CoordBusyError,
   CoordMessageTooLargeError,
   DigestMismatchError,
@@ -61,6 +64,7 @@ export {
 } from '../runtime/index.ts';
 
 export type { WeftErrorOptions } from '../internal/errors.ts';
+export type { ExhaustedReason, FailureClass } from '../coord/index.ts';
 export type { RefusalReason } from '../grid/index.ts';
 
 /** The version of this package, as its package.json says. */
