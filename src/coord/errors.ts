@@ -1,6 +1,7 @@
 // The coord module's failures, each with a stable code (see src/internal/errors.ts for the base).
 
 import { WeftError, type WeftErrorOptions } from '../internal/errors.ts';
+import type { FailureClass } from './failure-class.ts';
 
 // --- Content store -------------------------------------------------------------------------------
 
@@ -84,5 +85,47 @@ export class BlobTooLargeError extends WeftError {
     );
     this.size = size;
     this.maxBytes = maxBytes;
+  }
+}
+
+// --- Origin client -------------------------------------------------------------------------------
+
+/**
+ * A fetch from an origin registry failed. `failureClass` is what peers and the negative cache act
+ * on (401/403 auth, 404 not-found, 429 rate-limited, anything else, network errors and timeouts
+ * included, transient). Retryable for transient and rate-limited failures.
+ */
+export class OriginFetchError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.coord.OriginFetchError');
+  static readonly code = 'WEFT_COORD_ORIGIN_FAILED';
+  readonly failureClass: FailureClass;
+  /** The HTTP status that failed the fetch; undefined for network errors, timeouts and bad answers. */
+  readonly status: number | undefined;
+  /** The URL that failed, without credentials or query string (a signed storage URL's query is one). */
+  readonly url: string;
+
+  constructor(
+    message: string,
+    details: { failureClass: FailureClass; status?: number; url: string },
+    options?: WeftErrorOptions,
+  ) {
+    const retryable = details.failureClass === 'transient' || details.failureClass === 'rate-limited';
+    super(OriginFetchError.code, message, retryable, options);
+    this.failureClass = details.failureClass;
+    this.status = details.status;
+    this.url = details.url;
+  }
+}
+
+/**
+ * An origin URL, repository name or tag the origin client refuses before sending anything (a
+ * digest is checked by `parseDigest`, which throws `InvalidDigestError`). Terminal.
+ */
+export class InvalidOriginRequestError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.coord.InvalidOriginRequestError');
+  static readonly code = 'WEFT_COORD_INVALID_ORIGIN_REQUEST';
+
+  constructor(message: string, options?: WeftErrorOptions) {
+    super(InvalidOriginRequestError.code, message, false, options);
   }
 }

@@ -26,7 +26,16 @@ export { NegativeCache, defaultNegativeCacheConfig } from './negative-cache.ts';
 export { FAILURE_CLASSES, failureClassOfStatus, isFailureClass } from './failure-class.ts';
 export { ContentStore, defaultContentStoreConfig } from './content-store.ts';
 export { parseDigest, isDigest, DIGEST_HEX_LENGTHS } from './digest.ts';
-export { BlobTooLargeError, DigestMismatchError, InvalidDigestError, InvalidRangeError } from './errors.ts';
+export {
+  BlobTooLargeError,
+  DigestMismatchError,
+  InvalidDigestError,
+  InvalidOriginRequestError,
+  InvalidRangeError,
+  OriginFetchError,
+} from './errors.ts';
+export { OriginClient, defaultOriginClientConfig, manifestMediaTypes } from './mirror/origin-client.ts';
+export { parseOriginChallenge } from './mirror/bearer-challenge.ts';
 export {
   CoordClient,
   CoordServer,
@@ -70,6 +79,18 @@ export type {
   WriteResult,
 } from './content-store.ts';
 export type { DigestAlgorithm, ParsedDigest } from './digest.ts';
+export type {
+  FetchBlobRequest,
+  FetchManifestRequest,
+  FetchedBlob,
+  FetchedManifest,
+  ManifestHead,
+  OriginClientConfig,
+  OriginClientStats,
+  OriginCredential,
+  OriginTarget,
+} from './mirror/origin-client.ts';
+export type { ChallengeParseResult, OriginChallenge } from './mirror/bearer-challenge.ts';
 export type {
   CoordClientOptions,
   CoordNode,

@@ -51,7 +51,9 @@ export {
   CoordMessageTooLargeError,
   DigestMismatchError,
   InvalidDigestError,
+  InvalidOriginRequestError,
   InvalidRangeError,
+  OriginFetchError,
   MalformedCoordRequestError,
 } from '../coord/index.ts';
 export {
