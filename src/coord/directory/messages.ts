@@ -7,8 +7,10 @@
 // whoHas    { key }              → { providers }
 
 import { ProtocolError } from '../../grid/index.ts';
-import { parseDigest } from '../digest.ts';
+import { answerFields, checkKey, fieldsOf, typeName } from '../message-fields.ts';
 import { MalformedCoordRequestError } from '../rpc/errors.ts';
+
+export { checkKey };
 
 /** Grid handler ids (reserved range) of the two directory RPCs. */
 export const DIRECTORY_ANNOUNCE_HANDLER = 18;
@@ -70,16 +72,6 @@ export function parseWhoHasRequest(value: unknown): string {
   return checkKey(fieldsOf(value, 'a whoHas request')['key'], 'whoHas.key');
 }
 
-/** A checked digest, or a `MalformedCoordRequestError` naming `field`. */
-export function checkKey(key: unknown, field: string): string {
-  if (key === undefined) throw new MalformedCoordRequestError(`${field} is missing`);
-  try {
-    return parseDigest(key).digest;
-  } catch (error) {
-    throw new MalformedCoordRequestError(`${field}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
 /** True for a provider id a directory may hold: a non-empty string of at most 1024 characters. */
 export function isProviderId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_PROVIDER_ID_LENGTH;
@@ -109,27 +101,4 @@ export function parseWhoHasAnswer(value: unknown): WhoHasAnswer {
     );
   }
   return { providers };
-}
-
-function fieldsOf(value: unknown, what: string): Readonly<Record<string, unknown>> {
-  if (!isMap(value)) throw new MalformedCoordRequestError(`${what} must be a map, got ${typeName(value)}`);
-  return value;
-}
-
-function answerFields(value: unknown, what: string): Readonly<Record<string, unknown>> {
-  if (!isMap(value)) throw new ProtocolError(`coord ${what} must be a map, got ${typeName(value)}`);
-  return value;
-}
-
-function isMap(value: unknown): value is Readonly<Record<string, unknown>> {
-  return (
-    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
-  );
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (value instanceof Uint8Array) return 'bytes';
-  return typeof value;
 }

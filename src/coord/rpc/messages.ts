@@ -7,9 +7,9 @@
 // pleaseFetch  { keys, origin, repository, kind }     → { results: PleaseFetchResult[] }
 
 import { ProtocolError } from '../../grid/index.ts';
-import { parseDigest } from '../digest.ts';
 import { isFailureClass, type FailureClass } from '../failure-class.ts';
 import type { FetchKind } from '../in-flight.ts';
+import { answerFields, checkKey, fieldsOf, typeName } from '../message-fields.ts';
 import { MalformedCoordRequestError } from './errors.ts';
 
 /** Grid handler ids (reserved range) of the two coord RPCs. */
@@ -94,12 +94,7 @@ export function parseIntentRequest(value: unknown): string {
 }
 
 export function checkIntentKey(key: unknown): string {
-  if (key === undefined) throw new MalformedCoordRequestError('intent.key is missing');
-  try {
-    return parseDigest(key).digest;
-  } catch (error) {
-    throw new MalformedCoordRequestError(`intent.key: ${(error as Error).message}`, { cause: error });
-  }
+  return checkKey(key, 'intent.key');
 }
 
 /**
@@ -183,13 +178,6 @@ function requiredString(value: unknown, field: string, maxLength: number): strin
   return value;
 }
 
-function fieldsOf(value: unknown, what: string): Readonly<Record<string, unknown>> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
-    throw new MalformedCoordRequestError(`${what} must be a map, got ${typeName(value)}`);
-  }
-  return value as Readonly<Record<string, unknown>>;
-}
-
 // --- Answers, as the calling node reads them ------------------------------------------------------
 
 /** Checks an intent answer from a peer; anything off is a `ProtocolError` naming the field. */
@@ -240,13 +228,6 @@ export function parsePleaseFetchAnswer(value: unknown, asked: readonly string[])
   });
 }
 
-function answerFields(value: unknown, what: string): Readonly<Record<string, unknown>> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
-    throw new ProtocolError(`coord ${what} must be a map, got ${typeName(value)}`);
-  }
-  return value as Readonly<Record<string, unknown>>;
-}
-
 function answerBoolean(fields: Readonly<Record<string, unknown>>, field: string, what: string): boolean {
   const value = fields[field];
   if (typeof value !== 'boolean') throw new ProtocolError(`coord ${what}: ${field} must be a boolean`);
@@ -274,13 +255,6 @@ function optionalFailureClass(
   if (value === undefined || value === null) return {};
   if (!isFailureClass(value)) throw new ProtocolError(`coord ${what}: failureClass is not a known class`);
   return { failureClass: value };
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (value instanceof Uint8Array) return 'bytes';
-  return typeof value;
 }
 
 /** A string echoed in an error, cut short: a hostile peer must not fill logs through it. */

@@ -1,7 +1,7 @@
 // What the egress tells metrics and operators, on `weft:runtime:egress-failure`, and the logger
 // shape it writes to (console fits, and so does pino).
 
-import { logSafely, type Logger } from '../../internal/log-safely.ts';
+import type { Logger } from '../../internal/log-safely.ts';
 import { diagnosticChannel } from '../../internal/diagnostics.ts';
 
 export interface EgressFailureEvent {
@@ -27,8 +27,6 @@ export const egressFailureChannel = diagnosticChannel<EgressFailureEvent>('runti
 
 /** Where egress reports what no caller hears; `console` fits. */
 export type EgressLogger = Logger;
-
-export { logSafely };
 
 /** An error as a log field: its code and message, not its whole object graph. */
 export function describeError(error: unknown): string {

@@ -28,10 +28,10 @@ import { CapacityExceededError, ClosedError, ConfigError } from '../../internal/
 import { onAbort, raceSignal } from '../../internal/abort.ts';
 import type { OutboxRecord, StateStore } from '../store/state-store.ts';
 import { MAX_STORE_LIMIT } from '../store/store-records.ts';
+import { logSafely } from '../../internal/log-safely.ts';
 import {
   describeError,
   egressFailureChannel,
-  logSafely,
   type EgressFailureEvent,
   type EgressLogger,
 } from './egress-diagnostics.ts';

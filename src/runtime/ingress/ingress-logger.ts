@@ -5,5 +5,3 @@
 import type { Logger } from '../../internal/log-safely.ts';
 
 export type IngressLogger = Logger;
-
-export { logSafely } from '../../internal/log-safely.ts';

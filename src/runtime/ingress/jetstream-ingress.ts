@@ -37,7 +37,8 @@ import { UnknownFunctionTypeError } from '../errors.ts';
 import type { RuntimeInput } from '../runtime-input.ts';
 import type { Envelope } from '../store/state-store.ts';
 import { wholeNumberOption } from './ingress-config.ts';
-import { logSafely, type IngressLogger } from './ingress-logger.ts';
+import { logSafely } from '../../internal/log-safely.ts';
+import type { IngressLogger } from './ingress-logger.ts';
 import { natsNameProblem } from './nats-names.ts';
 import { SubjectRouter, type SubjectRoute } from './subject-routes.ts';
 

@@ -17,7 +17,8 @@ import type { Msg, NatsConnection, NatsError, Subscription } from 'nats';
 import { ConfigError } from '../../internal/errors.ts';
 import type { RuntimeInput } from '../runtime-input.ts';
 import { wholeNumberOption } from './ingress-config.ts';
-import { logSafely, type IngressLogger } from './ingress-logger.ts';
+import { logSafely } from '../../internal/log-safely.ts';
+import type { IngressLogger } from './ingress-logger.ts';
 import { SubjectRouter, type SubjectRoute } from './subject-routes.ts';
 
 export interface NatsCoreIngressOptions {
