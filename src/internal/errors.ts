@@ -50,6 +50,11 @@ function collectBrands(target: unknown): symbol[] {
   return brands;
 }
 
+/** What went wrong, for a message: an Error's message, or anything else as a string. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** True for a Weft error marked retryable; anything else (foreign errors included) is terminal. */
 export function isRetryable(error: unknown): boolean {
   return error instanceof WeftError && error.retryable;

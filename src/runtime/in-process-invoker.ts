@@ -3,6 +3,7 @@
 // an endpoint see the same protocol, but no socket, no HTTP parsing and no retry: a function
 // that throws has failed this batch, and the dispatcher parks its address.
 
+import { errorMessage } from '../internal/errors.ts';
 import { raceSignal } from '../internal/abort.ts';
 import { TypeName, UnknownFunctionError, type StatefulFunctions } from '../statefun/index.ts';
 import { InvocationFailedError } from './errors.ts';
@@ -39,7 +40,7 @@ export class InProcessInvoker implements FunctionInvoker {
       const reason = error instanceof UnknownFunctionError ? 'is not registered' : 'failed';
       throw new InvocationFailedError(
         functionType,
-        `in-process function ${functionType} ${reason}: ${error instanceof Error ? error.message : String(error)}`,
+        `in-process function ${functionType} ${reason}: ${errorMessage(error)}`,
         { cause: error },
       );
     }

@@ -5,6 +5,7 @@
 import type { BackoffPolicy } from '../internal/backoff.ts';
 import { verifyBackoffPolicy } from '../internal/backoff.ts';
 import { ConfigError } from '../internal/errors.ts';
+import { MAX_STORE_LIMIT } from './store/store-records.ts';
 
 export interface RuntimeLimits {
   /** Messages in one batch, and the most an address's backlog holds for ingress; default 1000 (StateFun). */
@@ -62,8 +63,8 @@ export function resolveLimits(limits: RuntimeLimits = {}): ResolvedLimits {
     }
   }
   // The store reads at most 100 000 records per call.
-  if (resolved.maxNumBatchRequests > 100_000) {
-    throw new ConfigError('limits.maxNumBatchRequests', 'must be at most 100000');
+  if (resolved.maxNumBatchRequests > MAX_STORE_LIMIT) {
+    throw new ConfigError('limits.maxNumBatchRequests', `must be at most ${MAX_STORE_LIMIT}`);
   }
   verifyBackoffPolicy(resolved.parkBackoff, 'limits.parkBackoff');
   return resolved;

@@ -15,7 +15,7 @@ import http from 'node:http';
 import type { Clock } from '../internal/clock.ts';
 import { systemClock } from '../internal/clock.ts';
 import { diagnosticChannel } from '../internal/diagnostics.ts';
-import { CapacityExceededError, ClosedError, ConfigError } from '../internal/errors.ts';
+import { CapacityExceededError, ClosedError, ConfigError, errorMessage } from '../internal/errors.ts';
 import { logSafely, type Logger } from '../internal/log-safely.ts';
 import type { Message, StatefulFunctions } from '../statefun/index.ts';
 import { addressKey, describeAddress, functionTypeOf } from './address-key.ts';
@@ -670,7 +670,7 @@ export class Runtime implements RuntimeInput {
     logSafely(() => {
       this.#logger.error(
         `a batch for ${describeAddress(address)} failed (${failures} in a row); it runs again in ${Math.round(parkedForMs)} ms: ` +
-          (error instanceof Error ? error.message : String(error)),
+          errorMessage(error),
         { functionType: functionTypeOf(address), error },
       );
     });

@@ -22,7 +22,7 @@ import { PassThrough, type Readable } from 'node:stream';
 
 import { linkSignals, onAbort } from '../../internal/abort.ts';
 import { type Clock, systemClock, type Timer } from '../../internal/clock.ts';
-import { ConfigError, DeadlineExceededError } from '../../internal/errors.ts';
+import { ConfigError, DeadlineExceededError, errorMessage } from '../../internal/errors.ts';
 import { parseDigest } from '../digest.ts';
 import { InvalidOriginRequestError, OriginFetchError } from '../errors.ts';
 import { failureClassOfStatus } from '../failure-class.ts';
@@ -534,7 +534,7 @@ export class OriginClient {
         if (error === timeout) {
           return new OriginFetchError(timeout.message, { failureClass: 'transient', url }, { cause: error });
         }
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         return new OriginFetchError(
           `origin request failed: ${message}`,
           { failureClass: 'transient', url },

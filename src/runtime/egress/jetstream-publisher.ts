@@ -8,6 +8,7 @@
 // stored, the retry stores the earlier one after it: order within a route holds except across
 // such a failure.
 
+import { errorMessage } from '../../internal/errors.ts';
 import { headers as natsHeaders, type JetStreamClient, type PubAck } from 'nats';
 
 import { raceSignal } from '../../internal/abort.ts';
@@ -73,7 +74,7 @@ async function publishOne(
 
 function publishError(subject: string, cause: unknown): EgressDeliveryError {
   const code = (cause as { code?: unknown } | null)?.code;
-  const detail = cause instanceof Error ? cause.message : String(cause);
+  const detail = errorMessage(cause);
   const hint = code === '503' ? `: no JetStream stream captures subject ${subject}` : `: ${detail}`;
   return new EgressDeliveryError(`nats:${subject}`, `publishing to JetStream failed${hint}`, { cause });
 }

@@ -11,7 +11,7 @@ import { headers as natsHeaders } from 'nats';
 import { isAborted, raceSignal } from '../../internal/abort.ts';
 import { systemClock, type Clock } from '../../internal/clock.ts';
 import { callScope } from '../../internal/deadline.ts';
-import { ClosedError } from '../../internal/errors.ts';
+import { ClosedError, errorMessage } from '../../internal/errors.ts';
 import type { OutboxRecord } from '../store/state-store.ts';
 import { EgressDeliveryError } from './egress-errors.ts';
 import type { EgressSink } from './egress-sink.ts';
@@ -65,7 +65,7 @@ export class NatsCoreSink implements EgressSink {
       } catch (error) {
         throw new EgressDeliveryError(
           `nats:${subject}`,
-          `publishing outbox record ${record.seq} failed: ${messageOf(error)}`,
+          `publishing outbox record ${record.seq} failed: ${errorMessage(error)}`,
           {
             cause: error,
           },
@@ -79,7 +79,7 @@ export class NatsCoreSink implements EgressSink {
       if (signal !== undefined && isAborted(signal)) throw error;
       throw new EgressDeliveryError(
         'nats',
-        `the NATS server did not confirm ${records.length} published records: ${messageOf(error)}`,
+        `the NATS server did not confirm ${records.length} published records: ${errorMessage(error)}`,
         {
           cause: error,
         },
@@ -99,8 +99,4 @@ export class NatsCoreSink implements EgressSink {
     this.#closed = true;
     return Promise.resolve();
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -11,7 +11,7 @@ import https from 'node:https';
 import { onAbort } from '../../internal/abort.ts';
 import { systemClock, type Clock } from '../../internal/clock.ts';
 import { callScope } from '../../internal/deadline.ts';
-import { ClosedError, ConfigError } from '../../internal/errors.ts';
+import { ClosedError, ConfigError, errorMessage } from '../../internal/errors.ts';
 import type { OutboxRecord } from '../store/state-store.ts';
 import { EgressDeliveryError } from './egress-errors.ts';
 import type { EgressSink } from './egress-sink.ts';
@@ -111,7 +111,7 @@ export class WebhookSink implements EgressSink {
             reject(signal.reason as Error);
             return;
           }
-          const detail = cause instanceof Error ? cause.message : String(cause);
+          const detail = errorMessage(cause);
           const options = status === undefined ? { cause } : { cause, status };
           reject(
             new EgressDeliveryError(

@@ -32,7 +32,7 @@ import type { NatsConnectionLike } from '../nats-connection.ts';
 import type { Consumer, ConsumerConfig, ConsumerInfo, ConsumerMessages, JsMsg, NatsConnection } from 'nats';
 
 import { sleep, systemClock, type Clock } from '../../internal/clock.ts';
-import { CapacityExceededError, ClosedError, ConfigError } from '../../internal/errors.ts';
+import { CapacityExceededError, ClosedError, ConfigError, errorMessage } from '../../internal/errors.ts';
 import { UnknownFunctionTypeError } from '../errors.ts';
 import type { RuntimeInput } from '../runtime-input.ts';
 import type { Envelope } from '../store/state-store.ts';
@@ -303,7 +303,7 @@ export class JetStreamIngress {
       } catch (error) {
         // Whatever cannot be turned into an envelope now never can be: redelivering it would
         // only pause the ingress again and again.
-        this.#terminate(message, `unmappable: ${error instanceof Error ? error.message : String(error)}`);
+        this.#terminate(message, `unmappable: ${errorMessage(error)}`);
         continue;
       }
       if (envelope === undefined) continue;

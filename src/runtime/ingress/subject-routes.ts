@@ -16,7 +16,7 @@
 // no route matches, whose id is missing or empty, or whose type is missing, repeated or not
 // `namespace/name` is unmappable: no retry can make it succeed.
 
-import { ConfigError } from '../../internal/errors.ts';
+import { ConfigError, errorMessage } from '../../internal/errors.ts';
 import { TypeName } from '../../statefun/index.ts';
 import type { StoredAddress, StoredValue } from '../store/state-store.ts';
 
@@ -108,7 +108,7 @@ export class SubjectRouter {
       return {
         ok: false,
         reason: 'bad-headers',
-        detail: `the message's headers cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+        detail: `the message's headers cannot be read: ${errorMessage(error)}`,
       };
     }
 

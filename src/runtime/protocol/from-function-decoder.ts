@@ -9,6 +9,7 @@
 // Everything returned is a copy: no byte array is a view into the reply's buffer, which the
 // transport may reuse.
 
+import { errorMessage } from '../../internal/errors.ts';
 import { fromBinary } from '@bufbuild/protobuf';
 
 import {
@@ -95,7 +96,7 @@ class ReplyDecoder {
       reply = fromBinary(FromFunctionSchema, bytes, { readUnknownFields: false });
     } catch (error) {
       throw new InvalidReplyError(
-        `function ${this.#functionType} sent a reply that is not a FromFunction message: ${messageOf(error)}`,
+        `function ${this.#functionType} sent a reply that is not a FromFunction message: ${errorMessage(error)}`,
         { cause: error },
       );
     }
@@ -152,7 +153,7 @@ class ReplyDecoder {
         try {
           TypeName.of(egress.egressNamespace, egress.egressType);
         } catch (error) {
-          this.#refuse(`${what} names no valid egress: ${messageOf(error)}`, error);
+          this.#refuse(`${what} names no valid egress: ${errorMessage(error)}`, error);
         }
         return {
           egress: [egress.egressNamespace, egress.egressType] as const,
@@ -253,7 +254,7 @@ class ReplyDecoder {
     try {
       TypeName.of(address.namespace, address.type);
     } catch (error) {
-      this.#refuse(`${what} is not a valid address: ${messageOf(error)}`, error);
+      this.#refuse(`${what} is not a valid address: ${errorMessage(error)}`, error);
     }
     return [address.namespace, address.type, address.id];
   }
@@ -273,8 +274,4 @@ class ReplyDecoder {
       cause === undefined ? undefined : { cause },
     );
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

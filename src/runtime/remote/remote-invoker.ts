@@ -36,6 +36,7 @@ import {
   ClosedError,
   ConfigError,
   DeadlineExceededError,
+  errorMessage,
 } from '../../internal/errors.ts';
 import { EndpointError, InvocationFailedError, UnknownFunctionTypeError } from '../errors.ts';
 import type { FunctionInvoker, FunctionType } from '../function-invoker.ts';
@@ -457,8 +458,4 @@ function toEndpointError(url: string, error: unknown): EndpointError {
   return error instanceof EndpointError
     ? error
     : new EndpointError(url, `attempt failed: ${errorMessage(error)}`, { cause: error });
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
