@@ -10,7 +10,8 @@
 // 4. Rounds in ABBA order (ours, peer, peer, ours, …), GCs before every sample (full ones
 //    unless the case asks for minor), so slow drift (heap growth, CPU clock, a noisy
 //    neighbour) hits both sides alike.
-// A `heap_bytes_per_op` case skips 2 and 3: each call of a side measures one sample itself.
+// A case-measured metric (`mb_per_s`, `heap_bytes_per_op`, `origin_fetches_per_blob`) skips 2
+// and 3: each call of a side measures one sample itself.
 // 5. `check` runs again after the rounds: a side that broke while it was timed (a stream that
 //    failed and recovered, a wrong reply) fails the case instead of publishing a figure.
 // 6. Each side's value is the median of its samples, the ratio the median of the per-round
@@ -37,23 +38,50 @@ import { sourceRevision, type SourceRevision } from './provenance.ts';
 // Suite definition
 
 /**
- * Throughput (higher is better), per-op latency quantiles in microseconds, or V8 heap bytes
- * retained per op (both lower is better). The harness times the first three; a heap figure
- * is measured by the case itself (see Operation).
+ * Throughput in operations or megabytes (10^6 bytes) per second (higher is better), per-op
+ * latency quantiles in microseconds, V8 heap bytes retained per op, or fetches from an origin
+ * per blob served (lower is better). See `metricTraits` for which the harness times.
  */
-export type Metric = 'ops_per_s' | 'latency_p50_us' | 'latency_p99_us' | 'heap_bytes_per_op';
+export type Metric =
+  | 'ops_per_s'
+  | 'mb_per_s'
+  | 'latency_p50_us'
+  | 'latency_p99_us'
+  | 'heap_bytes_per_op'
+  | 'origin_fetches_per_blob';
 
-export const metrics: readonly Metric[] = [
-  'ops_per_s',
-  'latency_p50_us',
-  'latency_p99_us',
-  'heap_bytes_per_op',
-];
+export interface MetricTraits {
+  readonly better: 'higher' | 'lower';
+  /**
+   * `harness`: the harness times calls of `fn` (unless the case is `selfMeasured`). `case`: each
+   * call of `fn` is one whole sample and returns it, e.g. a transfer it timed itself or a count
+   * it read from an origin's access log.
+   */
+  readonly measuredBy: 'harness' | 'case';
+  /**
+   * A count or a size, not a time: samples barely vary, so fewer are needed and no warm-up call
+   * is made (`minimumRounds.counted`).
+   */
+  readonly counted: boolean;
+  /** Decimals a result keeps. */
+  readonly digits: number;
+}
+
+export const metricTraits: Readonly<Record<Metric, MetricTraits>> = {
+  ops_per_s: { better: 'higher', measuredBy: 'harness', counted: false, digits: 0 },
+  mb_per_s: { better: 'higher', measuredBy: 'case', counted: false, digits: 1 },
+  latency_p50_us: { better: 'lower', measuredBy: 'harness', counted: false, digits: 3 },
+  latency_p99_us: { better: 'lower', measuredBy: 'harness', counted: false, digits: 3 },
+  heap_bytes_per_op: { better: 'lower', measuredBy: 'case', counted: true, digits: 0 },
+  origin_fetches_per_blob: { better: 'lower', measuredBy: 'case', counted: true, digits: 3 },
+};
+
+export const metrics: readonly Metric[] = Object.keys(metricTraits) as Metric[];
 
 /**
  * One operation. If it returns a promise the harness awaits it before starting the next.
- * For `heap_bytes_per_op` nothing is timed: each call is one whole sample, and returns (or
- * resolves to) the heap bytes per op it measured, e.g. across processes.
+ * For a case-measured metric (`metricTraits`) nothing is timed: each call is one whole sample,
+ * and returns (or resolves to) what it measured, e.g. heap bytes per op across processes.
  */
 export type Operation = () => unknown;
 
@@ -90,7 +118,7 @@ export interface BenchCase {
    * Each call of a side measures one whole sample itself and returns (or resolves to) it, in
    * the case's metric: for a latency quantile of requests made concurrently, which one timed
    * call cannot give. The harness warms each side up with one call, then takes the rounds.
-   * `heap_bytes_per_op` cases are always self-measured.
+   * Cases of a metric the case measures (`metricTraits[metric].measuredBy`) always are.
    */
   readonly selfMeasured?: boolean;
   /** Runs once before `check` and timing, e.g. to start a server. */
@@ -183,15 +211,16 @@ export const fullOptions: MeasureOptions = { mode: 'full', warmupMs: 2_000, batc
 /**
  * The fewest samples per side a case may take. A median and quartiles of fewer are at the
  * mercy of one unlucky sample (the grid's p99 rows once stood on five, with rsd up to 167 %).
- * A heap figure is measured whole by each sample and barely varies, so it needs fewer.
+ * A counted figure (heap bytes, origin fetches) is measured whole by each sample and barely
+ * varies, so it needs fewer.
  */
 export const minimumRounds = {
   timed: { full: 20, quick: 10 },
-  heap: { full: 3, quick: 1 },
+  counted: { full: 3, quick: 1 },
 } as const;
 
 export function minimumRoundsFor(metric: Metric): { readonly full: number; readonly quick: number } {
-  return metric === 'heap_bytes_per_op' ? minimumRounds.heap : minimumRounds.timed;
+  return metricTraits[metric].counted ? minimumRounds.counted : minimumRounds.timed;
 }
 
 /** Samples per side that case `c` takes in a run with `options`. */
@@ -234,7 +263,7 @@ export async function runCase(c: BenchCase, options: MeasureOptions): Promise<Ca
 
 /** Whether each call of the case's sides returns its own sample (see BenchCase.selfMeasured). */
 export function isSelfMeasured(c: Pick<BenchCase, 'metric' | 'selfMeasured'>): boolean {
-  return c.metric === 'heap_bytes_per_op' || c.selfMeasured === true;
+  return metricTraits[c.metric].measuredBy === 'case' || c.selfMeasured === true;
 }
 
 /** Warm-up, calibration and ABBA rounds for both sides of a case; returns the raw samples. */
@@ -246,7 +275,7 @@ export async function measureCase(c: BenchCase, options: MeasureOptions): Promis
     peer: new Contender(c.peer.fn, c.metric, opsPerCall, selfMeasured),
   };
   // A side that measures itself needs no probe or batch size; a timed one is warmed up by a call.
-  if (selfMeasured && c.metric !== 'heap_bytes_per_op') {
+  if (selfMeasured && !metricTraits[c.metric].counted) {
     for (const side of [sides.ours, sides.peer]) await side.sample();
   }
   if (!selfMeasured) {
@@ -433,14 +462,14 @@ export function relativeStdDevPct(values: readonly number[]): number {
   return (Math.sqrt(variance) / mean) * 100;
 }
 
-/** How many times better ours is: ours/peer for throughput, peer/ours for latency and heap. */
+/** How many times better ours is: ours/peer for throughput, peer/ours for latency, heap and counts. */
 export function ratioFor(metric: Metric, ours: number, peer: number): number {
   for (const v of [ours, peer]) {
     if (!(v > 0 && Number.isFinite(v))) {
       throw new RangeError(`${metric}: a ratio needs positive finite values, got ${v}`);
     }
   }
-  return metric === 'ops_per_s' ? ours / peer : peer / ours;
+  return metricTraits[metric].better === 'higher' ? ours / peer : peer / ours;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -499,7 +528,7 @@ export function summarizeCase(
   c: Pick<BenchCase, 'name' | 'metric' | 'ours' | 'peer'>,
   samples: CaseSamples,
 ): CaseResult {
-  const valueDigits = c.metric === 'latency_p50_us' || c.metric === 'latency_p99_us' ? 3 : 0;
+  const valueDigits = metricTraits[c.metric].digits;
   const ratios = roundRatios(c.metric, samples).sort((a, b) => a - b);
   return {
     name: c.name,
@@ -631,9 +660,9 @@ export function formatTable(result: SuiteResult): string {
 }
 
 function formatValue(metric: Metric, value: number): string {
-  return metric === 'ops_per_s' || metric === 'heap_bytes_per_op'
-    ? value.toLocaleString('en-US', { maximumFractionDigits: 0 })
-    : value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  // At most two decimals: a table is read by eye, the result file keeps the rest.
+  const decimals = Math.min(metricTraits[metric].digits, 2);
+  return value.toLocaleString('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
 }
 
 /**

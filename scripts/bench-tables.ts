@@ -151,6 +151,8 @@ function value(metric: Metric, v: number): string {
   const digits = { maximumFractionDigits: 0 };
   if (metric === 'ops_per_s') return v.toLocaleString('en-US', digits);
   if (metric === 'heap_bytes_per_op') return `${v.toLocaleString('en-US', digits)} B`;
+  if (metric === 'mb_per_s') return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} MB/s`;
+  if (metric === 'origin_fetches_per_blob') return v.toFixed(2);
   return `${v.toLocaleString('en-US', digits)} µs`;
 }
 
@@ -169,6 +171,7 @@ const measuredSources: Record<string, readonly string[]> = {
   statefun: ['src/statefun', 'src/internal'],
   views: ['src/views', 'src/grid', 'src/internal'],
   runtime: ['src/runtime', 'src/statefun', 'src/internal'],
+  coord: ['src/coord', 'src/grid', 'src/internal'],
 };
 
 /** The measured sources changed since the result's commit, as a note (not an error). */

@@ -46,6 +46,8 @@ export interface ContentStoreConfig {
   readonly maxConcurrentWrites?: number;
   /** Source of wall time for blob mtimes (the LRU order kept across restarts). Default the system clock. */
   readonly clock?: Clock;
+  /** Called with each digest evicted to make room (a mirror withdraws it from the directory). */
+  readonly onEvicted?: (digest: string) => void;
 }
 
 export const defaultContentStoreConfig = {
@@ -120,6 +122,7 @@ export class ContentStore {
   readonly #maxBytes: number;
   readonly #maxConcurrentWrites: number;
   readonly #clock: Clock;
+  readonly #onEvicted: ((digest: string) => void) | undefined;
   /** Stored blobs, least recently used first. */
   readonly #blobs = new Map<string, BlobEntry>();
   /** The write in progress per digest; settles (never rejects) when it ends. */
@@ -139,12 +142,13 @@ export class ContentStore {
   #digestMismatches = 0;
   #refused = 0;
 
-  private constructor(config: Required<ContentStoreConfig>) {
+  private constructor(config: VerifiedConfig) {
     this.#directory = path.resolve(config.directory);
     this.#tmpDirectory = path.join(this.#directory, 'tmp');
     this.#maxBytes = config.maxBytes;
     this.#maxConcurrentWrites = config.maxConcurrentWrites;
     this.#clock = config.clock;
+    this.#onEvicted = config.onEvicted;
   }
 
   /**
@@ -160,6 +164,11 @@ export class ContentStore {
   /** True when the blob is stored. Throws `InvalidDigestError` for a malformed digest. */
   has(digest: string): boolean {
     return this.#blobs.has(parseDigest(digest).digest);
+  }
+
+  /** The digests stored now, least recently used first. */
+  digests(): string[] {
+    return [...this.#blobs.keys()];
   }
 
   /** The blob's size in bytes, or undefined when it is not stored. */
@@ -195,7 +204,7 @@ export class ContentStore {
     }
     this.#hits++;
     this.#touch(key, entry);
-    const stream = handle.createReadStream({ ...bounds, autoClose: true });
+    const stream = handle.createReadStream({ ...bounds, autoClose: true, highWaterMark: READ_CHUNK_BYTES });
     stream.once('close', () => {
       this.#unpin(entry);
     });
@@ -340,6 +349,7 @@ export class ContentStore {
   ): Promise<number> {
     const hash: Hash = createHash(parsed.algorithm);
     const iterator = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    const writer = new BatchedWriter(handle);
     let size = 0;
     let finished = false;
     try {
@@ -363,11 +373,15 @@ export class ContentStore {
           throw new BlobTooLargeError(parsed.digest, size, this.#maxBytes);
         }
         hash.update(chunk);
-        await writeAll(handle, chunk);
+        await writer.add(chunk);
       }
       finished = true;
+      await writer.flush();
     } finally {
-      if (!finished) void Promise.resolve(iterator.return?.()).catch(noop);
+      if (!finished) {
+        writer.abandon();
+        void Promise.resolve(iterator.return?.()).catch(noop);
+      }
     }
     if (expectedSize !== undefined && size !== expectedSize) {
       throw this.#mismatch(parsed, `${size} bytes, not the ${expectedSize} expected`, { expectedSize, size });
@@ -419,6 +433,14 @@ export class ContentStore {
   #evict(key: string, entry: BlobEntry): void {
     this.#forget(key, entry);
     this.#evictions++;
+    const onEvicted = this.#onEvicted;
+    if (onEvicted !== undefined) {
+      try {
+        onEvicted(key);
+      } catch {
+        // A listener's failure must not fail the write that made room.
+      }
+    }
     const removal: Promise<void> = unlink(entry.filePath)
       .catch(noop)
       .finally(() => {
@@ -501,7 +523,11 @@ export class ContentStore {
   }
 }
 
-function verifyConfig(config: ContentStoreConfig): Required<ContentStoreConfig> {
+type VerifiedConfig = Required<Omit<ContentStoreConfig, 'onEvicted'>> & {
+  readonly onEvicted: ((digest: string) => void) | undefined;
+};
+
+function verifyConfig(config: ContentStoreConfig): VerifiedConfig {
   if (typeof config.directory !== 'string' || config.directory === '') {
     throw new ConfigError('contentStore.directory', 'must be a non-empty path');
   }
@@ -523,6 +549,7 @@ function verifyConfig(config: ContentStoreConfig): Required<ContentStoreConfig> 
     maxBytes: config.maxBytes,
     maxConcurrentWrites,
     clock: config.clock ?? defaultContentStoreConfig.clock,
+    onEvicted: config.onEvicted,
   };
 }
 
@@ -552,11 +579,72 @@ function checkRange(
   return { start, end };
 }
 
-async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
-    offset += bytesWritten;
+// Chunks are gathered up to this many bytes and written with one writev while the next batch
+// arrives: one write in flight and one batch filling, so the disk and the source overlap without
+// buffering more than twice this.
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+// Reads in large chunks: a blob is read whole, and each chunk costs a syscall and an event.
+const READ_CHUNK_BYTES = 512 * 1024;
+
+/** Writes chunks in batches, one batch in flight while the next fills. */
+class BatchedWriter {
+  readonly #handle: FileHandle;
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
+  #inFlight: Promise<void> | undefined;
+
+  constructor(handle: FileHandle) {
+    this.#handle = handle;
+  }
+
+  /** Takes a chunk; waits only when a full batch must wait for the write before it. */
+  async add(chunk: Uint8Array): Promise<void> {
+    this.#batch.push(chunk);
+    this.#batchBytes += chunk.byteLength;
+    if (this.#batchBytes >= WRITE_BATCH_BYTES) await this.#send();
+  }
+
+  /** Writes what is left; resolves when every byte is written. */
+  async flush(): Promise<void> {
+    await this.#send();
+    await this.#inFlight;
+  }
+
+  /** Gives up: a write in flight may still fail, and nobody needs to hear it. */
+  abandon(): void {
+    this.#inFlight?.catch(noop);
+    this.#batch = [];
+  }
+
+  async #send(): Promise<void> {
+    await this.#inFlight;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    const writing = writeAll(this.#handle, batch);
+    // Awaited by the next send or flush; until then a failure must not count as unhandled.
+    writing.catch(noop);
+    this.#inFlight = writing;
+  }
+}
+
+async function writeAll(handle: FileHandle, chunks: Uint8Array[]): Promise<void> {
+  let pending = chunks;
+  while (pending.length > 0) {
+    let { bytesWritten } = await handle.writev(pending);
+    // A short write (rare on a regular file) resumes where it stopped.
+    const rest: Uint8Array[] = [];
+    for (const chunk of pending) {
+      if (bytesWritten >= chunk.byteLength) {
+        bytesWritten -= chunk.byteLength;
+      } else {
+        rest.push(chunk.subarray(bytesWritten));
+        bytesWritten = 0;
+      }
+    }
+    pending = rest;
   }
 }
 

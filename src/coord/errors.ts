@@ -129,3 +129,38 @@ export class InvalidOriginRequestError extends WeftError {
     super(InvalidOriginRequestError.code, message, false, options);
   }
 }
+
+// --- Mirror ------------------------------------------------------------------------------------
+
+/**
+ * A blob or manifest could not be had from a peer's mirror: the peer does not hold it any more
+ * (`status` 404), failed, went quiet for the stall time, or was unreachable. The mirror tries the
+ * next provider. Retryable.
+ */
+export class PeerFetchError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.coord.PeerFetchError');
+  static readonly code = 'WEFT_COORD_PEER_FAILED';
+  /** The peer's node id. */
+  readonly peer: string;
+  /** The peer's HTTP status; undefined for network errors and stalls. */
+  readonly status: number | undefined;
+
+  constructor(message: string, details: { peer: string; status?: number }, options?: WeftErrorOptions) {
+    super(PeerFetchError.code, message, true, options);
+    this.peer = details.peer;
+    this.status = details.status;
+  }
+}
+
+/**
+ * A tag was asked of a mirror with no origin for its namespace, so it cannot be resolved (a tag
+ * is only ever resolved at its origin). Answered 503, so a client tries the registry itself.
+ */
+export class NoOriginError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.coord.NoOriginError');
+  static readonly code = 'WEFT_COORD_NO_ORIGIN';
+
+  constructor(message: string, options?: WeftErrorOptions) {
+    super(NoOriginError.code, message, false, options);
+  }
+}

@@ -1,6 +1,5 @@
 // weft/coord: decide which node of a cluster does a piece of work, so the cluster does it once
-// (after Gantry's coord). Not exported from the package yet: what is here is the foundation, the
-// RPCs, the cold-start cascade and the content mirror come next (docs/coord.md).
+// (after Gantry's coord), and an OCI pull-through mirror built on it (docs/coord.md).
 //
 // - `hrwRank`/`hrwTopK`: rendezvous hashing, SHA-256(nodeId ‖ key), highest first.
 // - `Membership`: the live members a node ranks on (`gridMembership`, `staticMembership`).
@@ -10,6 +9,7 @@
 // - `ContentStore`: blobs on disk by digest, verified while written, evicted least recently used.
 // - `ProviderDirectory`: who holds a key, announced to the key's top-K HRW nodes (one hop).
 // - `Cascade`: Gantry's cold-start rules: serve, fetch from a peer, wait, fetch, or fall back.
+// - `Mirror`: all of the above on a node's HTTP server, as a registry any OCI client pulls from.
 
 export {
   hrwScore,
@@ -33,7 +33,11 @@ export {
   InvalidOriginRequestError,
   InvalidRangeError,
   OriginFetchError,
+  NoOriginError,
+  PeerFetchError,
 } from './errors.ts';
+export { Mirror } from './mirror/mirror.ts';
+export { MIRRORED_HEADER } from './mirror/peer-client.ts';
 export { OriginClient, defaultOriginClientConfig, manifestMediaTypes } from './mirror/origin-client.ts';
 export { parseOriginChallenge } from './mirror/bearer-challenge.ts';
 export {
@@ -103,3 +107,9 @@ export type {
   PleaseFetchRequest,
   PleaseFetchResult,
 } from './rpc/index.ts';
+export type { MirrorOptions, MirrorStats } from './mirror/mirror.ts';
+export type { ClusterContentStats } from './mirror/cluster-content.ts';
+export type { FetchEvent, OriginFetcherStats } from './mirror/origin-fetcher.ts';
+export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { CallOptions } from '../internal/deadline.ts';
+export type { Logger } from '../internal/log-safely.ts';

@@ -14,6 +14,11 @@ export interface TestGridOptions {
   readonly random?: () => number;
   /** Where the managers report handler failures and refusals; default console. */
   readonly logger?: Logger;
+  /**
+   * Serves the node's plain HTTP requests (those that are not grid upgrades), e.g. a mirror's
+   * `handle`; returns false for a request it does not take, which is answered 404.
+   */
+  readonly onRequest?: (node: number, req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
 export class TestGrid {
@@ -44,8 +49,10 @@ export class TestGrid {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`a test grid needs at least one node, got ${n}`);
     // Ports first: every manager needs the full host list when it is made.
     const servers = await Promise.all(
-      Array.from({ length: n }, async () => {
-        const server = http.createServer((_req, res) => res.writeHead(404).end());
+      Array.from({ length: n }, async (_, node) => {
+        const server = http.createServer((req, res) => {
+          if (options.onRequest?.(node, req, res) !== true) res.writeHead(404).end();
+        });
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         return server;
       }),

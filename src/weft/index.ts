@@ -55,6 +55,8 @@ export {
   InvalidRangeError,
   OriginFetchError,
   MalformedCoordRequestError,
+  NoOriginError,
+  PeerFetchError,
 } from '../coord/index.ts';
 export {
   EgressDeliveryError,
@@ -74,4 +76,11 @@ export const VERSION: string = (createRequire(import.meta.url)('../../package.js
   .version;
 
 /** The package's modules, by import subpath. */
-export const MODULES = ['weft/grid', 'weft/views', 'weft/statefun', 'weft/testing'] as const;
+export const MODULES = [
+  'weft/grid',
+  'weft/views',
+  'weft/statefun',
+  'weft/runtime',
+  'weft/coord',
+  'weft/testing',
+] as const;

@@ -62,6 +62,12 @@ describe('ratio', () => {
     assert.equal(ratioFor('latency_p99_us', 40, 20), 0.5);
   });
 
+  test('more megabytes per second score higher, fewer origin fetches per blob score higher', () => {
+    assert.equal(ratioFor('mb_per_s', 240, 300), 0.8);
+    assert.equal(ratioFor('origin_fetches_per_blob', 1, 8), 8);
+    assert.equal(ratioFor('origin_fetches_per_blob', 2, 1), 0.5);
+  });
+
   test('a zero, negative or non-finite value is refused rather than turned into Infinity or NaN', () => {
     assert.throws(() => ratioFor('ops_per_s', 1, 0), RangeError);
     assert.throws(() => ratioFor('latency_p50_us', 0, 1), RangeError);
@@ -165,6 +171,67 @@ describe('self-measured cases', () => {
       ),
       /must return a finite number/,
     );
+  });
+});
+
+describe('metrics the case measures', () => {
+  test('a counted metric takes each call as a sample, with no warm-up call, and no opt-in', async () => {
+    let oursCalls = 0;
+    let peerCalls = 0;
+    const samples = await measureCase(
+      throughputCase({
+        metric: 'origin_fetches_per_blob',
+        rounds: 3,
+        ours: { label: 'ours', fn: () => 1 + oursCalls++ / 4 },
+        peer: { name: 'peer', fn: () => Promise.resolve(8 + peerCalls++) },
+      }),
+      tinyOptions,
+    );
+    assert.deepEqual(samples.ours, [1, 1.25, 1.5], 'the first call is a sample');
+    assert.deepEqual(samples.peer, [8, 9, 10]);
+  });
+
+  test('a throughput the case times (mb_per_s) gets one warm-up call per side, then its samples', async () => {
+    let oursCalls = 0;
+    const samples = await measureCase(
+      throughputCase({
+        metric: 'mb_per_s',
+        rounds: 2,
+        ours: { label: 'ours', fn: () => 100 + oursCalls++ },
+        peer: { name: 'peer', fn: () => 300 },
+      }),
+      tinyOptions,
+    );
+    assert.deepEqual(samples.ours, [101, 102], 'call 0 warmed up');
+  });
+
+  test('a case-measured call that returns no number fails the case', async () => {
+    await assert.rejects(
+      measureCase(
+        throughputCase({ metric: 'origin_fetches_per_blob', ours: { label: 'ours', fn: () => undefined } }),
+        tinyOptions,
+      ),
+      /origin_fetches_per_blob operation must return a finite number, got undefined/,
+    );
+  });
+
+  test('a result keeps origin fetches to 3 decimals and MB/s to 1, and the table shows them', () => {
+    const fetches = summarizeCase(throughputCase({ name: 'fan-out', metric: 'origin_fetches_per_blob' }), {
+      ours: [1, 1.125, 1],
+      peer: [8, 8, 8],
+    });
+    assert.equal(fetches.value, 1);
+    assert.equal(fetches.peerValue, 8);
+    assert.equal(fetches.ratio, 8);
+    const speed = summarizeCase(throughputCase({ name: 'warm-pull', metric: 'mb_per_s' }), {
+      ours: [240.04, 250.16, 260.26],
+      peer: [300, 300, 300],
+    });
+    assert.equal(speed.value, 250.2);
+    assert.equal(speed.ratio, 0.834);
+    const table = formatTable(suiteResult('coord', false, environment, [fetches, speed]));
+    assert.match(table, /fan-out\s+origin_fetches_per_blob\s+ours\s+1\.00\s+peer\s+8\.00\s+8\.00x/);
+    assert.match(table, /warm-pull\s+mb_per_s\s+ours\s+250\.2\s+peer\s+300\.0\s+0\.83x/);
   });
 });
 
@@ -311,6 +378,17 @@ describe('minimum samples', () => {
       /at least 3 for heap_bytes_per_op/,
     );
     defineSuite({ cases: [throughputCase({ metric: 'heap_bytes_per_op', rounds: 3, quickRounds: 1 })] });
+    assert.throws(
+      () => defineSuite({ cases: [throughputCase({ metric: 'origin_fetches_per_blob', rounds: 2 })] }),
+      /at least 3 for origin_fetches_per_blob/,
+    );
+    defineSuite({
+      cases: [throughputCase({ metric: 'origin_fetches_per_blob', rounds: 3, quickRounds: 1 })],
+    });
+    assert.throws(
+      () => defineSuite({ cases: [throughputCase({ metric: 'mb_per_s', rounds: 5 })] }),
+      /at least 20 for mb_per_s/,
+    );
   });
 
   test('a quick run takes quickRounds, falling back to rounds, then to the run default', () => {

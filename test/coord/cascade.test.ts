@@ -11,7 +11,7 @@ import {
   type CascadeEvent,
   type Decision,
 } from '../../src/coord/cascade/index.ts';
-import { hrwRank } from '../../src/coord/hrw.ts';
+import { hrwRank, hrwTopK } from '../../src/coord/hrw.ts';
 import { staticMembership } from '../../src/coord/membership.ts';
 import type { IntentAnswer, PleaseFetchRequest, PleaseFetchResult } from '../../src/coord/rpc/index.ts';
 import { subscribeDiagnostics } from '../../src/internal/diagnostics.ts';
@@ -50,6 +50,8 @@ function setup(options: Setup = {}) {
   const calls = { intent: [] as string[], pleaseFetch: [] as string[], directory: 0 };
   let providers: string[] = [];
   let local = options.local ?? false;
+  // A node that took a pleaseFetch reports the fetch as running, as a real node does.
+  const fetching = new Map<string, number>();
   const cascade = new Cascade(
     {
       membership: staticMembership(self, members),
@@ -66,11 +68,13 @@ function setup(options: Setup = {}) {
         const answer = options.answers?.[node] ?? {};
         if (answer === 'unreachable') return Promise.reject(new Error(`${node} unreachable`));
         if (answer === 'hang') return new Promise<IntentAnswer>(() => undefined);
+        const startedAtWallMs = fetching.get(node);
         return Promise.resolve({
           hasCached: false,
-          inFlight: false,
+          inFlight: startedAtWallMs !== undefined,
           recentlyFailed: false,
           hrwRank: hrwRank(members, key).indexOf(node),
+          ...(startedAtWallMs === undefined ? {} : { startedAtWallMs }),
           ...answer,
         });
       },
@@ -78,6 +82,9 @@ function setup(options: Setup = {}) {
         calls.pleaseFetch.push(node);
         const outcome = options.pleaseFetch?.(node) ?? 'unspecified';
         const result = typeof outcome === 'string' ? { outcome } : outcome;
+        if (result.outcome === 'started' || result.outcome === 'already-running') {
+          fetching.set(node, clock.wallTimeMs());
+        }
         return Promise.resolve([
           { key: request.keys[0] as string, startedAtWallMs: clock.wallTimeMs(), ...result },
         ]);
@@ -502,5 +509,94 @@ describe('diagnostics', () => {
     await resolveBlob();
     assert.deepEqual(events, [{ key: KEY, rule: 'directory', action: 'fetch-from-peer' }]);
     assert.equal(cascade.stats().rules.directory, 1);
+  });
+});
+
+describe('cold-start table rule 3: a puller that leaves or stops', () => {
+  test('once the puller has left the membership, the wait ends at the next poll and the cascade decides again without it', async () => {
+    const clock = new FakeClock({ startMs: 1_000_000 });
+    let members = NODES;
+    const asked: string[] = [];
+    const cascade = new Cascade({
+      membership: { self: SELF, members: () => members },
+      self: SELF,
+      clock,
+      random: () => 0,
+      hasLocal: () => Promise.resolve(false),
+      findProviders: () => Promise.resolve([]),
+      intent: (node, key) =>
+        Promise.resolve({
+          hasCached: false,
+          inFlight: node === at(0),
+          recentlyFailed: false,
+          hrwRank: hrwRank(members, key).indexOf(node),
+          startedAtWallMs: clock.wallTimeMs(),
+        }),
+      pleaseFetch: (node, request) => {
+        asked.push(node);
+        return Promise.resolve([{ key: request.keys[0] as string, outcome: 'unspecified' as const }]);
+      },
+    });
+    const decisionWatch = watch(
+      cascade.resolve(KEY, { kind: 'blob', origin: ORIGIN, repository: REPOSITORY }),
+    );
+    await clock.advanceAsync(2_000);
+    assert.equal(decisionWatch.settled, false, 'the puller is waited for while it is a member');
+    assert.equal(cascade.stats().polls, 2);
+    assert.deepEqual(asked, [], 'nobody is asked to fetch while a puller is waited for');
+
+    members = NODES.filter((node) => node !== at(0));
+    await clock.advanceAsync(1_000);
+    assert.equal(cascade.stats().polls, 3, 'stopped at the next poll, long before the 30 s stall');
+    assert.equal(cascade.stats().pullersGone, 1);
+    // Decided again on the smaller membership: the node it ranks first now is asked to fetch.
+    assert.deepEqual(asked, [hrwTopK(members, KEY, 3)[0]]);
+    assert.deepEqual(decisionWatch.decision, { action: 'fetch-from-origin', reason: 'unspecified' });
+  });
+
+  test('a puller that reports its fetch failed ends the wait at the next poll, with its failure', async () => {
+    const clock = new FakeClock({ startMs: 1_000_000 });
+    const designated = hrwTopK(NODES, KEY, 3)[0] as string;
+    let state: 'idle' | 'fetching' | 'failed' = 'idle';
+    const cascade = new Cascade({
+      membership: staticMembership(SELF, NODES),
+      self: SELF,
+      clock,
+      random: () => 0,
+      hasLocal: () => Promise.resolve(false),
+      findProviders: () => Promise.resolve([]),
+      intent: (node, key) =>
+        Promise.resolve({
+          hasCached: false,
+          inFlight: node === designated && state === 'fetching',
+          recentlyFailed: node === designated && state === 'failed',
+          hrwRank: hrwRank(NODES, key).indexOf(node),
+          startedAtWallMs: clock.wallTimeMs(),
+          ...(node === designated && state === 'failed'
+            ? { failureClass: 'not-found' as const, cooldownUntilWallMs: clock.wallTimeMs() + 10_000 }
+            : {}),
+        }),
+      pleaseFetch: (_node, request) => {
+        state = 'fetching';
+        return Promise.resolve([
+          {
+            key: request.keys[0] as string,
+            outcome: 'started' as const,
+            startedAtWallMs: clock.wallTimeMs(),
+          },
+        ]);
+      },
+    });
+    const decisionWatch = watch(
+      cascade.resolve(KEY, { kind: 'blob', origin: ORIGIN, repository: REPOSITORY }),
+    );
+    await clock.advanceAsync(2_000);
+    assert.equal(decisionWatch.settled, false, 'a running fetch is waited for');
+    state = 'failed';
+    await clock.advanceAsync(1_000);
+    const error = failure(decisionWatch.decision as Decision);
+    assert.ok(error instanceof FailureShortCircuitError, 'a trusted failure short-circuits');
+    assert.equal(error.node, designated);
+    assert.equal(cascade.stats().polls, 3, 'long before the 30 s stall deadline');
   });
 });

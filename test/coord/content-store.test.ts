@@ -310,6 +310,18 @@ describe('ContentStore', () => {
     assert.equal((await filesUnder(path.join(directory, 'blobs'))).length, 3);
   });
 
+  test('each evicted digest is told to onEvicted, least recent first; digests() lists what is left', async () => {
+    const evicted: string[] = [];
+    const store = await openStore({ maxBytes: 30, onEvicted: (digest) => evicted.push(digest) });
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((x) => Buffer.from(x.repeat(15)));
+    for (const bytes of [a, b] as Buffer[]) await store.write(sha256(bytes), chunks(bytes));
+    await store.write(sha256(c as Buffer), chunks(c as Buffer));
+    assert.deepEqual(evicted, [sha256(a as Buffer)]);
+    await store.write(sha256(d as Buffer), chunks(d as Buffer));
+    assert.deepEqual(evicted, [sha256(a as Buffer), sha256(b as Buffer)]);
+    assert.deepEqual(store.digests(), [sha256(c as Buffer), sha256(d as Buffer)]);
+  });
+
   test('a blob with an open reader is not evicted; with every blob pinned a write is refused', async () => {
     const store = await openStore({ maxBytes: 20 });
     const a = Buffer.from('a'.repeat(10));

@@ -123,6 +123,7 @@ export class Cascade {
   #probesFailed = 0;
   #rankMismatches = 0;
   #takeovers = 0;
+  #pullersGone = 0;
   #pleaseFetches = 0;
   #polls = 0;
   #lookupFailures = 0;
@@ -159,7 +160,12 @@ export class Cascade {
       delegated: options.delegatedCredential === true,
       signal: options.signal,
     };
-    const ruled = await this.#decide(resolution);
+    let ruled = await this.#decide(resolution);
+    if ('exhausted' in ruled.decision && ruled.decision.exhausted === 'puller-gone') {
+      // The node fetching it died: decide again on the membership without it, so one node
+      // fetches for the cluster rather than every waiter falling back to the origin.
+      ruled = await this.#decide(resolution);
+    }
     const decision =
       'exhausted' in ruled.decision
         ? await this.#fallBack(resolution, ruled.decision.exhausted)
@@ -177,6 +183,7 @@ export class Cascade {
       probesFailed: this.#probesFailed,
       rankMismatches: this.#rankMismatches,
       takeovers: this.#takeovers,
+      pullersGone: this.#pullersGone,
       pleaseFetches: this.#pleaseFetches,
       polls: this.#polls,
       lookupFailures: this.#lookupFailures,
@@ -250,6 +257,7 @@ export class Cascade {
     // 3. A puller that is not stalled: wait for it to announce the key. Stalled ones are skipped.
     const stallMs = stallThresholdMs(r.kind, r.size);
     let waitUntil: number | undefined;
+    const pullers: string[] = [];
     for (const p of reachable) {
       if (!p.answer.inFlight) continue;
       const startedAt = this.#toLocalTime(p.answer.startedAtWallMs, now);
@@ -258,8 +266,11 @@ export class Cascade {
         continue;
       }
       waitUntil = Math.max(waitUntil ?? 0, startedAt + stallMs);
+      pullers.push(p.node);
     }
-    if (waitUntil !== undefined) return { rule: 'in-flight', decision: await this.#poll(r, waitUntil) };
+    if (waitUntil !== undefined) {
+      return { rule: 'in-flight', decision: await this.#poll(r, waitUntil, pullers) };
+    }
 
     // 4. A transient failure (a class not trusted above; unclassified counts as transient).
     const transient = reachable.find(
@@ -306,7 +317,7 @@ export class Cascade {
       case 'started':
       case 'already-running': {
         const startedAt = this.#toLocalTime(result.startedAtWallMs, now);
-        return this.#poll(r, startedAt + stallThresholdMs(r.kind, r.size));
+        return this.#poll(r, startedAt + stallThresholdMs(r.kind, r.size), [node]);
       }
       case 'recently-failed':
         if (this.#isTrusted(result.failureClass)) {
@@ -319,8 +330,12 @@ export class Cascade {
     }
   }
 
-  /** Polls this node's store and the directory until a provider appears or `deadline` passes. */
-  async #poll(r: Resolution, deadline: number): Promise<Ruled['decision']> {
+  /**
+   * Polls this node's store and the directory until a provider appears or `deadline` passes, or
+   * until every node it waits on has left the membership (a puller that died never announces;
+   * waiting out its stall time would only delay the fallback).
+   */
+  async #poll(r: Resolution, deadline: number, pullers: readonly string[]): Promise<Ruled['decision']> {
     const { clock } = this.#deps;
     const intervalMs = r.kind === 'blob' ? this.#config.blobPollMs : this.#config.smallObjectPollMs;
     for (let waitMs = deadline - clock.now(); waitMs > 0; waitMs = deadline - clock.now()) {
@@ -329,8 +344,40 @@ export class Cascade {
       if (await this.#hasLocal(r.key)) return { action: 'serve-local' };
       const providers = await this.#findProviders(r);
       if (providers.length > 0) return { action: 'fetch-from-peer', providers };
+      const members = this.#deps.membership.members();
+      const live = pullers.filter((node) => members.includes(node));
+      if (live.length === 0) {
+        this.#pullersGone++;
+        return { exhausted: 'puller-gone' };
+      }
+      const ended = await this.#pullEnded(r, live);
+      if (ended !== undefined) return ended;
     }
     return { exhausted: 'pull-stalled' };
+  }
+
+  /**
+   * Asks the pullers how their fetch went: one that holds the key now is fetched from (its
+   * announcement may not have landed yet); when every puller that answers has stopped without
+   * it, the failure it recorded decides at once, rather than after the stall deadline.
+   * Undefined while a fetch is still running or nobody answers.
+   */
+  async #pullEnded(r: Resolution, pullers: readonly string[]): Promise<Ruled['decision'] | undefined> {
+    const answers = await Promise.all(pullers.map((node) => this.#intent(r, node)));
+    const holders = pullers.filter((_, i) => answers[i]?.hasCached === true);
+    if (holders.length > 0) return { action: 'fetch-from-peer', providers: holders };
+    const answered = pullers
+      .map((node, i) => ({ node, answer: answers[i] }))
+      .filter((p): p is { node: string; answer: IntentAnswer } => p.answer !== undefined);
+    if (answered.length === 0 || answered.some((p) => p.answer.inFlight)) return undefined;
+    const failed = answered.find((p) => p.answer.recentlyFailed);
+    if (failed === undefined) return { exhausted: 'pull-stalled' };
+    if (this.#isTrusted(failed.answer.failureClass)) {
+      return r.delegated
+        ? { exhausted: 'untrusted-failure' }
+        : this.#shortCircuit(r, failed.node, failed.answer);
+    }
+    return this.#openHonorWindow(r, failed.answer.cooldownUntilWallMs);
   }
 
   async #probe(

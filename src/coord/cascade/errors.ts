@@ -69,7 +69,8 @@ export type ExhaustedReason =
   | 'no-origin'
   | 'unspecified'
   | 'please-fetch-failed'
-  | 'untrusted-failure';
+  | 'untrusted-failure'
+  | 'puller-gone';
 
 /**
  * No peer has the key or will fetch it, and the direct-origin fallback is not allowed now (the

@@ -97,6 +97,8 @@ export interface CascadeStats {
   readonly rankMismatches: number;
   /** Stalled pullers skipped so another node could take over. */
   readonly takeovers: number;
+  /** Waits for a puller ended early because every node waited on left the membership. */
+  readonly pullersGone: number;
   readonly pleaseFetches: number;
   /** Directory polls while waiting for a puller. */
   readonly polls: number;

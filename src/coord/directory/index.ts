@@ -21,6 +21,7 @@ export {
 
 export type {
   AnnounceReport,
+  CallSignal,
   ProviderDirectoryConfig,
   ProviderDirectoryOptions,
   ProviderDirectoryStats,

@@ -89,7 +89,7 @@ export interface ProviderDirectoryStats extends ProviderTableStats {
   readonly peerFailures: number;
 }
 
-type CallSignal = { readonly signal?: AbortSignal | undefined };
+export type CallSignal = { readonly signal?: AbortSignal | undefined };
 
 const decodeMessage = msgpackCodec<unknown>();
 const encodeAnnounce = msgpackCodec<AnnounceRequest>();

@@ -18,15 +18,17 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 import { linkSignals, onAbort } from '../../internal/abort.ts';
-import { type Clock, systemClock, type Timer } from '../../internal/clock.ts';
+import { type Clock, systemClock } from '../../internal/clock.ts';
 import { ConfigError, DeadlineExceededError, errorMessage } from '../../internal/errors.ts';
 import { parseDigest } from '../digest.ts';
 import { InvalidOriginRequestError, OriginFetchError } from '../errors.ts';
 import { failureClassOfStatus } from '../failure-class.ts';
 import { parseOriginChallenge } from './bearer-challenge.ts';
+import { guardBody } from './guarded-body.ts';
+import { isRepositoryName, isTag } from './oci-names.ts';
 
 export interface OriginClientConfig {
   /** Sent on every request, e.g. `weft-coord/0.1`. */
@@ -110,11 +112,6 @@ export const manifestMediaTypes = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ] as const;
 
-// OCI distribution spec name grammar; the length bound is the one Docker applies to names.
-const repositoryPattern =
-  /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-const maxRepositoryLength = 255;
-const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const maxRedirects = 5;
 const maxTokenResponseBytes = 64 * 1024;
 const maxTokenLength = 16 * 1024;
@@ -272,7 +269,7 @@ export class OriginClient {
     let referenceDigest: string | undefined;
     if (typeof reference === 'string' && reference.includes(':')) {
       referenceDigest = parseDigest(reference).digest;
-    } else if (typeof reference !== 'string' || !tagPattern.test(reference)) {
+    } else if (typeof reference !== 'string' || !isTag(reference)) {
       throw new InvalidOriginRequestError(
         `manifest reference ${describe(reference)} is neither a tag nor a digest`,
       );
@@ -449,62 +446,17 @@ export class OriginClient {
    * closes the connection.
    */
   #guardBody(response: IncomingMessage, url: URL, signal: AbortSignal | undefined): Readable {
-    const body = new PassThrough();
-    const clock = this.#clock;
-    const timeoutMs = this.#timeoutMs;
-    let lastChunkAt = clock.now();
-    let idleTimer: Timer | undefined;
-    let finished = false;
-    const finish = (): void => {
-      finished = true;
-      idleTimer?.cancel();
-      stopListening();
-    };
-    const fail = (error: unknown): void => {
-      if (finished) return;
-      finish();
-      const reason: unknown =
-        signal?.aborted === true
-          ? signal.reason
-          : new OriginFetchError(
-              'blob body failed mid-stream',
-              { failureClass: 'transient', url: redact(url) },
-              { cause: error },
-            );
-      response.destroy();
-      body.destroy(reason as Error);
-    };
-    const checkIdle = (): void => {
-      const idleMs = clock.now() - lastChunkAt;
-      if (idleMs >= timeoutMs) {
-        fail(new DeadlineExceededError(`no blob bytes for ${timeoutMs} ms`, { timeoutMs }));
-      } else {
-        idleTimer = clock.setTimeout(checkIdle, timeoutMs - idleMs);
-      }
-    };
-    idleTimer = clock.setTimeout(checkIdle, timeoutMs);
-    const stopListening = onAbort(signal, fail);
-    response.on('data', (chunk: Buffer) => {
-      lastChunkAt = clock.now();
-      if (!body.write(chunk)) response.pause();
+    return guardBody(response, {
+      clock: this.#clock,
+      idleTimeoutMs: this.#timeoutMs,
+      signal,
+      failure: (cause) =>
+        new OriginFetchError(
+          'blob body failed mid-stream',
+          { failureClass: 'transient', url: redact(url) },
+          { cause },
+        ),
     });
-    body.on('drain', () => response.resume());
-    response.once('end', () => {
-      if (finished) return;
-      finish();
-      body.end();
-    });
-    response.once('error', fail);
-    response.once('close', () => {
-      if (!response.complete) fail(new Error('connection closed before the body ended'));
-    });
-    body.once('close', () => {
-      if (!finished) {
-        finish();
-        response.destroy();
-      }
-    });
-    return body;
   }
 
   /** A signal for one operation that also aborts after `timeoutMs`, and the mapping of its errors. */
@@ -567,11 +519,7 @@ function checkTarget(target: OriginTarget): { origin: URL; repository: string } 
     );
   }
   const repository = target.repository;
-  if (
-    typeof repository !== 'string' ||
-    repository.length > maxRepositoryLength ||
-    !repositoryPattern.test(repository)
-  ) {
+  if (!isRepositoryName(repository)) {
     throw new InvalidOriginRequestError(
       `repository ${describe(repository)} is not a valid OCI repository name`,
     );
