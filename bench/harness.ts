@@ -40,7 +40,8 @@ import { sourceRevision, type SourceRevision } from './provenance.ts';
 /**
  * Throughput in operations or megabytes (10^6 bytes) per second (higher is better), per-op
  * latency quantiles in microseconds, V8 heap bytes retained per op, or fetches from an origin
- * per blob served (lower is better). See `metricTraits` for which the harness times.
+ * per blob served, or the longest pause in a stream of deliveries in milliseconds (lower is better).
+ * See `metricTraits` for which the harness times.
  */
 export type Metric =
   | 'ops_per_s'
@@ -48,7 +49,8 @@ export type Metric =
   | 'latency_p50_us'
   | 'latency_p99_us'
   | 'heap_bytes_per_op'
-  | 'origin_fetches_per_blob';
+  | 'origin_fetches_per_blob'
+  | 'max_gap_ms';
 
 export interface MetricTraits {
   readonly better: 'higher' | 'lower';
@@ -74,6 +76,8 @@ export const metricTraits: Readonly<Record<Metric, MetricTraits>> = {
   latency_p99_us: { better: 'lower', measuredBy: 'harness', counted: false, digits: 3 },
   heap_bytes_per_op: { better: 'lower', measuredBy: 'case', counted: true, digits: 0 },
   origin_fetches_per_blob: { better: 'lower', measuredBy: 'case', counted: true, digits: 3 },
+  // The longest pause between two deliveries, in milliseconds, that one call measured.
+  max_gap_ms: { better: 'lower', measuredBy: 'case', counted: false, digits: 3 },
 };
 
 export const metrics: readonly Metric[] = Object.keys(metricTraits) as Metric[];
@@ -93,7 +97,11 @@ export interface BenchCase {
   readonly name: string;
   readonly metric: Metric;
   readonly ours: { readonly label: string; readonly fn: Operation };
-  readonly peer: { readonly name: string; readonly fn: Operation };
+  /**
+   * The same workload on a real peer package. Left out only for a figure no peer has (the hub's
+   * longest delivery pause across a cutover): the row then reports ours alone, with no ratio.
+   */
+  readonly peer?: { readonly name: string; readonly fn: Operation };
   /**
    * Operations one call of either side's `fn` completes; default 1. For work measured in
    * bulk, such as a call that completes 256 requests with 32 of them in flight: throughput
@@ -171,20 +179,25 @@ export function defineSuite(suite: Suite): Suite {
         );
       }
     }
-    if (c.ours.label === '' || c.peer.name === '') {
+    if (c.ours.label === '' || c.peer?.name === '') {
       throw new TypeError(`case ${c.name}: ours.label and peer.name are required`);
     }
     // A result row is identified by (name, metric, peer): the same workload against two peers,
     // or measured two ways (throughput and p99 latency), is two rows.
-    const key = `${c.name}\0${c.metric}\0${c.peer.name}`;
+    const key = `${c.name}\0${c.metric}\0${c.peer?.name ?? ''}`;
     if (seen.has(key)) {
-      throw new TypeError(`case ${c.name} (${c.metric}) against ${c.peer.name} is defined twice`);
+      throw new TypeError(`case ${c.name} (${c.metric}) against ${peerName(c)} is defined twice`);
     }
     seen.add(key);
   }
   const defined = Object.freeze({ ...suite, cases: Object.freeze([...suite.cases]) });
   definedSuites.add(defined);
   return defined;
+}
+
+/** The peer's name, or `no peer` for a case measured on ours alone. */
+export function peerName(c: Pick<BenchCase, 'peer'>): string {
+  return c.peer?.name ?? 'no peer';
 }
 
 export function isSuite(value: unknown): value is Suite {
@@ -237,6 +250,7 @@ const sink: unknown[] = [undefined];
 
 export interface CaseSamples {
   readonly ours: readonly number[];
+  /** Empty for a case without a peer. */
   readonly peer: readonly number[];
 }
 
@@ -272,28 +286,31 @@ export async function measureCase(c: BenchCase, options: MeasureOptions): Promis
   const selfMeasured = isSelfMeasured(c);
   const sides = {
     ours: new Contender(c.ours.fn, c.metric, opsPerCall, selfMeasured),
-    peer: new Contender(c.peer.fn, c.metric, opsPerCall, selfMeasured),
+    peer: c.peer === undefined ? undefined : new Contender(c.peer.fn, c.metric, opsPerCall, selfMeasured),
   };
+  const present = sides.peer === undefined ? [sides.ours] : [sides.ours, sides.peer];
   // A side that measures itself needs no probe or batch size; a timed one is warmed up by a call.
   if (selfMeasured && !metricTraits[c.metric].counted) {
-    for (const side of [sides.ours, sides.peer]) await side.sample();
+    for (const side of present) await side.sample();
   }
   if (!selfMeasured) {
-    for (const side of [sides.ours, sides.peer]) await side.probe();
-    for (const side of [sides.ours, sides.peer]) {
+    for (const side of present) await side.probe();
+    for (const side of present) {
       collectGarbage(c.gc ?? 'full');
       await side.warmUp(options.warmupMs);
     }
-    for (const side of [sides.ours, sides.peer]) await side.calibrate(options.batchMs);
+    for (const side of present) await side.calibrate(options.batchMs);
   }
 
   const samples: { ours: number[]; peer: number[] } = { ours: [], peer: [] };
   const rounds = roundsFor(c, options);
   for (let round = 0; round < rounds; round++) {
     for (const who of roundOrder(round)) {
+      const side = sides[who];
+      if (side === undefined) continue;
       // Every sample starts from the same heap state, whichever side ran before it.
       collectGarbage(c.gc ?? 'full');
-      samples[who].push(await sides[who].sample());
+      samples[who].push(await side.sample());
     }
   }
   return samples;
@@ -475,20 +492,23 @@ export function ratioFor(metric: Metric, ours: number, peer: number): number {
 // ---------------------------------------------------------------------------------------
 // Results
 
-/** One row of bench/results/<suite>.json. The fields after `ratio` are documented extras. */
+/**
+ * One row of bench/results/<suite>.json. The fields after `ratio` are documented extras. A case
+ * without a peer has `peer` and every figure of the peer or the ratio null.
+ */
 export interface CaseResult {
   readonly name: string;
   readonly metric: Metric;
   readonly value: number;
-  readonly peer: string;
-  readonly peerValue: number;
-  readonly ratio: number;
+  readonly peer: string | null;
+  readonly peerValue: number | null;
+  readonly ratio: number | null;
   readonly ours: string;
   readonly rsdPct: number;
-  readonly peerRsdPct: number;
+  readonly peerRsdPct: number | null;
   /** The first and third quartiles of the per-round ratios: how far one round may stray. */
-  readonly ratioQ1: number;
-  readonly ratioQ3: number;
+  readonly ratioQ1: number | null;
+  readonly ratioQ3: number | null;
   /** Samples per side. */
   readonly samples: number;
 }
@@ -529,6 +549,23 @@ export function summarizeCase(
   samples: CaseSamples,
 ): CaseResult {
   const valueDigits = metricTraits[c.metric].digits;
+  if (c.peer === undefined) {
+    if (samples.peer.length > 0) throw new RangeError(`case ${c.name} has no peer but peer samples`);
+    return {
+      name: c.name,
+      metric: c.metric,
+      value: round(median(samples.ours), valueDigits),
+      peer: null,
+      peerValue: null,
+      ratio: null,
+      ours: c.ours.label,
+      rsdPct: round(relativeStdDevPct(samples.ours), 1),
+      peerRsdPct: null,
+      ratioQ1: null,
+      ratioQ3: null,
+      samples: samples.ours.length,
+    };
+  }
   const ratios = roundRatios(c.metric, samples).sort((a, b) => a - b);
   return {
     name: c.name,
@@ -591,6 +628,7 @@ export interface RunSuiteOptions {
 export interface CaseFailure {
   readonly name: string;
   readonly metric: Metric;
+  /** The peer's name, `no peer` for a case without one. */
   readonly peer: string;
   readonly error: unknown;
 }
@@ -615,7 +653,7 @@ export async function runSuite(name: string, suite: Suite, options: RunSuiteOpti
       options.onCase?.(result);
       cases.push(result);
     } catch (error) {
-      const failure = { name: c.name, metric: c.metric, peer: c.peer.name, error };
+      const failure = { name: c.name, metric: c.metric, peer: peerName(c), error };
       options.onFailure?.(failure);
       failures.push(failure);
     }
@@ -637,16 +675,19 @@ export function formatTable(result: SuiteResult): string {
     'ratio Q1-Q3',
     'rsd ours/peer',
   ];
+  // A case without a peer shows a dash where the peer's figures and the ratio would be.
+  const or = (value: number | null, show: (v: number) => string): string =>
+    value === null ? '-' : show(value);
   const rows = result.cases.map((c) => [
     c.name,
     c.metric,
     c.ours,
     formatValue(c.metric, c.value),
-    c.peer,
-    formatValue(c.metric, c.peerValue),
-    `${c.ratio.toFixed(2)}x`,
-    `${c.ratioQ1.toFixed(2)}-${c.ratioQ3.toFixed(2)}`,
-    `${c.rsdPct.toFixed(1)}% / ${c.peerRsdPct.toFixed(1)}%`,
+    c.peer ?? '-',
+    or(c.peerValue, (v) => formatValue(c.metric, v)),
+    or(c.ratio, (v) => `${v.toFixed(2)}x`),
+    c.ratioQ1 === null || c.ratioQ3 === null ? '-' : `${c.ratioQ1.toFixed(2)}-${c.ratioQ3.toFixed(2)}`,
+    `${c.rsdPct.toFixed(1)}% / ${or(c.peerRsdPct, (v) => `${v.toFixed(1)}%`)}`,
   ]);
   // Text columns align left, numbers right.
   const numeric = new Set([3, 5, 6, 7, 8]);

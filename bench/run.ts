@@ -59,7 +59,8 @@ async function main(argv: readonly string[]): Promise<number> {
     quick,
     repoDir,
     onCase: (c) => {
-      console.error(`  ${c.name} ${c.metric} vs ${c.peer}: ${c.ratio.toFixed(2)}x`);
+      const versus = c.peer === null || c.ratio === null ? '' : ` vs ${c.peer}: ${c.ratio.toFixed(2)}x`;
+      console.error(`  ${c.name} ${c.metric}${c.metric === 'max_gap_ms' ? ` ${c.value} ms` : ''}${versus}`);
     },
     onFailure: (f) => {
       console.error(`  FAILED ${f.name} ${f.metric} vs ${f.peer}: ${errorMessage(f.error)}`);

@@ -137,11 +137,12 @@ function row(c: CaseResult): string {
     `\`${c.metric}\``,
     c.ours,
     value(c.metric, c.value),
-    c.peer,
-    value(c.metric, c.peerValue),
-    `${c.ratio.toFixed(2)}×`,
-    `${c.ratioQ1.toFixed(2)}–${c.ratioQ3.toFixed(2)}`,
-    `${c.rsdPct.toFixed(1)}% / ${c.peerRsdPct.toFixed(1)}%`,
+    // A case without a peer (a figure no peer has) shows a dash for the peer and the ratio.
+    c.peer ?? '—',
+    c.peerValue === null ? '—' : value(c.metric, c.peerValue),
+    c.ratio === null ? '—' : `${c.ratio.toFixed(2)}×`,
+    c.ratioQ1 === null || c.ratioQ3 === null ? '—' : `${c.ratioQ1.toFixed(2)}–${c.ratioQ3.toFixed(2)}`,
+    `${c.rsdPct.toFixed(1)}% / ${c.peerRsdPct === null ? '—' : `${c.peerRsdPct.toFixed(1)}%`}`,
     String(c.samples),
   ];
   return `| ${cells.join(' | ')} |`;
@@ -153,6 +154,7 @@ function value(metric: Metric, v: number): string {
   if (metric === 'heap_bytes_per_op') return `${v.toLocaleString('en-US', digits)} B`;
   if (metric === 'mb_per_s') return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} MB/s`;
   if (metric === 'origin_fetches_per_blob') return v.toFixed(2);
+  if (metric === 'max_gap_ms') return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} ms`;
   return `${v.toLocaleString('en-US', digits)} µs`;
 }
 
@@ -172,6 +174,7 @@ const measuredSources: Record<string, readonly string[]> = {
   views: ['src/views', 'src/grid', 'src/internal'],
   runtime: ['src/runtime', 'src/statefun', 'src/internal'],
   coord: ['src/coord', 'src/grid', 'src/internal'],
+  hub: ['src/hub', 'src/grid', 'src/internal'],
 };
 
 /** The measured sources changed since the result's commit, as a note (not an error). */

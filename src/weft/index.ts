@@ -59,6 +59,39 @@ export {
   PeerFetchError,
 } from '../coord/index.ts';
 export {
+  CheckpointCorruptError,
+  CheckpointStoreClosedError,
+  CheckpointStoreFullError,
+  ChunkBudgetExceededError,
+  ChunkInvalidError,
+  InvalidBufferInputError,
+  InvalidCheckpointError,
+  InvalidConnectorGenerationError,
+  InvalidFlowInputError,
+  InvalidHubRegistrationError,
+  InvalidHubRequestError,
+  InvalidStreamKeyError,
+  PartitionLimitError,
+  StoryLoadError,
+  StoryValidationError,
+  UndecodableHubMessageError,
+  UnknownStepError,
+  OffloadBlobCorruptError,
+  OffloadBlobNotFoundError,
+  OffloadStoreClosedError,
+  OffloadStoreFullError,
+  OffloadBlobTooLargeError,
+  InvalidBlobRefError,
+  InvalidMaterializeMessageError,
+  InvalidOffloadMarkerError,
+  MaterializeRunLimitError,
+  MaterializeRunNotOwnedError,
+  ConnectorClosedError,
+  ConnectorRefusedError,
+  ConnectorSendQueueFullError,
+  HubStatusError,
+} from '../hub/index.ts';
+export {
   EgressDeliveryError,
   EndpointError,
   InvalidReplyError,
@@ -70,6 +103,7 @@ export {
 export type { WeftErrorOptions } from '../internal/errors.ts';
 export type { ExhaustedReason, FailureClass } from '../coord/index.ts';
 export type { RefusalReason } from '../grid/index.ts';
+export type { ChunkBudget, ChunkInvalidReason, StoryProblem, WireFailure } from '../hub/index.ts';
 
 /** The version of this package, as its package.json says. */
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })

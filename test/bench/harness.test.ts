@@ -235,6 +235,42 @@ describe('metrics the case measures', () => {
   });
 });
 
+describe('a case without a peer', () => {
+  test('only ours is sampled, and its row reports ours alone: no peer figures, no ratio', async () => {
+    let calls = 0;
+    const { peer: _, ...rest } = throughputCase();
+    const c: BenchCase = {
+      ...rest,
+      name: 'handoff-gap',
+      metric: 'max_gap_ms',
+      rounds: 20,
+      ours: { label: 'ours', fn: () => 10 + (calls++ % 3) },
+    };
+    const samples = await measureCase(c, tinyOptions);
+    assert.equal(samples.ours.length, 20);
+    assert.equal(calls, 21, 'one warm-up call, then one call per round');
+    assert.deepEqual(samples.peer, []);
+    const row = summarizeCase(c, samples);
+    assert.equal(row.value, 11);
+    assert.deepEqual(
+      [row.peer, row.peerValue, row.ratio, row.ratioQ1, row.ratioQ3, row.peerRsdPct],
+      [null, null, null, null, null, null],
+    );
+    const table = formatTable(suiteResult('hub', false, environment, [row]));
+    assert.match(table, /handoff-gap\s+max_gap_ms\s+ours\s+11\.00\s+-\s+-\s+-\s+-/);
+  });
+
+  test('a peerless case that fails is reported as having no peer', async () => {
+    const { peer: _, ...rest } = throughputCase();
+    const suite = defineSuite({
+      cases: [{ ...rest, metric: 'max_gap_ms', ours: { label: 'ours', fn: () => Number.NaN } }],
+    });
+    const run = await runSuite('hub', suite, { quick: false, repoDir: tmpdir(), measure: tinyOptions });
+    assert.ok(!run.ok);
+    assert.equal(run.failures[0]?.peer, 'no peer');
+  });
+});
+
 describe('case lifecycle', () => {
   test('a failing check stops the case before anything is timed, and teardown still runs', async () => {
     const calls: string[] = [];
@@ -454,7 +490,7 @@ describe('results', () => {
     // Round 1 straddles a machine-wide halving of speed: ours ran before it, the peer after.
     const samples = { ours: [8, 8, 4], peer: [4, 2, 2] };
     const row = summarizeCase(throughputCase(), samples);
-    assert.equal(row.value / row.peerValue, 4);
+    assert.equal(row.value / (row.peerValue ?? Number.NaN), 4);
     assert.equal(row.ratio, 2);
     assert.equal(pairedRatio('latency_p50_us', { ours: [1, 2, 2], peer: [2, 2, 6] }), 2);
   });

@@ -156,9 +156,9 @@ for (const variant of ['as npm installs it', 'without optional dependencies'] as
       () => {
         const listed = run(npm, ['install-scripts', 'ls'], dir);
         const named = [...`${listed.stdout}${listed.stderr}`.matchAll(/^\s+(\S+)@\S+ \(/gm)].map((m) => m[1]);
-        // Both ship a prebuilt binary in an optional platform package; docs/install.md says why
-        // their scripts need no approval.
-        const expected = omitOptional ? ['lmdb'] : ['lmdb', 'msgpackr-extract'];
+        // lmdb and msgpackr-extract ship a prebuilt binary in an optional platform package, and
+        // protobufjs's postinstall only warns; docs/install.md says why none needs approval.
+        const expected = omitOptional ? ['lmdb', 'protobufjs'] : ['lmdb', 'msgpackr-extract', 'protobufjs'];
         assert.deepEqual(named, expected, installLog);
         if (omitOptional) {
           for (const absent of ['@node-rs/xxhash', 'msgpackr-extract', 'bufferutil']) {

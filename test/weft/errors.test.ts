@@ -8,13 +8,14 @@ import { test } from 'node:test';
 
 import * as coord from '../../src/coord/index.ts';
 import * as grid from '../../src/grid/index.ts';
+import * as hub from '../../src/hub/index.ts';
 import * as runtime from '../../src/runtime/index.ts';
 import * as statefun from '../../src/statefun/index.ts';
 import * as views from '../../src/views/index.ts';
 import * as root from '../../src/weft/index.ts';
 
 const srcRoot = new URL('../../src/', import.meta.url);
-const modules: Record<string, Record<string, unknown>> = { grid, statefun, views, runtime, coord };
+const modules: Record<string, Record<string, unknown>> = { grid, statefun, views, runtime, coord, hub };
 
 interface ErrorClass {
   readonly name: string;
