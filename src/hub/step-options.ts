@@ -40,5 +40,6 @@ export function streamOptionsOf(policy: StepPolicy): StreamOptions {
       resumePct: flow.resumePct,
     },
     drainTimeoutMs: drain.enabled ? drain.timeoutMs : undefined,
+    heartbeat: policy.heartbeat.enabled,
   };
 }

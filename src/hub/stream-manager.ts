@@ -49,6 +49,8 @@ export interface StreamOptions {
   readonly delivery?: DeliveryConfigInput;
   /** Past this long without a stream or while retrying, buffered packets are dropped (`timeout`). */
   readonly drainTimeoutMs?: number | undefined;
+  /** False: no heartbeats to this key's stream. Default true. */
+  readonly heartbeat?: boolean | undefined;
 }
 
 /** Encodes what the manager sends into the transport's message type. */
@@ -345,7 +347,7 @@ export class StreamManager<M, W> {
             }
             if (state.buffer !== undefined && state.buffer.size === 0) this.#bufferEmptied(state);
           }
-          if (state.active !== undefined) {
+          if (state.active !== undefined && state.options.heartbeat !== false) {
             this.#heartbeats++;
             state.active.stream.send(this.#config.encoder.heartbeat()).catch(() => undefined);
           }

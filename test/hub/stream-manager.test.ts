@@ -677,6 +677,17 @@ describe("StreamManager: the reference's bugs, fixed", () => {
     assert.equal(a.transport.heartbeats.length, 2);
   });
 
+  test('a step whose story turns heartbeats off gets none', async () => {
+    const h = makeManager();
+    const quiet = h.stream();
+    const chatty = h.stream();
+    await h.manager.addStream(K, quiet, 1, { heartbeat: false });
+    await h.manager.addStream(K2, chatty, 1);
+    await h.manager.tick();
+    assert.equal(quiet.transport.heartbeats.length, 0);
+    assert.equal(chatty.transport.heartbeats.length, 1);
+  });
+
   test('a buffer idle past its TTL without a stream is dropped whole as evicted', async () => {
     const h = makeManager({ idleBufferTtlMs: 60_000 });
     for (const id of [1, 2, 3]) await h.manager.sendOrBuffer(K, h.packet(id));
