@@ -41,6 +41,7 @@ export class AckLedger {
   #duplicateSettles = 0;
   /** Callers waiting for room, woken as packets are acknowledged. */
   readonly #roomWaiters: (() => void)[] = [];
+  #closed = false;
 
   constructor(maxPending: number) {
     if (!Number.isSafeInteger(maxPending) || maxPending <= 0) {
@@ -73,10 +74,21 @@ export class AckLedger {
     return this.#pending < this.#maxPending;
   }
 
-  /** Resolves once another packet can be accepted (at once when it can now). */
+  /** True once the producer's stream ended: nothing waits for room any more. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves once another packet can be accepted (at once when it can now), or the ledger closed. */
   waitForRoom(): Promise<void> {
-    if (this.hasRoom) return Promise.resolve();
+    if (this.hasRoom || this.#closed) return Promise.resolve();
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  /** The producer is gone: wakes whoever waits for room, for good. */
+  close(): void {
+    this.#closed = true;
+    for (const wake of this.#roomWaiters.splice(0)) wake();
   }
 
   /** One delivery of `ticket` has settled. */

@@ -145,6 +145,8 @@ interface Connector {
   readonly connection: Connection<ProcessResponse>;
   readonly ledger: AckLedger;
   ackScheduled: boolean;
+  /** Unique per connection: scopes its chunk reassembly. */
+  readonly sender: string;
 }
 
 // A materialized packet must still fit a gRPC message.
@@ -175,6 +177,7 @@ export class Hub {
   #closed = false;
   readonly #refused: Record<string, number> = {};
   #packetsIn = 0;
+  #connectionIds = 0;
   #disconnects = 0;
   #offloaded = 0;
   #offloadFailures = 0;
@@ -235,7 +238,9 @@ export class Hub {
           });
     this.#tick = this.#clock.setInterval(() => {
       this.#reassembler.sweep();
-      void this.#streams.tick();
+      this.#streams.tick().catch((error: unknown) => {
+        logSafely(() => this.#logger?.error('hub: background tick failed', { error: errorMessage(error) }));
+      });
     }, tickMs);
   }
 
@@ -272,7 +277,18 @@ export class Hub {
 
   /** The HubService implementation, for a gRPC server of the caller's: `server.addService(...hub.service)`. */
   get service(): [typeof hubServiceDefinition, { process: (call: Call) => void }] {
-    return [hubServiceDefinition, { process: (call: Call) => void this.accept(sessionOf(call)) }];
+    return [
+      hubServiceDefinition,
+      {
+        process: (call: Call) => {
+          const session = sessionOf(call);
+          // Whatever fails in serving one connector ends that connector's call, never the process.
+          this.accept(session).catch((error: unknown) => {
+            this.#endWithError(session, error);
+          });
+        },
+      },
+    ];
   }
 
   /** Serves HubService on a gRPC server of its own; resolves with the bound port. */
@@ -370,7 +386,12 @@ export class Hub {
       connection: added.connection,
       ledger: new AckLedger(this.#maxPendingPerProducer),
       ackScheduled: false,
+      sender: `${registration.key}#${++this.#connectionIds}`,
     };
+    // A producer waiting for room must not wait for ever once its stream is gone.
+    call.transport.once('close', () => {
+      connector.ledger.close();
+    });
     this.#connectors.set(registration.key, connector);
     this.#tellPauseState(connector);
     try {
@@ -393,7 +414,8 @@ export class Hub {
       else this.#endWithError(call, error);
     } finally {
       if (this.#connectors.get(registration.key) === connector) this.#connectors.delete(registration.key);
-      this.#reassembler.discardSender(registration.key);
+      connector.ledger.close();
+      this.#reassembler.discardSender(connector.sender);
       await this.#streams.removeStream(connector.connection);
     }
   }
@@ -441,14 +463,17 @@ export class Hub {
   /** One request: its flow first (as the reference hub), then its packet. */
   async #handle(connector: Connector, request: ProcessRequest): Promise<void> {
     const { key } = connector.registration;
-    if (request.flow !== undefined) await this.#streams.applyFlow(key, flowUpdateOf(request.flow));
+    // A connector replaced by a newer one may still be sending: its flow is no longer the key's.
+    if (request.flow !== undefined && this.#streams.isCurrent(connector.connection)) {
+      await this.#streams.applyFlow(key, flowUpdateOf(request.flow));
+    }
     const packet = request.packet;
     if (packet === undefined) return;
     if (isHeartbeat(packet)) {
       this.#heartbeatsIn++;
       return;
     }
-    const result = this.#reassembler.add(packet, key);
+    const result = this.#reassembler.add(packet, connector.sender);
     if (!result.complete) return;
     this.#packetsIn++;
     // A packet that came whole was measured as it was decoded (its request's size, which also
@@ -467,6 +492,7 @@ export class Hub {
     // A producer past its window of unacknowledged packets waits here: the hub stops reading
     // its stream (gRPC's flow control then holds the producer) rather than lose track of a packet.
     if (sequence > 0n && !connector.ledger.hasRoom) await connector.ledger.waitForRoom();
+    if (connector.ledger.closed) return;
     const ticket =
       sequence > 0n ? connector.ledger.accept(partition, sequence, downstream.length) : undefined;
     if (downstream.length === 0) {

@@ -24,6 +24,7 @@ import {
   type FlowBufferLimits,
   type FlowEnvelope,
   type FlowUpdate,
+  type UnackedPacket,
 } from './flow/index.ts';
 import type { PauseSignal } from './flow/index.ts';
 import type { OutboundStream } from './outbound-stream.ts';
@@ -159,6 +160,8 @@ interface KeyState<M, W> {
   phase: HandoffPhase;
   /** The key's serial queue: every operation on the key chains here. */
   tail: Promise<void>;
+  /** What the current stream's replay has still to send, in order (empty when it is done). */
+  replayRest: UnackedPacket<RoutedPacket<M>>[];
   /** Operations queued or running; the tick forgets a key only when its own is the only one. */
   queued: number;
 }
@@ -301,7 +304,10 @@ export class StreamManager<M, W> {
         return this.#buffer(state, packet, 'buffer_drain');
       }
     }
-    if (!this.#canSend(state, packet)) return this.#buffer(state, packet, 'flow_control');
+    // A replay that has not finished goes before anything new.
+    if (state.replayRest.length > 0 || !this.#canSend(state, packet)) {
+      return this.#buffer(state, packet, 'flow_control');
+    }
     try {
       await this.#send(state, connection, packet);
     } catch {
@@ -322,8 +328,8 @@ export class StreamManager<M, W> {
       const result = state.delivery.applyFlow(update);
       for (const packet of result.released) packet.settle?.();
       if (result.acksAdvanced > 0) this.#deliveryChanged(state);
-      if (result.mayUnblock && state.buffer !== undefined && state.active !== undefined)
-        await this.#flush(state);
+      const pending = state.buffer !== undefined || state.replayRest.length > 0;
+      if (result.mayUnblock && pending && state.active !== undefined) await this.#flush(state);
     });
   }
 
@@ -337,6 +343,9 @@ export class StreamManager<M, W> {
     for (const state of this.#keys.values()) {
       work.push(
         this.#serially(state, async () => {
+          if (state.active !== undefined && state.replayRest.length > 0 && state.buffer === undefined) {
+            await this.#resumeReplay(state, state.active);
+          }
           const buffer = state.buffer;
           if (buffer !== undefined) {
             if (state.active === undefined && buffer.idleMs(now) >= this.#config.idleBufferTtlMs) {
@@ -363,6 +372,11 @@ export class StreamManager<M, W> {
       );
     }
     await Promise.all(work);
+  }
+
+  /** True while `connection` is its key's active stream (not replaced, not removed). */
+  isCurrent(connection: Connection<W>): boolean {
+    return this.#keys.get(connection.key)?.active === connection;
   }
 
   /** The current handoff phase of `key`, or undefined when the hub holds nothing for it. */
@@ -425,6 +439,7 @@ export class StreamManager<M, W> {
       ),
       phase: 'pending',
       tail: Promise.resolve(),
+      replayRest: [],
       queued: 0,
     };
     this.#keys.set(key, state);
@@ -479,7 +494,23 @@ export class StreamManager<M, W> {
 
   /** Resends what the key's previous stream left unacknowledged, in (partition, sequence) order. */
   async #replay(state: KeyState<M, W>, connection: Connection<W>): Promise<void> {
-    for (const held of state.delivery.unackedInReplayOrder()) {
+    state.replayRest = state.delivery.unackedInReplayOrder();
+    await this.#resumeReplay(state, connection);
+  }
+
+  /**
+   * Sends what is left of the replay while the flow allows. Where it stops (credits, window, a
+   * pause, a failed send) it resumes on the next flow message or tick; meanwhile nothing newer
+   * goes ahead of it.
+   */
+  async #resumeReplay(state: KeyState<M, W>, connection: Connection<W>): Promise<void> {
+    const rest = state.replayRest;
+    while (rest.length > 0) {
+      const held = rest[0] as (typeof rest)[number];
+      if (!state.delivery.isHeld(held.sequence, held.partition)) {
+        rest.shift(); // acknowledged meanwhile
+        continue;
+      }
       if (!state.delivery.canSend(held.size, held.partition, held.sequence)) return;
       try {
         await connection.stream.send(this.#config.encoder.packet(held.packet, true));
@@ -487,6 +518,7 @@ export class StreamManager<M, W> {
         this.#sendFailures++;
         return;
       }
+      rest.shift();
       this.#replayed++;
       state.delivery.recordSent(held.sequence, held.partition, held.packet, held.size);
     }
@@ -494,8 +526,12 @@ export class StreamManager<M, W> {
 
   /** Sends buffered packets while the flow allows; records the outcome for the retry policy. */
   async #flush(state: KeyState<M, W>): Promise<void> {
-    const buffer = state.buffer;
     const connection = state.active;
+    if (connection !== undefined && state.replayRest.length > 0) {
+      await this.#resumeReplay(state, connection);
+      if (state.replayRest.length > 0) return; // the replay goes first
+    }
+    const buffer = state.buffer;
     if (buffer === undefined || connection === undefined) return;
     let failure: unknown;
     try {
@@ -577,7 +613,9 @@ export class StreamManager<M, W> {
 
   #drop(key: string, packet: RoutedPacket<M>, reason: DropReason): void {
     this.#drops[reason] = (this.#drops[reason] ?? 0) + 1;
-    packet.settle?.();
+    // A story's policy settles the packet (its fate was chosen); the hub's own capacity does not:
+    // its producer is then never told it was delivered, and holds it.
+    if (reason !== 'max_buffers') packet.settle?.();
     try {
       this.#config.onDrop?.(key, reason);
     } catch {
