@@ -37,7 +37,6 @@ export class AckLedger {
   #pending = 0;
   #accepted = 0;
   #refused = 0;
-  #acknowledged = 0;
   #duplicateSettles = 0;
   /** Callers waiting for room, woken as packets are acknowledged. */
   readonly #roomWaiters: (() => void)[] = [];
@@ -113,7 +112,8 @@ export class AckLedger {
       pending: this.#pending,
       accepted: this.#accepted,
       refused: this.#refused,
-      acknowledged: this.#acknowledged,
+      // Every accepted packet is pending until acknowledged, so the difference is what was.
+      acknowledged: this.#accepted - this.#pending,
       duplicateSettles: this.#duplicateSettles,
     };
   }
@@ -132,7 +132,6 @@ export class AckLedger {
     tickets.splice(0, head);
     this.#pending -= head;
     for (const wake of this.#roomWaiters.splice(0)) wake();
-    this.#acknowledged += head;
     if (tickets.length === 0) this.#partitions.delete(partition);
     const previous = this.#advanced.get(partition);
     if (acked !== undefined && (previous === undefined || acked > previous))

@@ -10,7 +10,7 @@
 // it has settled downstream (see ack-ledger.ts), so what the hub acknowledges is never lost by a
 // hub that crashes: the producer still holds it.
 
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type Metadata, Server, ServerCredentials, type ServerDuplexStream, status } from '@grpc/grpc-js';
 
 import {
@@ -25,7 +25,6 @@ import {
   FlowControlSchema,
   PartitionAckSchema,
 } from '../gen/transport/v1/transport_pb.ts';
-import { create } from '@bufbuild/protobuf';
 import { type Clock, systemClock, type Timer } from '../internal/clock.ts';
 import { ConfigError, errorMessage } from '../internal/errors.ts';
 import { type Logger, logSafely } from '../internal/log-safely.ts';
@@ -55,6 +54,7 @@ import {
   type Connection,
   type RoutedPacket,
   type StreamManagerStats,
+  type StreamOptions,
 } from './stream-manager.ts';
 import { grpcStatusOf } from './wire/errors.ts';
 import { isHeartbeat, newHeartbeatPacket } from './wire/heartbeat.ts';
@@ -147,6 +147,18 @@ interface Connector {
   ackScheduled: boolean;
   /** Unique per connection: scopes its chunk reassembly. */
   readonly sender: string;
+  /** Its step's offload policy (what it produces over the threshold goes to the blob store). */
+  readonly offload: OffloadPolicy;
+  /** Where its packets go: each step after it, resolved once (a story never changes). */
+  readonly routes: readonly Route[];
+}
+
+/** One step a connector's packets go to: its stream key and the edge's policy. */
+interface Route {
+  readonly key: string;
+  readonly options: StreamOptions;
+  /** The step wants offloaded bytes back inline. */
+  readonly inject: boolean;
 }
 
 // A materialized packet must still fit a gRPC message.
@@ -387,6 +399,15 @@ export class Hub {
       ledger: new AckLedger(this.#maxPendingPerProducer),
       ackScheduled: false,
       sender: `${registration.key}#${++this.#connectionIds}`,
+      offload: story.policyOf(registration.currentStepId).offload,
+      routes: story.downstreamOf(registration.currentStepId).map((step) => {
+        const edge = story.edgePolicy(registration.currentStepId, step);
+        return {
+          key: `${registration.storyRunNamespace}/${registration.storyRunName}/${step}`,
+          options: streamOptionsOf(edge),
+          inject: edge.offload.policy === 'inject',
+        };
+      }),
     };
     // A producer waiting for room must not wait for ever once its stream is gone.
     call.transport.once('close', () => {
@@ -484,8 +505,7 @@ export class Hub {
 
   /** Sends a producer's packet to every step after it, and acknowledges it once all have settled. */
   async #route(connector: Connector, packet: DataPacket, measured: number | undefined): Promise<void> {
-    const { story, registration } = connector;
-    const downstream = story.downstreamOf(registration.currentStepId);
+    const { routes: downstream, offload } = connector;
     const envelope = packet.envelope;
     const sequence = envelope?.sequence ?? 0n;
     const partition = envelope?.partition ?? '';
@@ -500,7 +520,6 @@ export class Hub {
       this.#scheduleAcks(connector);
       return;
     }
-    const offload = story.policyOf(registration.currentStepId).offload;
     // Without a blob store or a threshold nothing is offloaded: no promise per packet for it.
     const outgoing =
       this.#blobs === undefined || offload.thresholdBytes === 0
@@ -523,11 +542,8 @@ export class Hub {
       unsettled--;
       if (unsettled === 0) this.#releaseBlobs(refs);
     };
-    for (const step of downstream) {
-      const key = `${registration.storyRunNamespace}/${registration.storyRunName}/${step}`;
-      const edge = story.edgePolicy(registration.currentStepId, step);
-      const message =
-        refs.length > 0 && edge.offload.policy === 'inject' ? await this.#materialize(outgoing) : outgoing;
+    for (const route of downstream) {
+      const message = refs.length > 0 && route.inject ? await this.#materialize(outgoing) : outgoing;
       const routed: RoutedPacket<DataPacket> = {
         message,
         size: message === outgoing ? size : toBinary(DataPacketSchema, message).byteLength,
@@ -535,7 +551,7 @@ export class Hub {
         envelope: { streamId: '', sequence: 0n, partition },
         settle,
       };
-      await this.#streams.sendOrBuffer(key, routed, streamOptionsOf(edge));
+      await this.#streams.sendOrBuffer(route.key, routed, route.options);
     }
   }
 

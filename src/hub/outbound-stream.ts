@@ -1,6 +1,7 @@
-// The hub's side of one connector's stream: what the hub sends to it. One send loop writes to
-// the transport (a grpc-js call, a grid stream, or a test double), in order, honouring the
-// transport's backpressure, with a bounded queue in front of it.
+// The hub's side of one connector's stream: what the hub sends to it, written to the transport (a
+// grpc-js call, a grid stream, or a test double) in order, honouring its backpressure. A send
+// writes at once when nothing is queued; otherwise it joins a bounded queue, flow messages first,
+// that is pumped when the transport drains.
 //
 // Flow messages (acks, credits, PAUSE/RESUME for what the connector produces) go ahead of queued
 // data: a connector that stops reading its input must still hear that its output is paused or
@@ -27,7 +28,10 @@ export interface OutboundTransport<M> {
 
 export interface OutboundStreamConfig {
   readonly clock?: Clock;
-  /** Data messages queued at most; a send beyond waits for room. Default 100 (the reference's channel). */
+  /**
+   * Messages queued at most, data and flow each: a data send beyond waits for room, a flow send
+   * beyond fails with `CapacityExceededError`. Default 100 (the reference's channel).
+   */
   readonly maxQueued?: number;
   /** Longest a data send waits to be written. Default 10 min (the reference's per-message timeout). */
   readonly sendTimeoutMs?: number;
@@ -205,17 +209,8 @@ export class OutboundStream<M> {
         this.close(new ClosedError('connector stream (write failed)', { cause: error }));
         return;
       }
-      if (isFlow) this.#flowSent++;
-      else {
-        this.#sent++;
-        this.#wakeOneForRoom();
-      }
+      this.#afterWrite(accepted, isFlow);
       this.#settle(pending);
-      if (!accepted) {
-        this.#blocked = true;
-        this.#blockedCount++;
-        this.#transport.once('drain', this.#onDrain);
-      }
     }
   }
 

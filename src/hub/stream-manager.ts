@@ -135,17 +135,16 @@ export interface StreamManagerStats {
   readonly bufferedBy: Readonly<Record<BufferReason, number>>;
 }
 
-/** Why a packet went to the buffer instead of the stream. */
-export type BufferReason =
-  'stream_not_found' | 'flow_control' | 'send_failed' | 'retry_wait' | 'buffer_drain';
-
-const BUFFER_REASONS: readonly BufferReason[] = [
+const BUFFER_REASONS = [
   'stream_not_found',
   'flow_control',
   'send_failed',
   'retry_wait',
   'buffer_drain',
-];
+] as const;
+
+/** Why a packet went to the buffer instead of the stream. */
+export type BufferReason = (typeof BUFFER_REASONS)[number];
 // Reasons that start a drain deadline when drainTimeoutMs is set (the reference's set).
 const DRAIN_REASONS: ReadonlySet<BufferReason> = new Set(['stream_not_found', 'send_failed', 'retry_wait']);
 
@@ -276,7 +275,8 @@ export class StreamManager<M, W> {
   /**
    * Sends `packet` to `key`'s stream, or buffers it (no stream, flow control, a failed send, or
    * older packets still buffered: a new packet never overtakes them). Resolves true when sent or
-   * buffered, false when dropped (the packet has then been settled).
+   * buffered, false when dropped (settled then, unless dropped for the hub's own capacity:
+   * `max_buffers`, which also covers a key refused past `maxKeys`).
    */
   sendOrBuffer(key: string, packet: RoutedPacket<M>, options?: StreamOptions): Promise<boolean> {
     const state = this.#state(key, options);

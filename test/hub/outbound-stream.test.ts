@@ -1,37 +1,10 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 
 import { OutboundStream } from '../../src/hub/outbound-stream.ts';
 import { ClosedError, DeadlineExceededError } from '../../src/internal/errors.ts';
 import { FakeClock } from '../../src/internal/fake-clock.ts';
-
-/** A transport that takes `room` messages before it pushes back, until `drain()`. */
-class FakeTransport extends EventEmitter {
-  readonly written: string[] = [];
-  room: number;
-  ended = false;
-
-  constructor(room = Number.POSITIVE_INFINITY) {
-    super();
-    this.room = room;
-  }
-
-  write(message: string): boolean {
-    this.written.push(message);
-    this.room--;
-    return this.room > 0;
-  }
-
-  drain(room = Number.POSITIVE_INFINITY): void {
-    this.room = room;
-    this.emit('drain');
-  }
-
-  end(): void {
-    this.ended = true;
-  }
-}
+import { FakeTransport } from './helpers/fake-transport.ts';
 
 async function settled<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown } | undefined> {
   let outcome: { value?: T; error?: unknown } | undefined;
@@ -45,7 +18,7 @@ async function settled<T>(promise: Promise<T>): Promise<{ value?: T; error?: unk
 
 describe('OutboundStream', () => {
   test('messages are written in the order they were sent', async () => {
-    const transport = new FakeTransport();
+    const transport = new FakeTransport<string>();
     const stream = new OutboundStream<string>(transport, { clock: new FakeClock() });
     await Promise.all(['a', 'b', 'c'].map((m) => stream.send(m)));
     assert.deepEqual(transport.written, ['a', 'b', 'c']);
@@ -53,7 +26,7 @@ describe('OutboundStream', () => {
   });
 
   test('after the transport pushes back, nothing more is written until it drains', async () => {
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock: new FakeClock() });
     await stream.send('a');
     const b = stream.send('b');
@@ -66,7 +39,7 @@ describe('OutboundStream', () => {
   });
 
   test('a flow message goes ahead of queued data', async () => {
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock: new FakeClock() });
     await stream.send('data-1');
     const queued = [stream.send('data-2'), stream.send('data-3')];
@@ -78,7 +51,7 @@ describe('OutboundStream', () => {
 
   test('a flow send fails within its timeout while a data send is stuck, and the stream goes on', async () => {
     const clock = new FakeClock();
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock, flowTimeoutMs: 200 });
     await stream.send('data-1'); // the transport is now blocked: the connector stopped reading
     const stuck = stream.send('data-2');
@@ -95,7 +68,7 @@ describe('OutboundStream', () => {
   });
 
   test('a full queue makes the next sender wait for room, not grow the queue', async () => {
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock: new FakeClock(), maxQueued: 2 });
     await stream.send('a');
     const sends = ['b', 'c', 'd'].map((m) => stream.send(m));
@@ -107,7 +80,7 @@ describe('OutboundStream', () => {
   });
 
   test('closing fails what is queued with ClosedError and ends the transport; later sends fail at once', async () => {
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock: new FakeClock() });
     await stream.send('a');
     const queued = stream.send('b');
@@ -119,7 +92,7 @@ describe('OutboundStream', () => {
   });
 
   test('the transport closing closes the stream', async () => {
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock: new FakeClock() });
     await stream.send('a');
     const queued = stream.send('b');
@@ -129,7 +102,7 @@ describe('OutboundStream', () => {
 
   test('a data send not written within sendTimeoutMs fails and is never written', async () => {
     const clock = new FakeClock();
-    const transport = new FakeTransport(1);
+    const transport = new FakeTransport<string>(1);
     const stream = new OutboundStream<string>(transport, { clock, sendTimeoutMs: 1_000 });
     await stream.send('a');
     const late = stream.send('b').then(

@@ -10,7 +10,7 @@
 // - `GET/HEAD /v2/<name>/manifests/<digest>`: the same, as a manifest.
 // - `GET/HEAD /v2/<name>/manifests/<tag>`: the tag is resolved at the origin (a tag moves; a
 //   digest does not), then served by digest from the cluster.
-// - A request from a peer's mirror (`Weft-Mirrored: 1`) is served from this node's store only,
+// - A request from a peer's mirror (carrying `Weft-Mirrored`, any value) is served from this node's store only,
 //   404 on a miss, so two mirrors can never send a request round in circles.
 //
 // A digest the origin may have is never answered 404 (spegel#1378: containerd then stops falling
@@ -146,6 +146,7 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 export class Mirror {
   readonly #options: MirrorOptions;
   readonly #clock: Clock;
+  readonly #stallMs: number;
   readonly #store: ContentStore;
   readonly #inFlight: InFlightMap;
   readonly #negativeCache: NegativeCache;
@@ -260,6 +261,7 @@ export class Mirror {
       options.cascade,
     );
     const stallMs = options.stallMs ?? DEFAULTS.stallMs;
+    this.#stallMs = stallMs;
     this.#peerClient = new PeerClient({
       clock,
       stallMs,
@@ -412,9 +414,7 @@ export class Mirror {
     const key = route.digest;
     // A whole GET streams through while it is stored; HEAD and ranges wait for the whole blob.
     const streamable = req.method === 'GET' && req.headers.range === undefined;
-    const sink = streamable
-      ? new ResponseSink(res, key, this.#clock, this.#options.stallMs ?? DEFAULTS.stallMs)
-      : undefined;
+    const sink = streamable ? new ResponseSink(res, key, this.#clock, this.#stallMs) : undefined;
     const obtained = await this.#obtain(key, 'blob', route, req, res, sink);
     if (obtained === 'streamed') {
       this.#bytesServed += this.#store.size(key) ?? 0;

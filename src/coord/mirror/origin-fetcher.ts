@@ -218,23 +218,20 @@ export class OriginFetcher implements Fetcher {
     const delegated = request.credential !== undefined;
     const startedAt = performance.now();
     const signal = this.#closing.signal;
-    const target = { origin: request.origin, repository: request.repository, signal };
+    const target = {
+      origin: request.origin,
+      repository: request.repository,
+      signal,
+      ...(credential === undefined ? {} : { credential }),
+    };
     try {
       let size: number;
       if (request.kind === 'manifest') {
-        const manifest = await originClient.fetchManifest({
-          ...target,
-          ...(credential === undefined ? {} : { credential }),
-          reference: key,
-        });
+        const manifest = await originClient.fetchManifest({ ...target, reference: key });
         const source = Readable.from([manifest.bytes], { objectMode: false });
         size = (await store.write(key, source, { signal })).size;
       } else {
-        const blob = await originClient.fetchBlob({
-          ...target,
-          ...(credential === undefined ? {} : { credential }),
-          digest: key,
-        });
+        const blob = await originClient.fetchBlob({ ...target, digest: key });
         const expectedSize = request.size ?? blob.size;
         const options = expectedSize === undefined ? { signal } : { signal, expectedSize };
         size = (await store.write(key, blob.body, options)).size;

@@ -87,7 +87,8 @@ export class PeerClient {
       });
     }
     const size = contentLength(response.headers['content-length']);
-    if (request.kind === 'manifest' && (size ?? 0) > this.#config.maxManifestBytes) {
+    // A manifest must say its size: a peer that does not could send one as large as the store.
+    if (request.kind === 'manifest' && (size === undefined || size > this.#config.maxManifestBytes)) {
       response.destroy();
       throw failure(`manifest of ${String(size)} bytes is over ${this.#config.maxManifestBytes}`);
     }

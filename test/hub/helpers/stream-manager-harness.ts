@@ -1,8 +1,6 @@
 // Test doubles for the stream manager: a transport that records what reaches the connector, a
 // stream whose sends can be made to fail, an encoder, and packets that count their settlements.
 
-import { EventEmitter } from 'node:events';
-
 import type { Lane } from '../../../src/hub/buffer/index.ts';
 import { OutboundStream } from '../../../src/hub/outbound-stream.ts';
 import type {
@@ -15,6 +13,7 @@ import { StreamManager } from '../../../src/hub/stream-manager.ts';
 import type { PauseSignal } from '../../../src/hub/flow/index.ts';
 import type { DropReason } from '../../../src/hub/buffer/index.ts';
 import { FakeClock } from '../../../src/internal/fake-clock.ts';
+import { FakeTransport as BaseTransport } from './fake-transport.ts';
 
 /** The packet type the tests route. */
 export interface TestMessage {
@@ -26,32 +25,8 @@ export type Wire =
   | { readonly kind: 'packet'; readonly id: number; readonly sequence: bigint; readonly partition: string }
   | { readonly kind: 'heartbeat'; readonly n: number };
 
-/** A transport that takes `room` messages before it pushes back, until `drain()`. */
-export class FakeTransport extends EventEmitter {
-  readonly written: Wire[] = [];
-  room: number;
-  ended = false;
-
-  constructor(room = Number.POSITIVE_INFINITY) {
-    super();
-    this.room = room;
-  }
-
-  write(message: Wire): boolean {
-    this.written.push(message);
-    this.room--;
-    return this.room > 0;
-  }
-
-  drain(room = Number.POSITIVE_INFINITY): void {
-    this.room = room;
-    this.emit('drain');
-  }
-
-  end(): void {
-    this.ended = true;
-  }
-
+/** The fake transport, with what the stream manager's tests look for in what was written. */
+export class FakeTransport extends BaseTransport<Wire> {
   /** Ids of the data packets written, in order. */
   get ids(): number[] {
     return this.packets.map((w) => w.id);
