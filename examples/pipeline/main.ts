@@ -12,8 +12,7 @@ import path from 'node:path';
 
 import { Manager } from 'weft/grid';
 
-// weft/hub is not exported from the package yet; the example reads it from the sources.
-import { type Delivery, Hub, HubConnector, loadStory, serveHubOnGrid } from '../../src/hub/index.ts';
+import { type Delivery, Hub, HubConnector, loadStory, serveHubOnGrid } from 'weft/hub';
 
 const LINES = ['the hub buffers', 'acks flow back', 'generations hand off', 'nothing is lost'];
 const RUN = { namespace: 'demo', run: 'run-1', story: 'shout' } as const;

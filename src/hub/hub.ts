@@ -124,7 +124,8 @@ export interface HubStats {
   readonly materializeFailures: number;
 }
 
-type Call = ServerDuplexStream<IncomingRequest, ProcessResponse>;
+/** One `Process` call as grpc-js hands it to the hub's handler. */
+export type HubCall = ServerDuplexStream<IncomingRequest, ProcessResponse>;
 
 /**
  * One connector's stream, whatever carries it (a gRPC call, a grid stream): its registration
@@ -288,11 +289,11 @@ export class Hub {
   }
 
   /** The HubService implementation, for a gRPC server of the caller's: `server.addService(...hub.service)`. */
-  get service(): [typeof hubServiceDefinition, { process: (call: Call) => void }] {
+  get service(): [typeof hubServiceDefinition, { process: (call: HubCall) => void }] {
     return [
       hubServiceDefinition,
       {
-        process: (call: Call) => {
+        process: (call: HubCall) => {
           const session = sessionOf(call);
           // Whatever fails in serving one connector ends that connector's call, never the process.
           this.accept(session).catch((error: unknown) => {
@@ -772,7 +773,7 @@ function flowUpdateOf(flow: NonNullable<ProcessRequest['flow']>): FlowUpdate {
 }
 
 /** A gRPC call as a connector session. */
-function sessionOf(call: Call): ConnectorSession {
+function sessionOf(call: HubCall): ConnectorSession {
   return {
     metadata: call.metadata,
     // Not destroyed when the connector half-closes: the hub still answers with its status.
@@ -785,7 +786,7 @@ function sessionOf(call: Call): ConnectorSession {
 }
 
 /** The call as an outbound transport: its writes, backpressure, and end. */
-function transportOf(call: Call): OutboundTransport<ProcessResponse> {
+function transportOf(call: HubCall): OutboundTransport<ProcessResponse> {
   return {
     write: (message) => call.write(message),
     once: (event, listener) => {

@@ -1,7 +1,5 @@
 // weft/hub: a streaming packet hub between the steps of a pipeline ("story"), after the bubustack
-// hub, with its known bugs fixed (docs/hub.md). Not exported from the package yet: the connector
-// the chaos tests, the benchmark figures and the example come next; what is here
-// is tested and used by the tests.
+// hub, with its known bugs fixed (docs/hub.md).
 //
 // - `Hub`: HubService.Process over gRPC; routes each step's packets to the steps after it.
 // - `parseStory`/`loadStory`/`validateStory`: stories as DAGs of steps with per-step policies.
@@ -15,7 +13,7 @@
 // - `serveHubOnGrid`: in-cluster connectors reach the hub over a grid stream (handler 20).
 
 export { Hub, STORY_NAME_KEY } from './hub.ts';
-export { StreamManager, defaultStreamManagerLimits } from './stream-manager.ts';
+export { StreamManager, bufferReasons, defaultStreamManagerLimits } from './stream-manager.ts';
 export { OutboundStream, defaultOutboundStreamConfig } from './outbound-stream.ts';
 export { AckLedger } from './ack-ledger.ts';
 export { streamOptionsOf } from './step-options.ts';
@@ -115,7 +113,7 @@ export * from './grid/index.ts';
 export { REDELIVERED_METADATA_KEY } from './redelivered.ts';
 export * from '../internal/public-errors.ts';
 
-export type { ConnectorSession, HubOptions, HubStats } from './hub.ts';
+export type { ConnectorSession, HubCall, HubOptions, HubStats } from './hub.ts';
 export type {
   AddStreamResult,
   BufferReason,
@@ -130,7 +128,25 @@ export type {
 } from './stream-manager.ts';
 export type { OutboundStreamConfig, OutboundStreamStats, OutboundTransport } from './outbound-stream.ts';
 export type { AckLedgerStats, AckTicket } from './ack-ledger.ts';
-export type { HubServiceClient, IncomingRequest } from './wire/service.ts';
+export { UndecodableRequest } from './wire/service.ts';
+export type { HubServiceClient, HubServiceDefinition, IncomingRequest } from './wire/service.ts';
+// The wire's messages, as @bufbuild/protobuf generates them from proto/transport/v1.
+export { DataPacketSchema, ProcessRequestSchema, ProcessResponseSchema } from '../gen/transport/v1/hub_pb.ts';
+export type { DataPacket, ProcessRequest, ProcessResponse } from '../gen/transport/v1/hub_pb.ts';
+export { FlowControlSignal } from '../gen/transport/v1/transport_pb.ts';
+export type {
+  AudioFrame,
+  BinaryFrame,
+  FlowControl,
+  PartitionAck,
+  StreamEnvelope,
+  TransportConfig,
+  TransportDescriptor,
+  VideoFrame,
+} from '../gen/transport/v1/transport_pb.ts';
+export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';
+export type { Logger } from '../internal/log-safely.ts';
+export type { BackoffKind } from '../internal/backoff.ts';
 export type { Registration, RegistrationCheck } from './wire/registration.ts';
 export type { ChunkReassemblerConfig, ChunkReassemblerStats, ChunkResult } from './wire/reassembly.ts';
 export type { RequestCheck } from './wire/validate.ts';

@@ -41,5 +41,6 @@ export function streamOptionsOf(policy: StepPolicy): StreamOptions {
     },
     drainTimeoutMs: drain.enabled ? drain.timeoutMs : undefined,
     heartbeat: policy.heartbeat.enabled,
+    heartbeatIntervalMs: policy.heartbeat.intervalMs,
   };
 }

@@ -52,6 +52,12 @@ export interface StreamOptions {
   readonly drainTimeoutMs?: number | undefined;
   /** False: no heartbeats to this key's stream. Default true. */
   readonly heartbeat?: boolean | undefined;
+  /**
+   * At least this long between two heartbeats to the key's stream (the story's
+   * `heartbeat.intervalMs`). Heartbeats go out on ticks, so the tick period is the finest grain.
+   * Default 0: one each tick.
+   */
+  readonly heartbeatIntervalMs?: number | undefined;
 }
 
 /** Encodes what the manager sends into the transport's message type. */
@@ -135,7 +141,8 @@ export interface StreamManagerStats {
   readonly bufferedBy: Readonly<Record<BufferReason, number>>;
 }
 
-const BUFFER_REASONS = [
+/** Every reason a packet can be buffered, as `stats().bufferedBy` counts them. */
+export const bufferReasons = [
   'stream_not_found',
   'flow_control',
   'send_failed',
@@ -144,7 +151,7 @@ const BUFFER_REASONS = [
 ] as const;
 
 /** Why a packet went to the buffer instead of the stream. */
-export type BufferReason = (typeof BUFFER_REASONS)[number];
+export type BufferReason = (typeof bufferReasons)[number];
 // Reasons that start a drain deadline when drainTimeoutMs is set (the reference's set).
 const DRAIN_REASONS: ReadonlySet<BufferReason> = new Set(['stream_not_found', 'send_failed', 'retry_wait']);
 
@@ -163,6 +170,8 @@ interface KeyState<M, W> {
   replayRest: UnackedPacket<RoutedPacket<M>>[];
   /** Operations queued or running; the tick forgets a key only when its own is the only one. */
   queued: number;
+  /** When the key's stream last got a heartbeat (-Infinity: never). */
+  lastHeartbeatAt: number;
 }
 
 export class StreamManager<M, W> {
@@ -191,10 +200,7 @@ export class StreamManager<M, W> {
     ready: 0,
   };
   readonly #drops: Partial<Record<DropReason, number>> = {};
-  readonly #bufferedBy = Object.fromEntries(BUFFER_REASONS.map((r) => [r, 0])) as Record<
-    BufferReason,
-    number
-  >;
+  readonly #bufferedBy = Object.fromEntries(bufferReasons.map((r) => [r, 0])) as Record<BufferReason, number>;
 
   constructor(config: StreamManagerConfig<M, W>) {
     const merged = { ...defaultStreamManagerLimits, ...config };
@@ -335,7 +341,8 @@ export class StreamManager<M, W> {
 
   /**
    * The background work of one tick: buffers idle past their TTL are dropped (`evicted`), buffers
-   * due for a retry are flushed to their live stream, and each active stream gets one heartbeat.
+   * due for a retry are flushed to their live stream, and each active stream whose interval has
+   * passed gets one heartbeat.
    */
   async tick(): Promise<void> {
     const now = this.#clock.now();
@@ -356,7 +363,12 @@ export class StreamManager<M, W> {
             }
             if (state.buffer !== undefined && state.buffer.size === 0) this.#bufferEmptied(state);
           }
-          if (state.active !== undefined && state.options.heartbeat !== false) {
+          if (
+            state.active !== undefined &&
+            state.options.heartbeat !== false &&
+            now - state.lastHeartbeatAt >= (state.options.heartbeatIntervalMs ?? 0)
+          ) {
+            state.lastHeartbeatAt = now;
             this.#heartbeats++;
             state.active.stream.send(this.#config.encoder.heartbeat()).catch(() => undefined);
           }
@@ -441,6 +453,7 @@ export class StreamManager<M, W> {
       tail: Promise.resolve(),
       replayRest: [],
       queued: 0,
+      lastHeartbeatAt: Number.NEGATIVE_INFINITY,
     };
     this.#keys.set(key, state);
     const restored = this.#config.restore?.(key);

@@ -178,7 +178,7 @@ describe('hub connector SDK', () => {
     assert.equal(consumer.stats().redelivered, 3);
   });
 
-  test('when the hub goes away, the producer reconnects to its successor and resends what was never acknowledged', async (t) => {
+  test('when the hub goes away, the producer reconnects to its successor and resends what was never acknowledged, flagged', async (t) => {
     const first = await startHub(t);
     const producer = await connector(t, first.port, 'ingest');
     for (let i = 1; i <= 3; i++) await producer.send(text(`r${i}`));
@@ -201,9 +201,31 @@ describe('hub connector SDK', () => {
     await fourth;
     const deliveries = await take(consumer, 4);
     assert.deepEqual(deliveries.map(textOf), ['r1', 'r2', 'r3', 'r4'], 'resent ones before new ones');
+    // The first hub may have passed them on before it went: the step after sees resends flagged.
+    assert.deepEqual(
+      deliveries.map((d) => d.redelivered),
+      [true, true, true, false],
+    );
     for (const d of deliveries) d.ack();
     await producer.drained();
     assert.equal(producer.stats().unacked, 0);
+  });
+
+  test("a producer whose stream breaks resends what the hub had already passed on: the consumer's second copy is flagged", async (t) => {
+    const { port } = await startHub(t);
+    const producer = await connector(t, port, 'ingest');
+    const consumer = await connector(t, port, 'transcribe');
+    await producer.send(text('once'));
+    const [first] = await take(consumer, 1);
+    assert.equal(first?.redelivered, false);
+
+    producer.reconnect();
+    const [second] = await take(consumer, 1);
+    assert.equal(textOf(second as Delivery), 'once');
+    assert.equal(second?.redelivered, true, 'the resent copy is flagged');
+    for (const delivery of [first, second]) delivery.ack();
+    await producer.drained();
+    assert.equal(producer.stats().resent, 1);
   });
 
   test('PAUSE from the hub holds send until RESUME', async (t) => {

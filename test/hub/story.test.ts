@@ -19,6 +19,7 @@ import {
   validateStory,
   type StoryProblem,
 } from '../../src/hub/story/index.ts';
+import { streamOptionsOf } from '../../src/hub/step-options.ts';
 
 const example = `
 apiVersion: weft.dev/v1
@@ -109,6 +110,17 @@ describe('story: parsing and the DAG', () => {
     assert.deepEqual(p.offload, { thresholdBytes: 1024 * 1024, policy: 'reference' });
     assert.deepEqual(p.heartbeat, { enabled: true, intervalMs: 10_000 });
     assert.equal(validateStory(storyWith([{ id: 'only' }])).namespace, 'default');
+  });
+
+  test("a step's heartbeat policy reaches its stream's options", () => {
+    const story = validateStory(
+      storyWith([
+        { id: 'a', policy: { heartbeat: { intervalMs: 30_000 } } },
+        { id: 'b', policy: { heartbeat: { enabled: false } } },
+      ]),
+    );
+    const [a, b] = story.steps.map((step) => streamOptionsOf(step.policy));
+    assert.deepEqual([a?.heartbeat, a?.heartbeatIntervalMs, b?.heartbeat], [true, 30_000, false]);
   });
 
   test('the same story in JSON resolves identically to YAML', () => {

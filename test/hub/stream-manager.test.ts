@@ -690,6 +690,23 @@ describe("StreamManager: the reference's bugs, fixed", () => {
     assert.equal(chatty.transport.heartbeats.length, 1);
   });
 
+  test("a step's heartbeat interval spaces its heartbeats across ticks", async () => {
+    const h = makeManager();
+    const slow = h.stream();
+    const everyTick = h.stream();
+    await h.manager.addStream(K, slow, 1, { heartbeatIntervalMs: 30_000 });
+    await h.manager.addStream(K2, everyTick, 1);
+    const counts: number[] = [];
+    for (let tick = 0; tick < 7; tick++) {
+      await h.manager.tick();
+      counts.push(slow.transport.heartbeats.length);
+      await h.clock.advanceAsync(10_000);
+    }
+    // Ticks at 0, 10, 20, … 60 s: heartbeats at 0, 30 and 60 s.
+    assert.deepEqual(counts, [1, 1, 1, 2, 2, 2, 3]);
+    assert.equal(everyTick.transport.heartbeats.length, 7);
+  });
+
   test('a buffer idle past its TTL without a stream is dropped whole as evicted', async () => {
     const h = makeManager({ idleBufferTtlMs: 60_000 });
     for (const id of [1, 2, 3]) await h.manager.sendOrBuffer(K, h.packet(id));

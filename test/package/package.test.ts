@@ -53,6 +53,7 @@ const expectedOutput: Record<string, RegExp> = {
   statefun: /^serving example\/greeter on http:\/\/127\.0\.0\.1:\d+\n/,
   runtime: /^Hello Ada, visit #1\nHello Ada, visit #2\nHello Grace, visit #1\n$/,
   coord: /^node-e node-a node-f\n200 registry\/2\.0\n$/,
+  hub: /^hello, hub\n0\n$/,
 };
 
 /** Public types a user meets in signatures, imported by name. */
@@ -206,7 +207,7 @@ for (const variant of ['as npm installs it', 'without optional dependencies'] as
     });
 
     test('CommonJS code can require every module', SLOW, () => {
-      const code = `for (const m of ['weft', 'weft/grid', 'weft/views', 'weft/statefun', 'weft/runtime', 'weft/coord', 'weft/testing']) {
+      const code = `for (const m of ['weft', 'weft/grid', 'weft/views', 'weft/statefun', 'weft/runtime', 'weft/coord', 'weft/hub', 'weft/testing']) {
         const loaded = require(m);
         if (Object.keys(loaded).length === 0) throw new Error(m + ' is empty');
       }

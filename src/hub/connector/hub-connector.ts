@@ -4,8 +4,9 @@
 // stream (`grid`); the logic here is the same for both (transport.ts).
 //
 // It numbers what the step sends (per partition, for the connector's life), holds each packet
-// until the hub acknowledges it and resends all it holds, in send order, on every new stream:
-// with the hub's own rule (a producer's packet is acknowledged only once delivered downstream)
+// until the hub acknowledges it and resends all it holds, in send order, on every new stream,
+// marked `weft-redelivered` (the hub may have forwarded it already, and passes the marker on, so
+// the step after sees the copy flagged as a possible duplicate): with the hub's own rule (a producer's packet is acknowledged only once delivered downstream)
 // that makes delivery at-least-once end to end. What the step receives it acknowledges
 // cumulatively per partition, as the application acks each delivery (see inbox.ts).
 
@@ -358,7 +359,7 @@ class HubConnectorImpl implements HubConnector {
     this.#paused = false;
     for (const entry of this.#outbox.inSendOrder()) {
       this.#counts.resent++;
-      this.#write(connection, entry);
+      this.#write(connection, entry, true);
     }
     this.#pump();
   }
@@ -466,11 +467,12 @@ class HubConnectorImpl implements HubConnector {
     }
   }
 
-  #write(connection: Connection, entry: OutboxEntry): void {
+  #write(connection: Connection, entry: OutboxEntry, resend = false): void {
     // A write that fails with its stream is not retried here: the entry is still held and the
     // next stream resends it.
     // A plain message object: `create` would copy the packet's fields again on every write.
-    const request: ProcessRequest = { $typeName: 'transport.v1.ProcessRequest', packet: entry.packet };
+    const packet = resend ? markedResent(entry.packet) : entry.packet;
+    const request: ProcessRequest = { $typeName: 'transport.v1.ProcessRequest', packet };
     connection.call.write(request, () => {
       const written = entry.written;
       entry.written = undefined;
@@ -533,6 +535,11 @@ class HubConnectorImpl implements HubConnector {
     for (const done of [...this.#drainWaiters]) done();
     this.#transport.close();
   }
+}
+
+/** A held packet written again: the stream that ended may have carried it to the hub already. */
+function markedResent(packet: DataPacket): DataPacket {
+  return { ...packet, metadata: { ...packet.metadata, [REDELIVERED_METADATA_KEY]: 'true' } };
 }
 
 /** The packet as sent: the caller's fields, with this connector's envelope sequence and partition. */

@@ -32,6 +32,7 @@ export {
   MaterializeRunLimitError,
   MaterializeRunNotOwnedError,
 } from './errors.ts';
+export { CountedBlobStore } from './counted-blob-store.ts';
 export { FsBlobStore } from './fs-blob-store.ts';
 export {
   buildMaterializeRequest,
@@ -56,6 +57,7 @@ export {
 } from './offload-markers.ts';
 export { materializePacket, offloadedRefsOf, offloadPacket } from './offload-packet.ts';
 
+export type { BackendRead, BlobBackend, ExistingBlob } from './counted-blob-store.ts';
 export type {
   BlobGetOptions,
   BlobPutOptions,

@@ -22,6 +22,7 @@ export type {
   BufferPolicy,
   DeliveryMode,
   DeliveryPolicy,
+  DeepPartial,
   DrainPolicy,
   DropPolicy,
   FlowMode,

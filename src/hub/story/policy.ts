@@ -3,12 +3,13 @@
 // step policy ← edge policy; values derived from others (credits, window, resumePct, ordering)
 // are computed after the merge, so a step's own buffer size also sizes its credits.
 
+import type { DropPolicy } from '../buffer/config.ts';
+import { lanes, type Lane } from '../buffer/lane.ts';
 import type { ProblemList } from './problems.ts';
 import { bool, int, mapOf, num, object, oneOf, type Field, type Place } from './schema.ts';
 
-export type DropPolicy = 'drop_newest' | 'drop_oldest';
-/** A buffer lane: the frame kind of a packet, `payload` when it carries none. */
-export type Lane = 'audio' | 'video' | 'binary' | 'payload';
+export type { DropPolicy, Lane };
+export { lanes };
 export type Backoff = 'exponential' | 'linear' | 'constant';
 export type DeliveryMode = 'none' | 'at_least_once';
 export type Ordering = 'none' | 'per_stream' | 'per_partition';
@@ -85,7 +86,8 @@ export interface StepPolicy {
   readonly heartbeat: HeartbeatPolicy;
 }
 
-type DeepPartial<T> = { readonly [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+/** Every field optional, at every depth. */
+export type DeepPartial<T> = { readonly [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /** What a story may write under `defaults`, `policy`, or an edge's `policy`: any subset. */
 export type PolicyInput = DeepPartial<StepPolicy>;
@@ -94,7 +96,6 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Longest duration accepted, the largest a timer takes. */
 const maxMs = 2 ** 31 - 1;
-export const lanes: readonly Lane[] = ['audio', 'video', 'binary', 'payload'];
 
 const laneLimitsField = object({ maxMessages: int(1, 1_000_000), maxBytes: int(1, GiB) });
 

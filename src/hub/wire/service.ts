@@ -15,6 +15,7 @@ import {
   type Client,
   type ClientDuplexStream,
   type Metadata,
+  type MethodDefinition,
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 
@@ -83,8 +84,13 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** HubService as grpc-js describes a service: one bidirectional method, `Process`. */
+export interface HubServiceDefinition extends ServiceDefinition {
+  readonly process: MethodDefinition<IncomingRequest, ProcessResponse>;
+}
+
 /** The server-side definition: pass to `server.addService(hubServiceDefinition, { process })`. */
-export const hubServiceDefinition = {
+export const hubServiceDefinition: HubServiceDefinition = {
   process: {
     path: HUB_PROCESS_PATH,
     originalName: 'Process',
@@ -99,7 +105,7 @@ export const hubServiceDefinition = {
       asBuffer(toBinary(ProcessResponseSchema, response)),
     responseDeserialize: decodeResponse,
   },
-} satisfies ServiceDefinition;
+};
 
 /** A HubService client; `process()` opens one bidirectional stream. */
 export interface HubServiceClient extends Client {
