@@ -40,8 +40,9 @@ import { sourceRevision, type SourceRevision } from './provenance.ts';
 /**
  * Throughput in operations or megabytes (10^6 bytes) per second (higher is better), per-op
  * latency quantiles in microseconds, V8 heap bytes retained per op, or fetches from an origin
- * per blob served, or the longest pause in a stream of deliveries in milliseconds (lower is better).
- * See `metricTraits` for which the harness times.
+ * per blob served, or the longest pause in a stream of deliveries in milliseconds, or how long a
+ * node took to be ready, a page to show its first row or a change, in milliseconds (lower is
+ * better). See `metricTraits` for which the harness times.
  */
 export type Metric =
   | 'ops_per_s'
@@ -50,7 +51,10 @@ export type Metric =
   | 'latency_p99_us'
   | 'heap_bytes_per_op'
   | 'origin_fetches_per_blob'
-  | 'max_gap_ms';
+  | 'max_gap_ms'
+  | 'ready_ms'
+  | 'first_paint_ms'
+  | 'update_latency_ms';
 
 export interface MetricTraits {
   readonly better: 'higher' | 'lower';
@@ -78,6 +82,12 @@ export const metricTraits: Readonly<Record<Metric, MetricTraits>> = {
   origin_fetches_per_blob: { better: 'lower', measuredBy: 'case', counted: true, digits: 3 },
   // The longest pause between two deliveries, in milliseconds, that one call measured.
   max_gap_ms: { better: 'lower', measuredBy: 'case', counted: false, digits: 3 },
+  // From spawning a cluster until it said every node is ready, in milliseconds, per call.
+  ready_ms: { better: 'lower', measuredBy: 'case', counted: false, digits: 1 },
+  // From a page's navigation start until it first showed what it is for, in milliseconds.
+  first_paint_ms: { better: 'lower', measuredBy: 'case', counted: false, digits: 1 },
+  // From a change being accepted until a page showed it, in milliseconds.
+  update_latency_ms: { better: 'lower', measuredBy: 'case', counted: false, digits: 1 },
 };
 
 export const metrics: readonly Metric[] = Object.keys(metricTraits) as Metric[];

@@ -60,7 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
     repoDir,
     onCase: (c) => {
       const versus = c.peer === null || c.ratio === null ? '' : ` vs ${c.peer}: ${c.ratio.toFixed(2)}x`;
-      console.error(`  ${c.name} ${c.metric}${c.metric === 'max_gap_ms' ? ` ${c.value} ms` : ''}${versus}`);
+      console.error(`  ${c.name} ${c.metric}${c.metric.endsWith('_ms') ? ` ${c.value} ms` : ''}${versus}`);
     },
     onFailure: (f) => {
       console.error(`  FAILED ${f.name} ${f.metric} vs ${f.peer}: ${errorMessage(f.error)}`);

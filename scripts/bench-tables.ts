@@ -154,7 +154,7 @@ function value(metric: Metric, v: number): string {
   if (metric === 'heap_bytes_per_op') return `${v.toLocaleString('en-US', digits)} B`;
   if (metric === 'mb_per_s') return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} MB/s`;
   if (metric === 'origin_fetches_per_blob') return v.toFixed(2);
-  if (metric === 'max_gap_ms') return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} ms`;
+  if (metric.endsWith('_ms')) return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} ms`;
   return `${v.toLocaleString('en-US', digits)} µs`;
 }
 
@@ -175,6 +175,7 @@ const measuredSources: Record<string, readonly string[]> = {
   runtime: ['src/runtime', 'src/statefun', 'src/internal'],
   coord: ['src/coord', 'src/grid', 'src/internal'],
   hub: ['src/hub', 'src/grid', 'src/internal'],
+  node: ['src/node', 'src/cli', 'src/views', 'src/grid', 'src/runtime', 'src/internal'],
 };
 
 /** The measured sources changed since the result's commit, as a note (not an error). */

@@ -33,7 +33,8 @@ export const LAYERING: Layering = {
     // The package root: the errors of every library and the version.
     weft: libraries,
     node: libraries,
-    cli: [...libraries, 'node'],
+    // The executable prints the package's version from the root entry.
+    cli: [...libraries, 'node', 'weft'],
   },
   importableByAll: ['gen'],
   fileByFile: ['internal', 'gen'],

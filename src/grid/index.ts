@@ -12,7 +12,7 @@
 // handler's signal aborts; nothing is replayed, callers retry. The wire format is in
 // docs/wire/grid.md.
 
-export { Manager } from './manager.ts';
+export { Manager, MAX_GRID_HOSTS } from './manager.ts';
 export { handshakeTranscript, hmacAuth, MIN_SECRET_BYTES } from './auth.ts';
 export { shouldDial } from './dial-direction.ts';
 export { defaultGridLimits } from './config.ts';

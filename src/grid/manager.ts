@@ -4,7 +4,8 @@
 // Every node lists all hosts (itself included) and the same cluster secret. For each
 // pair, exactly one side dials (dial-direction.ts); the other accepts on `/weft/grid/v2`
 // and checks the handshake. The node id is new at each start, so peers can tell a
-// restarted node from a reconnect.
+// restarted node from a reconnect. Hosts can be added and removed while the node runs
+// (`addHost`, `removeHost`): a node joining a cluster is added on every member.
 
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -17,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 
 import { systemClock, type Clock } from '../internal/clock.ts';
-import { ConfigError } from '../internal/errors.ts';
+import { ClosedError, ConfigError } from '../internal/errors.ts';
 import { hmacAuth, type GridAuth } from './auth.ts';
 import { resolveGridLimits, type GridLimits } from './config.ts';
 import { Connection } from './connection.ts';
@@ -69,8 +70,11 @@ export interface ManagerOptions {
 export interface ManagerStats {
   readonly nodeId: string;
   readonly connections: Readonly<Record<string, ConnectionStats>>;
-  /** Handshakes refused and sockets dropped before they proved themselves, by reason. */
-  readonly refused: Readonly<Partial<Record<RefusalReason | GateRefusal, number>>>;
+  /**
+   * Handshakes refused and sockets dropped before they proved themselves, by reason; and
+   * hosts `addHost` refused past MAX_GRID_HOSTS (`too-many-hosts`).
+   */
+  readonly refused: Readonly<Partial<Record<RefusalReason | GateRefusal | 'too-many-hosts', number>>>;
   /** Handshakes under way (upgraded on the grid path, not yet authenticated). */
   readonly pendingHandshakes: number;
   /** Accepted sockets that have not sent their first request yet. */
@@ -80,11 +84,14 @@ export interface ManagerStats {
 /** Bytes a socket may send before its handshake succeeds: a Connect is well under 1 KiB. */
 export const MAX_HANDSHAKE_BYTES = 16 * 1024;
 
+/** Hosts one grid may list, itself included (a bound on its connections and their state). */
+export const MAX_GRID_HOSTS = 1024;
+
 export class Manager {
   /** 16 random bytes, new at every start. */
   readonly nodeId: Uint8Array = randomBytes(16);
   readonly #local: string;
-  readonly #hosts: ReadonlySet<string>;
+  readonly #hosts: Set<string>;
   readonly #connections = new Map<string, Connection>();
   readonly #registry = new HandlerRegistry();
   readonly #clock: Clock;
@@ -99,6 +106,8 @@ export class Manager {
   /** Aborted on close: ends every handshake in progress, with its timer. */
   readonly #handshakes = new AbortController();
   #closed = false;
+  #started = false;
+  readonly #logger: ReturnType<typeof resolveLogger>;
 
   constructor(options: ManagerOptions) {
     this.#options = options;
@@ -139,28 +148,69 @@ export class Manager {
       maxPayload: this.#limits.maxFrameBytes,
       perMessageDeflate: false,
     });
+    this.#logger = logger;
     for (const host of this.#hosts) {
-      if (host === this.#local) continue;
-      this.#connections.set(
-        host,
-        new Connection({
-          local: this.#local,
-          remote: host,
-          dials: shouldDial(this.#local, host),
-          nodeId: this.nodeId,
-          clock: this.#clock,
-          random: options.random ?? Math.random,
-          limits: this.#limits,
-          registry: this.#registry,
-          auth: this.#auth,
-          // ws passes these to https.request; its own typing of checkServerIdentity differs.
-          tls: options.tls?.client as WebSocket.ClientOptions | undefined,
-          blockConnect: options.blockConnect,
-          frameChecksum: options.frameChecksum,
-          logger,
-        }),
-      );
+      if (host !== this.#local) this.#connections.set(host, this.#newConnection(host));
     }
+  }
+
+  #newConnection(host: string): Connection {
+    const options = this.#options;
+    return new Connection({
+      local: this.#local,
+      remote: host,
+      dials: shouldDial(this.#local, host),
+      nodeId: this.nodeId,
+      clock: this.#clock,
+      random: options.random ?? Math.random,
+      limits: this.#limits,
+      registry: this.#registry,
+      auth: this.#auth,
+      // ws passes these to https.request; its own typing of checkServerIdentity differs.
+      tls: options.tls?.client as WebSocket.ClientOptions | undefined,
+      blockConnect: options.blockConnect,
+      frameChecksum: options.frameChecksum,
+      logger: this.#logger,
+    });
+  }
+
+  /**
+   * Adds a peer to a running node: it is dialled (or awaited, by the dial rule) from now on,
+   * and its handshakes are accepted. False when it is already a host. At most `MAX_GRID_HOSTS`
+   * hosts; past that the host is refused (ConfigError) and counted (`refused['too-many-hosts']`).
+   */
+  addHost(host: string): boolean {
+    checkHost(host, 'host');
+    if (this.#hosts.has(host)) return false;
+    if (this.#closed) throw new ClosedError(`grid ${this.#local} is closed`);
+    if (this.#hosts.size >= MAX_GRID_HOSTS) {
+      this.#count('too-many-hosts');
+      throw new ConfigError('host', `the grid already has ${MAX_GRID_HOSTS} hosts`);
+    }
+    this.#hosts.add(host);
+    const connection = this.#newConnection(host);
+    this.#connections.set(host, connection);
+    if (this.#started) connection.start();
+    return true;
+  }
+
+  /**
+   * Removes a peer: its connection shuts down (its calls fail with DisconnectedError, its
+   * handlers are aborted) and its handshakes are refused from now on. False when it is not a peer.
+   */
+  removeHost(host: string): boolean {
+    if (host === this.#local) throw new ConfigError('host', 'a node cannot remove itself from its grid');
+    const connection = this.#connections.get(host);
+    if (connection === undefined) return false;
+    this.#connections.delete(host);
+    this.#hosts.delete(host);
+    connection.close();
+    return true;
+  }
+
+  /** Every host of the grid, this node's included. */
+  hosts(): string[] {
+    return [...this.#hosts];
   }
 
   /** This node's host URL. */
@@ -230,6 +280,7 @@ export class Manager {
   /** Starts dialling the peers this node dials. `attach` and `listen` call it. */
   start(): void {
     if (this.#closed) return;
+    this.#started = true;
     for (const connection of this.#connections.values()) connection.start();
   }
 

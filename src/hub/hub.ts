@@ -277,6 +277,11 @@ export class Hub {
     this.#stories.set(story.name, story);
   }
 
+  /** The names of the stories the hub knows. */
+  storyNames(): string[] {
+    return [...this.#stories.keys()];
+  }
+
   /** Declares that run `run` in `namespace` follows the story named `storyName`. */
   startRun(namespace: string, run: string, storyName: string): void {
     const story = this.#stories.get(storyName);

@@ -75,6 +75,11 @@ export class StatefulFunctions {
     return this.#functions.get(type.namespace)?.has(type.name) === true;
   }
 
+  /** The types registered, in registration order. */
+  typeNames(): TypeName[] {
+    return [...this.#functions.values()].flatMap((byName) => [...byName.values()].map((f) => f.typeName));
+  }
+
   /** A `node:http` request listener serving the functions to a StateFun runtime. */
   handler(options?: HandlerOptions): (request: http.IncomingMessage, response: http.ServerResponse) => void {
     // The reply goes straight to the socket, so it may share its buffer (no copy).

@@ -206,8 +206,17 @@ for (const variant of ['as npm installs it', 'without optional dependencies'] as
       assert.equal(types, 'WEFT_INVALID_CONFIG grid.auth.secret WEFT_CANCELLED WEFT_GRID_REMOTE\n');
     });
 
+    test('the weft executable is installed and answers help and version', SLOW, () => {
+      const bin = path.join(dir, 'node_modules', '.bin', 'weft');
+      assert.match(ok(run(bin, ['help'], dir), 'weft help'), /weft start/);
+      assert.match(ok(run(bin, ['version'], dir), 'weft version'), /^\d+\.\d+\.\d+\n$/);
+      const refused = run(bin, ['start', '--port', '7400'], dir);
+      assert.equal(refused.status, 2, 'no cluster secret: a usage error');
+      assert.match(refused.stderr, /cluster\.secret/);
+    });
+
     test('CommonJS code can require every module', SLOW, () => {
-      const code = `for (const m of ['weft', 'weft/grid', 'weft/views', 'weft/statefun', 'weft/runtime', 'weft/coord', 'weft/hub', 'weft/testing']) {
+      const code = `for (const m of ['weft', 'weft/grid', 'weft/views', 'weft/statefun', 'weft/runtime', 'weft/coord', 'weft/hub', 'weft/node', 'weft/testing']) {
         const loaded = require(m);
         if (Object.keys(loaded).length === 0) throw new Error(m + ' is empty');
       }

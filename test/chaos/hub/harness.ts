@@ -12,8 +12,9 @@ import { type ConnectorConfig, type Role } from './workload.ts';
 
 export const PARTITIONS = 4;
 // 1,000,000 takes 8-13 minutes on a shared 2-core machine (1,300-2,000 packets/s measured with
-// the kills and cutovers); 100,000 keeps each test file well inside the suite's 2-minute limit.
-export const PACKETS = envCount('WEFT_HUB_CHAOS_PACKETS', 100_000);
+// the kills and cutovers, alone on the machine). In the suite, beside the other test files, the
+// rate falls below 1,000/s: 40,000 keeps the file well inside the suite's 2-minute limit.
+export const PACKETS = envCount('WEFT_HUB_CHAOS_PACKETS', 40_000);
 export const RESTART_PACKETS = envCount('WEFT_HUB_CHAOS_RESTART_PACKETS', 100_000);
 export const CUTOVERS = 20;
 export const KILLS = 20;

@@ -1,0 +1,158 @@
+// What a node says about itself: the `node.stats` view the dashboard draws, and the answer of
+// `GET /v1/status` that `weft status` prints. A summary of each module's stats, small enough to
+// send every second: counts and sums, never a list of addresses or packets.
+
+import type { Mirror } from '../coord/index.ts';
+import type { Manager } from '../grid/index.ts';
+import type { Hub } from '../hub/index.ts';
+import type { Runtime } from '../runtime/index.ts';
+import type { Member } from './membership.ts';
+
+export const NODE_STATS_TOPIC = 'node.stats';
+
+export interface ConnectionSummary {
+  readonly state: string;
+  readonly streamsIn: number;
+  readonly streamsOut: number;
+  readonly requestsIn: number;
+  readonly requestsOut: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+  readonly rttMs?: number | undefined;
+}
+
+export interface NodeStats {
+  readonly node: string;
+  readonly name: string;
+  readonly startedAt: number;
+  readonly now: number;
+  readonly members: readonly Member[];
+  readonly grid: {
+    readonly nodeId: string;
+    readonly connections: Readonly<Record<string, ConnectionSummary>>;
+  };
+  /** Per view this node serves: SSE streams and blocking queries open on it now. */
+  readonly views: Readonly<Record<string, { readonly watchers: number }>>;
+  readonly runtime?: {
+    readonly functionTypes: readonly string[];
+    readonly addresses: number;
+    readonly backlog: number;
+    readonly messagesIn: number;
+    readonly messagesProcessed: number;
+    readonly batches: number;
+    readonly batchFailures: number;
+  };
+  readonly hub?: {
+    readonly address: string | undefined;
+    readonly stories: readonly string[];
+    readonly keys: number;
+    readonly activeStreams: number;
+    readonly buffered: number;
+    readonly packetsIn: number;
+    readonly sent: number;
+    readonly replayed: number;
+    readonly drops: Readonly<Record<string, number>>;
+    readonly handoffs: Readonly<Record<string, number>>;
+  };
+  readonly mirror?: {
+    readonly storedBlobs: number;
+    readonly storedBytes: number;
+    readonly originFetches: number;
+    readonly peerFetches: number;
+    readonly servedFromStore: number;
+    readonly requests: number;
+    readonly bytesServed: number;
+  };
+}
+
+export interface NodeStatsSources {
+  readonly name: string;
+  readonly url: string;
+  readonly startedAt: number;
+  readonly members: readonly Member[];
+  readonly grid: Manager;
+  readonly runtime: Runtime | undefined;
+  readonly functionTypes: readonly string[];
+  readonly addresses: number;
+  /** Messages the runtime has run, from its `batch` diagnostics. */
+  readonly messagesProcessed: number;
+  readonly hub: Hub | undefined;
+  readonly hubAddress: string | undefined;
+  readonly mirror: Mirror | undefined;
+  readonly views: Readonly<Record<string, { readonly watchers: number }>>;
+}
+
+export function nodeStatsOf(sources: NodeStatsSources): NodeStats {
+  const grid = sources.grid.stats();
+  const connections: Record<string, ConnectionSummary> = {};
+  for (const [host, c] of Object.entries(grid.connections)) {
+    connections[host] = {
+      state: c.state,
+      streamsIn: c.streamsIn,
+      streamsOut: c.streamsOut,
+      requestsIn: c.requestsIn,
+      requestsOut: c.requestsOut,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      messagesIn: c.messagesIn,
+      messagesOut: c.messagesOut,
+      rttMs: c.rttMs,
+    };
+  }
+  return {
+    node: sources.url,
+    name: sources.name,
+    startedAt: sources.startedAt,
+    now: Date.now(),
+    members: sources.members,
+    grid: { nodeId: grid.nodeId, connections },
+    views: sources.views,
+    ...(sources.runtime === undefined ? {} : { runtime: runtimeSummary(sources, sources.runtime) }),
+    ...(sources.hub === undefined ? {} : { hub: hubSummary(sources.hub, sources.hubAddress) }),
+    ...(sources.mirror === undefined ? {} : { mirror: mirrorSummary(sources.mirror) }),
+  };
+}
+
+function runtimeSummary(sources: NodeStatsSources, runtime: Runtime): NonNullable<NodeStats['runtime']> {
+  const stats = runtime.stats();
+  return {
+    functionTypes: sources.functionTypes,
+    addresses: sources.addresses,
+    backlog: stats.backlog.messages,
+    messagesIn: stats.ingress.accepted,
+    messagesProcessed: sources.messagesProcessed,
+    batches: stats.batches,
+    batchFailures: stats.batchFailures,
+  };
+}
+
+function hubSummary(hub: Hub, address: string | undefined): NonNullable<NodeStats['hub']> {
+  const stats = hub.stats();
+  return {
+    address,
+    stories: hub.storyNames(),
+    keys: stats.streams.keys,
+    activeStreams: stats.streams.activeStreams,
+    buffered: stats.streams.buffered,
+    packetsIn: stats.packetsIn,
+    sent: stats.streams.sent,
+    replayed: stats.streams.replayed,
+    drops: stats.streams.drops,
+    handoffs: stats.streams.handoffs,
+  };
+}
+
+function mirrorSummary(mirror: Mirror): NonNullable<NodeStats['mirror']> {
+  const stats = mirror.stats();
+  return {
+    storedBlobs: stats.store.blobs,
+    storedBytes: stats.store.bytes,
+    originFetches: stats.originFetches.started,
+    peerFetches: stats.content.peerFetches,
+    servedFromStore: stats.store.hits,
+    requests: stats.requests.base + stats.requests.blobs + stats.requests.manifests,
+    bytesServed: stats.bytesServed,
+  };
+}
