@@ -107,9 +107,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   try {
     await mkdir(config.dataDir, { recursive: true });
     const server = http.createServer();
-    // Slow or idle clients must not hold sockets for ever; SSE streams send heartbeats.
+    // A client must send its whole request in time (this bounds receiving it, not the answer:
+    // SSE streams and blocking queries run on past it).
     server.headersTimeout = 20_000;
-    server.requestTimeout = 0;
+    server.requestTimeout = 60_000;
     // Closed last: the grid and the hub's grid connectors use it until then.
     closers.push(
       () =>
