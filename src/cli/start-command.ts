@@ -88,8 +88,11 @@ export async function startCommand(args: readonly string[]): Promise<number> {
         },
       );
     };
+    // A node `weft dev` started shares the terminal's process group: Ctrl-C reaches it too, but
+    // its parent stops it (SIGTERM, then SIGKILL on a second Ctrl-C), so one stop is graceful.
+    const supervised = process.send !== undefined;
     process.on('SIGINT', () => {
-      stop('SIGINT');
+      if (!supervised) stop('SIGINT');
     });
     process.on('SIGTERM', () => {
       stop('SIGTERM');

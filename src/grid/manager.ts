@@ -330,7 +330,13 @@ export class Manager {
   };
 
   readonly #onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = new URL(request.url ?? '/', 'http://x').pathname;
+    const path = pathOf(request.url);
+    if (path === undefined) {
+      // `//` or `/\`: not a path the URL parser takes; a listener must never throw on it.
+      this.#gate.released(socket);
+      rejectUpgrade(socket, 400, 'Bad Request');
+      return;
+    }
     if (path !== GRID_PATH) {
       this.#gate.released(socket);
       // Another upgrade handler on this server may own the path; if there is none, answer.
@@ -376,7 +382,13 @@ export class Manager {
         ws.terminate();
         return;
       }
-      this.#connections.get(peer.host)?.attach(ws, peer.remoteNodeId, peer.early);
+      const connection = this.#connections.get(peer.host);
+      // Removed while its handshake ran: nothing serves the socket any more.
+      if (connection === undefined) {
+        ws.terminate();
+        return;
+      }
+      connection.attach(ws, peer.remoteNodeId, peer.early);
     } catch (error) {
       // acceptHandshake has destroyed the socket (after sending the refusal, if any). A
       // socket that closed by itself, or that the gate destroyed, is not a refusal.
@@ -436,4 +448,13 @@ function resolveAuth(given: ManagerOptions['auth'] | undefined): GridAuth {
     throw new ConfigError('grid.auth', 'must be { secret } or an object with authToken and verifyToken');
   }
   return custom as GridAuth;
+}
+
+/** The path of a request target, or undefined when the URL parser refuses it. */
+function pathOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? '/', 'http://x').pathname;
+  } catch {
+    return undefined;
+  }
 }

@@ -191,6 +191,9 @@ function verifyNodeConfig(raw: Record<string, unknown>): NodeConfig {
   if (raw['advertise'] === undefined && port === 0) {
     throw new ConfigError('advertise', 'must be set when listen.port is 0 (peers need a port to dial)');
   }
+  if (raw['advertise'] === undefined && (host === '0.0.0.0' || host === '::')) {
+    throw new ConfigError('advertise', `must be set when listening on ${host} (peers cannot dial it)`);
+  }
   const cluster = raw['cluster'] as Record<string, unknown>;
   if (cluster['secret'] === undefined) {
     throw new ConfigError(

@@ -20,6 +20,7 @@ export const FUNCTIONS_TOPIC = 'functions';
 export const COUNTS_STORY = 'counts';
 const STORY_NAMESPACE = 'example';
 const STORY_RUN = 'dev';
+const MAX_SHOWN_CHARS = 256;
 
 /** One address's entry in the `functions` view. */
 export interface FunctionEntry {
@@ -139,7 +140,7 @@ export class ExampleApp {
         this.#functions.put({
           type: COUNTER_TYPE,
           id: counted.id,
-          state: { count: counted.count, last: counted.last },
+          state: { count: counted.count, last: shortened(counted.last) },
           messages: counted.count,
           updatedAt: Date.now(),
         });
@@ -174,4 +175,10 @@ export class ExampleApp {
   async close(): Promise<void> {
     await Promise.allSettled([this.#producer?.close(), this.#consumer?.close()]);
   }
+}
+
+/** The last message as the view shows it: at most 256 characters of its JSON (a view is sent whole). */
+function shortened(value: unknown): unknown {
+  const text = JSON.stringify(value);
+  return text.length <= MAX_SHOWN_CHARS ? value : `${text.slice(0, MAX_SHOWN_CHARS)}…`;
 }

@@ -15,8 +15,11 @@ import type { Clock, Timer } from '../internal/clock.ts';
 import { ConfigError } from '../internal/errors.ts';
 import { deleteEvent, type EventPublisher, type MapChange, putEvent } from '../views/index.ts';
 import {
+  JOIN_MAX_SKEW_MS,
   JOIN_PATH,
+  type JoinRequest,
   type MemberIdentity,
+  MAX_JOIN_ANSWER_BYTES,
   MAX_JOIN_BODY_BYTES,
   newJoinRequest,
   parseIdentity,
@@ -27,6 +30,7 @@ import {
   signatureMatches,
 } from './join-request.ts';
 import type { NodeLogger } from './logger.ts';
+import { SeenNonces } from './seen-nonces.ts';
 
 export const MEMBERS_TOPIC = 'cluster.members';
 /** Grid handler of membership announcements (docs/wire/grid.md §11). */
@@ -77,6 +81,8 @@ export class Membership {
   readonly #stop = new AbortController();
   #joinTimer: Timer | undefined;
   #joined = false;
+  /** Join nonces seen within the clock-skew window: a captured join cannot be replayed. */
+  readonly #nonces = new SeenNonces(JOIN_MAX_SKEW_MS * 2, 10_000);
 
   constructor(options: MembershipOptions) {
     this.#grid = options.grid;
@@ -179,6 +185,10 @@ export class Membership {
       response.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('use POST\n');
       return true;
     }
+    if (this.#stop.signal.aborted) {
+      response.writeHead(503, { 'content-type': 'text/plain' }).end('this node is leaving\n');
+      return true;
+    }
     void this.#answerJoin(request, response).catch((error: unknown) => {
       this.#logger.warn({ error: (error as Error).message }, 'join request failed');
       if (!response.headersSent)
@@ -189,6 +199,9 @@ export class Membership {
 
   /** Tells every peer this node is leaving (best effort, bounded), then stops. */
   async leave(): Promise<void> {
+    // First: no join of ours may land, and none through us be answered, after peers forget us.
+    this.#stop.abort();
+    this.#joinTimer?.cancel();
     const payload = encode({ op: 'leave', ...this.#self });
     await Promise.allSettled(
       this.#grid
@@ -223,21 +236,22 @@ export class Membership {
   }
 
   async #joinThrough(seed: string): Promise<void> {
-    const body = JSON.stringify(newJoinRequest(this.#self, Date.now()));
+    const request = newJoinRequest(this.#self, seed, Date.now());
+    const body = JSON.stringify(request);
     const response = await fetch(new URL(JOIN_PATH, seed), {
       method: 'POST',
       headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(this.#secret, body) },
       body,
       signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(JOIN_TIMEOUT_MS)]),
     });
-    const text = await response.text();
+    const text = await readAnswer(response, MAX_JOIN_ANSWER_BYTES);
     if (response.status !== 200)
       throw new Error(`${seed} answered ${response.status}: ${text.slice(0, 200)}`);
     if (!signatureMatches(this.#secret, text, response.headers.get(SIGNATURE_HEADER) ?? undefined)) {
       throw new Error(`${seed} answered without a valid signature`);
     }
-    const { members } = parseJoinAnswer(text);
-    this.add(members.find((m) => m.host === seed) ?? { host: seed, name: seed });
+    // Only members the seed listed, in an answer to this very request (not a replayed one).
+    const { members } = parseJoinAnswer(text, request.nonce);
     for (const member of members) this.add(member);
   }
 
@@ -256,9 +270,11 @@ export class Membership {
       response.writeHead(401, { 'content-type': 'text/plain' }).end('bad or missing signature\n');
       return;
     }
-    let joiner: MemberIdentity;
+    let joiner: JoinRequest;
     try {
       joiner = parseJoinRequest(body, Date.now());
+      if (joiner.to !== this.#self.host) throw new Error(`the join is for ${joiner.to}, not this node`);
+      if (!this.#nonces.remember(joiner.nonce, Date.now())) throw new Error('the join was seen before');
     } catch (error) {
       response.writeHead(400, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);
       return;
@@ -279,6 +295,7 @@ export class Membership {
       ),
     );
     const answer = JSON.stringify({
+      nonce: joiner.nonce,
       members: [...this.#members.values()].map(({ host, name }) => ({ host, name })),
     });
     response
@@ -359,4 +376,19 @@ function readBounded(request: http.IncomingMessage, max: number): Promise<string
     });
     request.once('error', reject);
   });
+}
+
+/** The answer's body as text; throws past `max` bytes (a seed must not fill this node's memory). */
+async function readAnswer(response: Response, max: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > max) throw new Error(`the answer is ${declared} bytes, more than ${max}`);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (response.body === null) return '';
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > max) throw new Error(`the answer is more than ${max} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -45,6 +45,7 @@ import {
 } from './example-app.ts';
 import { LatestValueView } from './latest-value-view.ts';
 import { createNodeLogger, moduleLogger, type NodeLogger } from './logger.ts';
+import { KnownMembers } from './known-members.ts';
 import { Membership, MEMBERS_TOPIC } from './membership.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics/index.ts';
 import { NODE_STATS_TOPIC, nodeStatsOf, type NodeStats } from './node-stats.ts';
@@ -143,29 +144,18 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       clock,
       logger: logger.child({ module: 'membership' }),
     });
+    // Runs once the hub and the runtime have drained, before the grid closes: peers forget this
+    // node only when it has nothing more to send them.
+    closers.push(() => membership.leave());
+    const knownMembers = new KnownMembers(path.join(config.dataDir, 'members.json'), logger);
     closers.push(() => {
-      membership.close();
+      knownMembers.save(membership.members());
     });
 
     const functionsTopic = new FunctionsTopic(publisher);
     const example = config.example
       ? new ExampleApp(functionsTopic, logger.child({ module: 'example' }))
       : undefined;
-
-    let runtime: Runtime | undefined;
-    let ingress: HttpIngressHandler | undefined;
-    const functions = config.example ? exampleFunctions() : options.functions;
-    if (config.runtime.enabled && functions !== undefined) {
-      runtime = await Runtime.open({
-        dataDir: path.join(config.dataDir, 'runtime'),
-        functions,
-        egress: { ...options.egress, ...example?.egress() },
-        logger: moduleLogger(logger, 'runtime'),
-      });
-      const opened = runtime;
-      closers.push(() => opened.close());
-      ingress = httpIngressHandler(runtime, { pathPrefix: INGRESS_PREFIX });
-    }
 
     let hub: Hub | undefined;
     let hubAddress: string | undefined;
@@ -186,6 +176,23 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       if (example !== undefined) await example.connectHub(hubAddress);
     }
     if (example !== undefined) closers.push(() => example.close());
+
+    // Opened after the hub and the example's connectors, so closed before them: the batches it
+    // finishes while closing still have somewhere to send their egress.
+    let runtime: Runtime | undefined;
+    let ingress: HttpIngressHandler | undefined;
+    const functions = config.example ? exampleFunctions() : options.functions;
+    if (config.runtime.enabled && functions !== undefined) {
+      runtime = await Runtime.open({
+        dataDir: path.join(config.dataDir, 'runtime'),
+        functions,
+        egress: { ...options.egress, ...example?.egress() },
+        logger: moduleLogger(logger, 'runtime'),
+      });
+      const opened = runtime;
+      closers.push(() => opened.close());
+      ingress = httpIngressHandler(runtime, { pathPrefix: INGRESS_PREFIX });
+    }
 
     let mirror: Mirror | undefined;
     if (config.mirror.enabled) {
@@ -274,7 +281,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       });
     });
     async function route(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
-      const pathname = new URL(request.url ?? '/', 'http://x').pathname;
+      let pathname: string;
+      try {
+        pathname = new URL(request.url ?? '/', 'http://x').pathname;
+      } catch {
+        text(response, 400, 'bad request target\n');
+        return;
+      }
       if (pathname === '/healthz') {
         text(response, 200, 'ok\n');
         return;
@@ -299,6 +312,12 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
         return;
       }
       if (pathname === INGRESS_PREFIX || pathname.startsWith(`${INGRESS_PREFIX}/`)) {
+        if (stopping) {
+          response
+            .writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' })
+            .end('this node is stopping\n');
+          return;
+        }
         if (ingress === undefined) {
           text(response, 404, 'this node runs no functions\n');
           return;
@@ -321,10 +340,11 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
     grid.attach(server);
-    membership.startJoining(config.cluster.seeds);
+    membership.startJoining([...new Set([...config.cluster.seeds, ...knownMembers.load()])]);
 
     const tick = (): void => {
       membership.refresh();
+      knownMembers.save(membership.members());
       statsTopic.publish(status());
     };
     let timer: Timer | undefined = clock.setTimeout(function again() {
@@ -353,8 +373,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
           logger.info('node stopping');
           timer?.cancel();
           timer = undefined;
-          // Peers stop sending here first; then in-flight work drains as the parts close.
-          await membership.leave();
+          // In-flight work drains as the parts close, then peers are told this node leaves.
           await withDeadline(closeAll(), DRAIN_MS * 2);
           logger.info('node stopped');
         })();

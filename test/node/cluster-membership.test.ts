@@ -27,8 +27,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function start(dir: string, name: string, seeds: readonly string[] = []): Promise<WeftNode> {
-  const port = await freePort();
+async function start(
+  dir: string,
+  name: string,
+  seeds: readonly string[] = [],
+  port?: number,
+): Promise<WeftNode> {
+  port ??= await freePort();
   return startNode(
     resolveNodeConfig({
       name,
@@ -125,14 +130,18 @@ describe('node: membership', () => {
           ...(method === 'POST' ? { body } : {}),
         });
       const body = JSON.stringify(
-        newJoinRequest({ host: 'http://127.0.0.1:9', name: 'intruder' }, Date.now()),
+        newJoinRequest({ host: 'http://127.0.0.1:9', name: 'intruder' }, a.url, Date.now()),
       );
       assert.equal((await join(body, undefined)).status, 401);
       assert.equal((await join(body, sign('another secret of 16 bytes', body))).status, 401);
       const stale = JSON.stringify(
-        newJoinRequest({ host: 'http://127.0.0.1:9', name: 'late' }, Date.now() - 3_600_000),
+        newJoinRequest({ host: 'http://127.0.0.1:9', name: 'late' }, a.url, Date.now() - 3_600_000),
       );
       assert.equal((await join(stale, sign(SECRET, stale))).status, 400);
+      const elsewhere = JSON.stringify(
+        newJoinRequest({ host: 'http://127.0.0.1:9', name: 'lost' }, 'http://127.0.0.1:10', Date.now()),
+      );
+      assert.equal((await join(elsewhere, sign(SECRET, elsewhere))).status, 400, 'addressed to another node');
       const huge = 'x'.repeat(100_000);
       assert.equal((await join(huge, sign(SECRET, huge))).status, 413);
       assert.equal((await join('', undefined, 'GET')).status, 405);
@@ -160,4 +169,40 @@ describe('node: membership', () => {
     }
     assert.equal((await fetch(`${a.url}/nope`)).status, 404);
   });
+
+  test('a signed join is taken once: its replay is refused', BOUNDED, async () => {
+    const a = nodes[0] as WeftNode;
+    const body = JSON.stringify(
+      newJoinRequest({ host: 'http://127.0.0.1:9', name: 'once' }, a.url, Date.now()),
+    );
+    const post = (): Promise<Response> =>
+      fetch(`${a.url}${JOIN_PATH}`, {
+        method: 'POST',
+        headers: { [SIGNATURE_HEADER]: sign(SECRET, body) },
+        body,
+      });
+    const first = await post();
+    assert.equal(first.status, 200);
+    assert.equal((await post()).status, 400);
+    const members = (await (await fetch(`${a.url}/v1/views/cluster.members`)).json()) as Members;
+    assert.equal(members['http://127.0.0.1:9']?.name, 'once');
+  });
+
+  test(
+    'a node with no seeds finds its cluster again after a restart, from the members it knew',
+    BOUNDED,
+    async () => {
+      const first = await start(dir, 'first');
+      const second = await start(dir, 'second', [first.url]);
+      nodes.push(second);
+      await membersUntil(first, (m) => connected(m, [first, second]), 'second never joined');
+      await first.close();
+      await membersUntil(second, (m) => m[first.url] === undefined, 'first never left');
+
+      // Same URL and data directory, still no seeds in its config.
+      const again = await start(dir, 'first', [], Number(new URL(first.url).port));
+      nodes.push(again);
+      await membersUntil(second, (m) => m[again.url]?.state === 'connected', 'first never came back');
+    },
+  );
 });

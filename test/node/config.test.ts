@@ -47,7 +47,12 @@ describe('node config', () => {
   });
 
   test('later layers win field by field: file, then environment, then flags', () => {
-    const file: NodeConfigInput = { ...secret, name: 'from-file', listen: { host: '0.0.0.0', port: 7000 } };
+    const file: NodeConfigInput = {
+      ...secret,
+      name: 'from-file',
+      advertise: 'http://10.0.0.9:7100',
+      listen: { host: '0.0.0.0', port: 7000 },
+    };
     const env = nodeConfigFromEnv({
       WEFT_PORT: '7100',
       WEFT_SEEDS: 'http://10.0.0.1:7400, http://10.0.0.2:7400',
@@ -77,6 +82,7 @@ describe('node config', () => {
       [{ cluster: { ...secret.cluster, seeds: ['ftp://10.0.0.1'] } }, 'cluster.seeds[0]'],
       [{ ...secret, advertise: 'http://user:pw@10.0.0.1:7400' }, 'advertise'],
       [{ ...secret, listen: { port: 0 } }, 'advertise'],
+      [{ ...secret, listen: { host: '0.0.0.0' } }, 'advertise'],
       [{ ...secret, hub: { enabled: 'yes' } }, 'hub.enabled'],
       [{ ...secret, mirror: { origin: 'https://registry.example/v2' } }, 'mirror.origin'],
       [{ ...secret, listen: 'everywhere' }, 'listen'],
