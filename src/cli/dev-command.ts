@@ -174,12 +174,17 @@ function print(nodes: readonly DevNode[]): void {
     '',
     `Dashboard:  ${first.url}/`,
     'Try:',
-    `  npm run weft -- send ${COUNTER_TYPE}/ada '"hello"'`,
+    `  ${weftCommand()} send ${COUNTER_TYPE}/ada '"hello"'`,
     `  curl -X POST ${first.url}${INGRESS_PREFIX}/${COUNTER_TYPE}/ada -H 'Weft-Message-Type: ${JSON_MESSAGE_TYPE}' -d '"hello"'`,
     `  curl ${first.url}/v1/views/functions`,
-    '  npm run weft -- status',
+    `  ${weftCommand()} status`,
     '',
     'Ctrl-C stops the cluster.',
   ];
   console.log(lines.join('\n'));
+}
+
+/** How to run the CLI here: from a clone's sources (`npm start`), or the installed package's bin. */
+function weftCommand(): string {
+  return (process.argv[1] ?? '').endsWith('.ts') ? 'npm run weft --' : 'npx weft';
 }
