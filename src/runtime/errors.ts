@@ -67,3 +67,25 @@ export class EndpointError extends WeftError {
     this.body = options?.body;
   }
 }
+
+/**
+ * A commit was refused because the partition it ran under was taken over: another node acquired
+ * its lease (a higher epoch) since this one did. Nothing of the batch was applied; this node must
+ * stop running the partition's addresses. Terminal for the batch.
+ */
+export class FencedError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.FencedError');
+  static readonly code = 'WEFT_FENCED';
+  /** The partitions whose epoch had moved on. */
+  readonly partitions: readonly number[];
+
+  constructor(partitions: readonly number[], options?: WeftErrorOptions) {
+    super(
+      FencedError.code,
+      `partition${partitions.length === 1 ? '' : 's'} ${partitions.join(', ')} ${partitions.length === 1 ? 'is' : 'are'} owned under a newer lease: the commit is refused`,
+      false,
+      options,
+    );
+    this.partitions = partitions;
+  }
+}

@@ -15,7 +15,9 @@ export {
   InvocationFailedError,
   InvalidReplyError,
   EndpointError,
+  FencedError,
 } from './errors.ts';
+export { DEFAULT_PARTITIONS, fnv1a32, partitionOf } from './cluster/partition.ts';
 
 export { MemoryStateStore } from './store/memory-store.ts';
 export { LmdbStateStore } from './store/lmdb-store.ts';
@@ -57,6 +59,8 @@ export type { RegistrationConflict, ValueRegistration, ValueRegistryStats } from
 export type {
   StateStore,
   StoredAddress,
+  PartitionFence,
+  PartitionLease,
   StoredValue,
   Envelope,
   InboxMessage,

@@ -94,6 +94,7 @@ export {
 export {
   EgressDeliveryError,
   EndpointError,
+  FencedError,
   InvalidReplyError,
   InvocationFailedError,
   MalformedEgressRecordError,

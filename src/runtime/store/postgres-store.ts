@@ -22,6 +22,7 @@ import type {
   Envelope,
   InboxMessage,
   OutboxRecord,
+  PartitionLease,
   StateEntry,
   StateStore,
   StoreCounts,
@@ -33,6 +34,7 @@ import {
   checkDedupWindow,
   checkIngressIds,
   checkLimit,
+  checkPartition,
   checkSeq,
   checkTime,
   copyEnvelope,
@@ -42,6 +44,7 @@ import {
   tokensAfter,
   unescapeText as unesc,
 } from './store-records.ts';
+import { FencedError } from '../errors.ts';
 
 /**
  * What the store needs of a connection: `pg`'s `PoolClient` has this shape. Declared here so
@@ -72,7 +75,7 @@ export interface PostgresStateStoreOptions {
 }
 
 /** The schema version `migrate()` brings the tables to. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -201,8 +204,84 @@ export class PostgresStateStore implements StateStore {
     this.#open();
     checkBatches(batches, now);
     await this.#transaction(async (client) => {
+      await this.#checkFences(client, batches);
       for (const batch of batches) await this.#apply(client, batch, now);
     });
+  }
+
+  /**
+   * Takes the leases of `partitions` for `owner`, each under a new epoch (one more than the last,
+   * whoever held it): from the moment this returns, a commit fenced with an older epoch of these
+   * partitions is refused. Returns each partition's new epoch.
+   */
+  async acquirePartitions(
+    owner: string,
+    partitions: readonly number[],
+    now: number,
+  ): Promise<Map<number, number>> {
+    this.#open();
+    checkTime('now', now);
+    if (typeof owner !== 'string' || owner === '' || owner.length > 1024) {
+      throw new RangeError('owner must be a string of 1 to 1024 characters');
+    }
+    for (const partition of partitions) checkPartition(partition);
+    // Sorted: two nodes taking overlapping sets lock rows in the same order, never in a cycle.
+    const sorted = [...new Set(partitions)].sort((a, b) => a - b);
+    const { rows } = await this.#pool.query<{ partition: number; epoch: string }>(
+      `INSERT INTO ${this.#t('partition_leases')} (partition, owner, epoch, acquired_at)
+         SELECT unnest($1::integer[]), $2, 1, $3
+       ON CONFLICT (partition) DO UPDATE
+         SET owner = excluded.owner, epoch = ${this.#t('partition_leases')}.epoch + 1,
+             acquired_at = excluded.acquired_at
+       RETURNING partition, epoch`,
+      [sorted, esc(owner), now],
+    );
+    return new Map(rows.map((row) => [row.partition, Number(row.epoch)]));
+  }
+
+  /** Every partition lease, by partition. */
+  async partitionLeases(): Promise<PartitionLease[]> {
+    this.#open();
+    const { rows } = await this.#pool.query<{
+      partition: number;
+      owner: string;
+      epoch: string;
+      acquired_at: number;
+    }>(`SELECT partition, owner, epoch, acquired_at FROM ${this.#t('partition_leases')} ORDER BY partition`);
+    return rows.map((row) => ({
+      partition: row.partition,
+      owner: unesc(row.owner),
+      epoch: Number(row.epoch),
+      acquiredAt: row.acquired_at,
+    }));
+  }
+
+  /**
+   * Refuses the whole group when any batch's lease has moved on. FOR SHARE holds the lease rows
+   * until this transaction ends, so a takeover (an UPDATE of the row) waits for the commit, and
+   * once it has happened no commit under the old epoch can pass this check.
+   */
+  async #checkFences(client: PostgresPoolClient, batches: readonly BatchEffects[]): Promise<void> {
+    const wanted = new Map<number, Set<number>>();
+    for (const { fence } of batches) {
+      if (fence === undefined) continue;
+      let epochs = wanted.get(fence.partition);
+      if (epochs === undefined) wanted.set(fence.partition, (epochs = new Set()));
+      epochs.add(fence.epoch);
+    }
+    if (wanted.size === 0) return;
+    const partitions = [...wanted.keys()].sort((a, b) => a - b);
+    const { rows } = await client.query<{ partition: number; epoch: string }>(
+      `SELECT partition, epoch FROM ${this.#t('partition_leases')}
+         WHERE partition = ANY($1::integer[]) ORDER BY partition FOR SHARE`,
+      [partitions],
+    );
+    const current = new Map(rows.map((row) => [row.partition, Number(row.epoch)]));
+    const fenced = partitions.filter((partition) => {
+      const epoch = current.get(partition);
+      return [...(wanted.get(partition) ?? [])].some((wantedEpoch) => wantedEpoch !== epoch);
+    });
+    if (fenced.length > 0) throw new FencedError(fenced);
   }
 
   async hasPendingToken(sender: StoredAddress, token: string): Promise<boolean> {
@@ -520,6 +599,14 @@ export class PostgresStateStore implements StateStore {
             ingress_id ${text} PRIMARY KEY, seq bigint NOT NULL, expires_at float8 NOT NULL);
           CREATE INDEX ON ${this.#t('ingress')} (expires_at);
           INSERT INTO ${this.#t('schema_version')} (version) VALUES (1);`);
+      }
+      if (version < 2) {
+        // Version 2: partition leases, the fencing of a cluster's nodes (docs/runtime.md).
+        await client.query(`
+          CREATE TABLE ${this.#t('partition_leases')} (
+            partition integer PRIMARY KEY, owner text NOT NULL, epoch bigint NOT NULL,
+            acquired_at float8 NOT NULL);
+          UPDATE ${this.#t('schema_version')} SET version = 2;`);
       }
     });
   }

@@ -21,6 +21,18 @@
 /** A function address: namespace, function type name, id. */
 export type StoredAddress = readonly [namespace: string, type: string, id: string];
 
+/** A partition and the epoch of the lease a node holds on it. */
+export interface PartitionFence {
+  readonly partition: number;
+  readonly epoch: number;
+}
+
+/** Who holds a partition's lease, and under which epoch. */
+export interface PartitionLease extends PartitionFence {
+  readonly owner: string;
+  readonly acquiredAt: number;
+}
+
 /** A present value as StateFun carries it: its typename and its bytes. */
 export interface StoredValue {
   readonly typename: string;
@@ -115,6 +127,12 @@ export interface BatchEffects {
    * later) is never consumed unseen.
    */
   readonly consumed?: readonly number[];
+  /**
+   * The lease the batch ran under. A store shared by a cluster commits the batch only while the
+   * partition's epoch is still this one (checked in the commit's own transaction), so a node that
+   * lost the partition can never apply effects; a store of one node ignores it.
+   */
+  readonly fence?: PartitionFence | undefined;
   readonly mutations?: readonly StateMutation[];
   /** New expiries of values the batch did not write; one that has already expired stays expired. */
   readonly refreshes?: readonly ExpiryRefresh[];

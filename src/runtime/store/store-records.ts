@@ -101,11 +101,26 @@ export function checkBatches(batches: readonly BatchEffects[], now: number): voi
       if (mutation.expiresAt !== undefined) checkTime('expiresAt', mutation.expiresAt);
     }
     for (const refresh of batch.refreshes ?? []) checkTime('expiresAt', refresh.expiresAt);
+    if (batch.fence !== undefined) {
+      checkPartition(batch.fence.partition);
+      if (!Number.isSafeInteger(batch.fence.epoch) || batch.fence.epoch < 1) {
+        throw new RangeError(
+          `a fence's epoch must be an integer of at least 1, got ${String(batch.fence.epoch)}`,
+        );
+      }
+    }
     for (const operation of batch.timers ?? []) {
       const token = 'send' in operation ? operation.send.token : operation.cancel;
       if (token === '') throw new RangeError(`an empty cancellation token, from ${batch.address.join('/')}`);
       if ('send' in operation) checkTime('dueAt', operation.send.dueAt);
     }
+  }
+}
+
+/** Throws unless `value` is a partition number (an integer from 0 to 65535). */
+export function checkPartition(value: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > 65_535) {
+    throw new RangeError(`a partition must be an integer from 0 to 65535, got ${String(value)}`);
   }
 }
 
