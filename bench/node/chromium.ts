@@ -5,16 +5,10 @@ import { access, constants } from 'node:fs/promises';
 
 import { chromium, type Browser } from 'playwright-core';
 
-export const chromiumBinary = '/usr/bin/chromium';
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { CHROMIUM_ARGS, CHROMIUM_BINARY } from '../../test/e2e/chromium.ts';
+
+export const chromiumBinary = CHROMIUM_BINARY;
+const chromiumArgs = [...CHROMIUM_ARGS];
 const launchTimeoutMs = 30_000;
 
 export async function launchChromium(): Promise<Browser> {

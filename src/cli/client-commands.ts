@@ -2,10 +2,14 @@
 
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PORT } from '../node/index.ts';
-import { JSON_MESSAGE_TYPE } from '../node/index.ts';
-import type { NodeStats } from '../node/index.ts';
-import { INGRESS_PREFIX, STATUS_PATH, VIEWS_PREFIX } from '../node/index.ts';
+import {
+  DEFAULT_PORT,
+  INGRESS_PREFIX,
+  JSON_MESSAGE_TYPE,
+  STATUS_PATH,
+  VIEWS_PREFIX,
+  type NodeStats,
+} from '../node/index.ts';
 import { CommandFailedError, UsageError } from './usage.ts';
 
 const REQUEST_TIMEOUT_MS = 10_000;

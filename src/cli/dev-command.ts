@@ -9,14 +9,21 @@ import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PORT } from '../node/index.ts';
-import { COUNTER_TYPE, JSON_MESSAGE_TYPE } from '../node/index.ts';
-import { INGRESS_PREFIX } from '../node/index.ts';
+import {
+  COUNTER_TYPE,
+  DEFAULT_PORT,
+  INGRESS_PREFIX,
+  JSON_MESSAGE_TYPE,
+  STATUS_PATH,
+  type NodeStats,
+} from '../node/index.ts';
 import { CommandFailedError, EXIT_FAILED, UsageError } from './usage.ts';
 
 const HUB_PORT_OFFSET = 100;
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
+const FORM_TIMEOUT_MS = 20_000;
+const FORM_POLL_MS = 100;
 
 interface DevNode {
   readonly name: string;
@@ -81,6 +88,7 @@ export async function devCommand(args: readonly string[]): Promise<number> {
   // Signals are handled from here on, so a Ctrl-C during the start stops the nodes too.
   // An object, not a `let`: the handlers below change it while this function awaits.
   const state = { stopping: false };
+  const isStopping = (): boolean => state.stopping;
   let resolveStopped: (code: number) => void = () => undefined;
   const stopped = new Promise<number>((resolve) => (resolveStopped = resolve));
   const exited = Promise.all(
@@ -123,6 +131,14 @@ export async function devCommand(args: readonly string[]): Promise<number> {
     throw error;
   }
   if (state.stopping) return stopped;
+  // Ready means serving; the cluster is formed once every node sees every other connected.
+  const formed = await Promise.race([clusterFormed(nodes), stopped.then(() => false)]);
+  // Read through a call: a Ctrl-C may have come while this awaited.
+  if (isStopping()) return stopped;
+  if (!formed)
+    console.log(
+      `The nodes are up, but not all see each other after ${FORM_TIMEOUT_MS / 1000} s; see their logs.`,
+    );
   print(nodes);
   for (const node of nodes) {
     node.child.on('exit', (code, signal) => {
@@ -135,6 +151,26 @@ export async function devCommand(args: readonly string[]): Promise<number> {
     if (!state.stopping) resolveStopped(EXIT_FAILED);
   });
   return stopped;
+}
+
+/** True once every node lists all the others as connected; false after FORM_TIMEOUT_MS. */
+async function clusterFormed(nodes: readonly DevNode[]): Promise<boolean> {
+  const deadline = Date.now() + FORM_TIMEOUT_MS;
+  const formedAt = async (node: DevNode): Promise<boolean> => {
+    try {
+      const response = await fetch(new URL(STATUS_PATH, node.url), { signal: AbortSignal.timeout(2_000) });
+      const status = (await response.json()) as NodeStats;
+      const connected = status.members.filter((m) => m.state === 'connected' || m.state === 'self');
+      return connected.length === nodes.length;
+    } catch {
+      return false;
+    }
+  };
+  while (Date.now() < deadline) {
+    if ((await Promise.all(nodes.map(formedAt))).every(Boolean)) return true;
+    await new Promise((resolve) => setTimeout(resolve, FORM_POLL_MS));
+  }
+  return false;
 }
 
 /** Resolves when the node reports it is up; rejects when it exits or takes too long. */

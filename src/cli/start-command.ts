@@ -10,8 +10,8 @@ import {
   resolveNodeConfig,
   type NodeConfig,
   type NodeConfigInput,
+  startNode,
 } from '../node/index.ts';
-import { startNode } from '../node/index.ts';
 import { EXIT_FAILED, UsageError } from './usage.ts';
 
 export async function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Promise<NodeConfig> {

@@ -4,7 +4,10 @@
 // adds it to its grid and tells the others over the grid (handler 24), so every node ends up
 // listing every other without a restart. A node that stops gracefully tells its peers it is
 // leaving and they remove it; a node that dies stays a member, shown `disconnected`, until it
-// comes back (same URL) or an operator removes it. Each member's state follows its grid
+// comes back (same URL) or an operator removes it. Whenever a peer connects, the two exchange
+// their member lists (`sync`), so an announcement a member missed (it was unreachable then) is
+// made up for; a member that left is not brought back by an older list (a tombstone, kept ten
+// minutes or until it joins again). Each member's state follows its grid
 // connection: `connecting` until it has connected once, then `connected` or `disconnected`.
 
 import diagnosticsChannel from 'node:diagnostics_channel';
@@ -55,11 +58,14 @@ export interface Member {
   readonly since: number;
 }
 
-interface Announcement {
-  readonly op: 'join' | 'leave';
-  readonly host: string;
-  readonly name: string;
-}
+type Announcement =
+  | { readonly op: 'join' | 'leave'; readonly host: string; readonly name: string }
+  | { readonly op: 'sync'; readonly members: readonly MemberIdentity[] };
+
+/** How long a member that left is not re-added from another member's list. */
+const TOMBSTONE_MS = 10 * 60_000;
+const MAX_TOMBSTONES = 1024;
+const MAX_SYNC_MEMBERS = 1024;
 
 export interface MembershipOptions {
   readonly grid: Manager;
@@ -81,6 +87,8 @@ export class Membership {
   readonly #stop = new AbortController();
   #joinTimer: Timer | undefined;
   #joined = false;
+  /** Members that left (announced), by host → when: a `sync` does not bring them back. */
+  readonly #left = new Map<string, number>();
   /** Join nonces seen within the clock-skew window: a captured join cannot be replayed. */
   readonly #nonces = new SeenNonces(JOIN_MAX_SKEW_MS * 2, 10_000);
 
@@ -129,6 +137,7 @@ export class Membership {
   /** Adds a member (idempotent). Returns false when it was already one. */
   add(identity: MemberIdentity): boolean {
     if (identity.host === this.#self.host) return false;
+    this.#left.delete(identity.host);
     const added = this.#grid.addHost(identity.host);
     const known = this.#members.get(identity.host);
     if (known === undefined) this.#track(identity.host, identity.name);
@@ -306,16 +315,64 @@ export class Membership {
   #onAnnouncement(payload: Uint8Array | undefined): void {
     let announcement: Announcement;
     try {
-      const value = JSON.parse(Buffer.from(payload ?? new Uint8Array()).toString('utf8')) as { op?: unknown };
-      if (value.op !== 'join' && value.op !== 'leave') throw new Error('op must be join or leave');
-      announcement = { op: value.op, ...parseIdentity(value, 'announcement') };
+      const value = JSON.parse(Buffer.from(payload ?? new Uint8Array()).toString('utf8')) as {
+        op?: unknown;
+        members?: unknown;
+      };
+      if (value.op === 'sync') {
+        const { members } = value;
+        if (!Array.isArray(members) || members.length > MAX_SYNC_MEMBERS) {
+          throw new Error(`members must be a list of at most ${MAX_SYNC_MEMBERS}`);
+        }
+        announcement = {
+          op: 'sync',
+          members: members.map((m: unknown, i) => parseIdentity(m, `announcement.members[${i}]`)),
+        };
+      } else if (value.op === 'join' || value.op === 'leave') {
+        announcement = { op: value.op, ...parseIdentity(value, 'announcement') };
+      } else {
+        throw new Error('op must be join, leave or sync');
+      }
     } catch (error) {
       this.#logger.warn({ error: (error as Error).message }, 'a membership announcement was refused');
       throw new ConfigError('announcement', (error as Error).message);
     }
+    if (announcement.op === 'sync') {
+      const now = Date.now();
+      for (const member of announcement.members) {
+        const leftAt = this.#left.get(member.host);
+        if (leftAt !== undefined && now - leftAt < TOMBSTONE_MS) continue;
+        if (member.host !== this.#self.host && !this.#members.has(member.host)) this.add(member);
+      }
+      return;
+    }
     if (announcement.host === this.#self.host) return;
-    if (announcement.op === 'join') this.add(announcement);
-    else this.remove(announcement.host);
+    if (announcement.op === 'join') {
+      this.add(announcement);
+      return;
+    }
+    this.remove(announcement.host);
+    this.#rememberLeft(announcement.host);
+  }
+
+  #rememberLeft(host: string): void {
+    this.#left.delete(host);
+    this.#left.set(host, Date.now());
+    for (const oldest of this.#left.keys()) {
+      if (this.#left.size <= MAX_TOMBSTONES) break;
+      this.#left.delete(oldest);
+    }
+  }
+
+  /** Sends this node's member list to a peer that has just connected. */
+  #syncWith(host: string): void {
+    const members = [...this.#members.values()].map(({ host: h, name }) => ({ host: h, name }));
+    this.#grid
+      .connection(host)
+      .request(MEMBERSHIP_HANDLER, encode({ op: 'sync', members }), { timeoutMs: ANNOUNCE_TIMEOUT_MS })
+      .catch((error: unknown) => {
+        this.#logger.debug({ peer: host, error: (error as Error).message }, 'member list not sent');
+      });
   }
 
   #track(host: string, name: string): void {
@@ -330,6 +387,7 @@ export class Membership {
     const next: MemberState =
       state === 'connected' ? 'connected' : member.state === 'connecting' ? 'connecting' : 'disconnected';
     if (next === member.state) return;
+    if (next === 'connected' && !this.#stop.signal.aborted) this.#syncWith(remote);
     this.#set({
       ...member,
       state: next,

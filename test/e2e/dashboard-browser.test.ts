@@ -17,18 +17,11 @@ import test, { type TestContext } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 import { requireServicesVariable } from '../../src/testing/index.ts';
+import { CHROMIUM_ARGS, CHROMIUM_BINARY } from './chromium.ts';
 import { freePort, repoRoot, startNodeProcess, weftCliArgs, type NodeProcess } from './node-process.ts';
 
-const chromiumBinary = '/usr/bin/chromium';
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const chromiumBinary = CHROMIUM_BINARY;
+const chromiumArgs = [...CHROMIUM_ARGS];
 const counterAddress = 'example/counter/ada';
 const screenshotFile = path.join(repoRoot, 'test-artifacts', 'dashboard.png');
 /** A grid notices a SIGKILLed peer by its reset socket, at worst by its missed pongs. */
