@@ -20,11 +20,7 @@ import {
   type ProcessResponse,
   ProcessResponseSchema,
 } from '../gen/transport/v1/hub_pb.ts';
-import {
-  FlowControlSignal,
-  FlowControlSchema,
-  PartitionAckSchema,
-} from '../gen/transport/v1/transport_pb.ts';
+import { FlowControlSignal, FlowControlSchema } from '../gen/transport/v1/transport_pb.ts';
 import { type Clock, systemClock, type Timer } from '../internal/clock.ts';
 import { ConfigError, errorMessage } from '../internal/errors.ts';
 import { type Logger, logSafely } from '../internal/log-safely.ts';
@@ -37,6 +33,7 @@ import {
   stripOffloadMarkers,
 } from './offload/index.ts';
 import { REDELIVERED_METADATA_KEY } from './redelivered.ts';
+import { ackFlow } from './wire/ack-flow.ts';
 import {
   Checkpointer,
   type CheckpointerConfig,
@@ -617,12 +614,7 @@ export class Hub {
       connector.ackScheduled = false;
       const acks = connector.ledger.takeAcks();
       if (acks.size === 0) return;
-      const flow = create(FlowControlSchema, {
-        ack: acks.get('') ?? 0n,
-        partitionAcks: [...acks]
-          .filter(([partition]) => partition !== '')
-          .map(([partition, ack]) => create(PartitionAckSchema, { partition, ack })),
-      });
+      const flow = ackFlow(acks);
       this.#acksSent++;
       connector.connection.stream.sendFlow(create(ProcessResponseSchema, { flow })).catch(() => undefined);
     });

@@ -3,25 +3,27 @@
 // send every second: counts and sums, never a list of addresses or packets.
 
 import type { Mirror } from '../coord/index.ts';
-import type { Manager } from '../grid/index.ts';
+import type { ConnectionStats, Manager } from '../grid/index.ts';
 import type { Hub } from '../hub/index.ts';
 import type { Runtime } from '../runtime/index.ts';
 import type { Member } from './membership.ts';
 
 export const NODE_STATS_TOPIC = 'node.stats';
 
-export interface ConnectionSummary {
-  readonly state: string;
-  readonly streamsIn: number;
-  readonly streamsOut: number;
-  readonly requestsIn: number;
-  readonly requestsOut: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly messagesIn: number;
-  readonly messagesOut: number;
-  readonly rttMs?: number | undefined;
-}
+/** What the dashboard and `weft status` show of a grid connection. */
+export type ConnectionSummary = Pick<
+  ConnectionStats,
+  | 'state'
+  | 'streamsIn'
+  | 'streamsOut'
+  | 'requestsIn'
+  | 'requestsOut'
+  | 'bytesIn'
+  | 'bytesOut'
+  | 'messagesIn'
+  | 'messagesOut'
+  | 'rttMs'
+>;
 
 export interface NodeStats {
   readonly node: string;
@@ -88,17 +90,29 @@ export function nodeStatsOf(sources: NodeStatsSources): NodeStats {
   const grid = sources.grid.stats();
   const connections: Record<string, ConnectionSummary> = {};
   for (const [host, c] of Object.entries(grid.connections)) {
+    const {
+      state,
+      streamsIn,
+      streamsOut,
+      requestsIn,
+      requestsOut,
+      bytesIn,
+      bytesOut,
+      messagesIn,
+      messagesOut,
+      rttMs,
+    } = c;
     connections[host] = {
-      state: c.state,
-      streamsIn: c.streamsIn,
-      streamsOut: c.streamsOut,
-      requestsIn: c.requestsIn,
-      requestsOut: c.requestsOut,
-      bytesIn: c.bytesIn,
-      bytesOut: c.bytesOut,
-      messagesIn: c.messagesIn,
-      messagesOut: c.messagesOut,
-      rttMs: c.rttMs,
+      state,
+      streamsIn,
+      streamsOut,
+      requestsIn,
+      requestsOut,
+      bytesIn,
+      bytesOut,
+      messagesIn,
+      messagesOut,
+      rttMs,
     };
   }
   return {

@@ -30,7 +30,7 @@ import {
   Materializer,
   ViewStore,
   viewsHttpHandler,
-  type MapChange,
+  type View,
   type ViewFactory,
   type ViewsHttpHandler,
 } from '../views/index.ts';
@@ -221,18 +221,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     const views = viewsHttpHandler(viewStore, {
       prefix: VIEWS_PREFIX,
       views: {
-        [MEMBERS_TOPIC]: mapViewOf(publisher, MEMBERS_TOPIC, clock),
-        [FUNCTIONS_TOPIC]: mapViewOf(publisher, FUNCTIONS_TOPIC, clock),
-        [NODE_STATS_TOPIC]: () => ({
-          key: NODE_STATS_TOPIC,
-          newMaterializer: () =>
-            new Materializer({
-              source: (request, signal) => publisher.subscribe<NodeStats>(request, { signal }),
-              request: { topic: NODE_STATS_TOPIC },
-              view: new LatestValueView<NodeStats>(),
-              clock,
-            }),
-        }),
+        [MEMBERS_TOPIC]: topicView(publisher, MEMBERS_TOPIC, () => new MapView(), clock),
+        [FUNCTIONS_TOPIC]: topicView(publisher, FUNCTIONS_TOPIC, () => new MapView(), clock),
+        [NODE_STATS_TOPIC]: topicView(publisher, NODE_STATS_TOPIC, () => new LatestValueView(), clock),
       },
       logger: moduleLogger(logger, 'views'),
       clock,
@@ -386,36 +377,41 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   }
 }
 
-/** The `node.stats` topic: one whole value per tick. */
+/** The `node.stats` topic: one whole value per tick, the latest kept for new subscribers. */
 class LatestStats {
   readonly #publisher: EventPublisher;
+  #latest: NodeStats | undefined;
 
   constructor(publisher: EventPublisher) {
     this.#publisher = publisher;
-    let latest: NodeStats | undefined;
     publisher.registerTopic<NodeStats>(NODE_STATS_TOPIC, {
       snapshot: () => ({
         index: publisher.index(NODE_STATS_TOPIC),
-        events: latest === undefined ? [] : [{ subject: 'node', payload: latest }],
+        events: this.#latest === undefined ? [] : [{ subject: 'node', payload: this.#latest }],
       }),
     });
-    this.publish = (stats) => {
-      latest = stats;
-      this.#publisher.publish(NODE_STATS_TOPIC, [{ subject: 'node', payload: stats }]);
-    };
   }
 
-  publish: (stats: NodeStats) => void;
+  publish(stats: NodeStats): void {
+    this.#latest = stats;
+    this.#publisher.publish(NODE_STATS_TOPIC, [{ subject: 'node', payload: stats }]);
+  }
 }
 
-function mapViewOf(publisher: EventPublisher, topic: string, clock: Clock): ViewFactory {
+/** A view of one of the node's topics, materialized by `newView`. */
+function topicView(
+  publisher: EventPublisher,
+  topic: string,
+  newView: () => View<unknown, unknown>,
+  clock: Clock,
+): ViewFactory {
   return () => ({
     key: topic,
     newMaterializer: () =>
       new Materializer({
-        source: (request, signal) => publisher.subscribe<MapChange<unknown>>(request, { signal }),
+        source: (request, signal) => publisher.subscribe(request, { signal }),
         request: { topic },
-        view: new MapView<unknown>(),
+        view: newView(),
         clock,
       }),
   });

@@ -83,6 +83,8 @@ describe('membership: lists exchanged on connect', () => {
         () => b.membership.members().find((m) => m.host === a.url)?.state === 'connected',
         'never linked',
       );
+      // Each side's link comes up on its own: the one that sends must be up too.
+      await a.grid.connection(b.url).waitForConnect({ timeoutMs: 10_000 });
       const send = (body: unknown): Promise<Uint8Array | undefined> =>
         a.grid
           .connection(b.url)

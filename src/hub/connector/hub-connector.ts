@@ -11,6 +11,7 @@
 // cumulatively per partition, as the application acks each delivery (see inbox.ts).
 
 import { REDELIVERED_METADATA_KEY } from '../redelivered.ts';
+import { ackFlow } from '../wire/ack-flow.ts';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 
@@ -21,12 +22,7 @@ import {
   ProcessRequestSchema,
   type ProcessResponse,
 } from '../../gen/transport/v1/hub_pb.ts';
-import {
-  FlowControlSchema,
-  FlowControlSignal,
-  PartitionAckSchema,
-  StreamEnvelopeSchema,
-} from '../../gen/transport/v1/transport_pb.ts';
+import { FlowControlSignal, StreamEnvelopeSchema } from '../../gen/transport/v1/transport_pb.ts';
 import { onAbort } from '../../internal/abort.ts';
 import { Backoff } from '../../internal/backoff.ts';
 import { systemClock, type Clock, type Timer } from '../../internal/clock.ts';
@@ -499,13 +495,7 @@ class HubConnectorImpl implements HubConnector {
     if (connection.ended || this.#connection !== connection) return;
     const { acks, count } = connection.inbox.takeAcks();
     if (acks.size === 0) return;
-    const flow = create(FlowControlSchema, {
-      ack: acks.get('') ?? 0n,
-      partitionAcks: [...acks]
-        .filter(([partition]) => partition !== '')
-        .map(([partition, ack]) => create(PartitionAckSchema, { partition, ack })),
-      ...(this.#grantCredits ? { creditsMessages: count } : {}),
-    });
+    const flow = ackFlow(acks, this.#grantCredits ? { creditsMessages: count } : {});
     this.#counts.ackMessagesSent++;
     connection.call.write(create(ProcessRequestSchema, { flow }));
   }
