@@ -62,44 +62,67 @@ export async function statusCommand(args: readonly string[], env: NodeJS.Process
     console.log(JSON.stringify(status, null, 2));
     return 0;
   }
-  console.log(`${status.name}  ${status.node}  up ${formatAge(status.now - status.startedAt)}`);
-  console.log('\nMembers');
+  console.log(statusLines(status).join('\n'));
+  return 0;
+}
+
+/** What `weft status` prints of a node's status (`GET /v1/status`), line by line. */
+export function statusLines(status: NodeStats): string[] {
+  const lines = [`${status.name}  ${status.node}  up ${formatAge(status.now - status.startedAt)}`];
+  lines.push('', 'Members');
   for (const m of status.members) {
     const rtt = m.rttMs === undefined ? '' : `  rtt ${m.rttMs} ms`;
-    console.log(
+    lines.push(
       `  ${m.name.padEnd(12)} ${m.host.padEnd(26)} ${m.state.padEnd(12)} since ${formatAge(status.now - m.since)}${rtt}`,
     );
   }
   const connections = Object.entries(status.grid.connections);
   if (connections.length > 0) {
-    console.log('\nGrid connections');
+    lines.push('', 'Grid connections');
     for (const [host, c] of connections) {
-      console.log(
+      lines.push(
         `  ${host.padEnd(26)} ${c.state.padEnd(12)} streams ${c.streamsIn} in / ${c.streamsOut} out   requests ${c.requestsIn} in / ${c.requestsOut} out`,
       );
     }
   }
   if (status.runtime !== undefined) {
     const r = status.runtime;
-    console.log(`\nFunctions: ${r.functionTypes.join(', ') || 'none'}`);
-    console.log(
+    lines.push('', `Functions: ${r.functionTypes.join(', ') || 'none'}`);
+    lines.push(
       `  addresses ${r.addresses}   messages in ${r.messagesIn}, run ${r.messagesProcessed}   backlog ${r.backlog}`,
     );
   }
+  if (status.cluster !== undefined) lines.push('', ...clusterLines(status.cluster));
   if (status.hub !== undefined) {
     const h = status.hub;
-    console.log(`\nHub (gRPC ${h.address ?? '-'}): stories ${h.stories.join(', ') || 'none'}`);
-    console.log(
+    lines.push('', `Hub (gRPC ${h.address ?? '-'}): stories ${h.stories.join(', ') || 'none'}`);
+    lines.push(
       `  streams ${h.activeStreams} active of ${h.keys} keys   packets in ${h.packetsIn}, sent ${h.sent}   buffered ${h.buffered}`,
     );
   }
   if (status.mirror !== undefined) {
     const m = status.mirror;
-    console.log(
-      `\nMirror: ${m.storedBlobs} blobs (${m.storedBytes} bytes)   origin fetches ${m.originFetches}   peer fetches ${m.peerFetches}`,
+    lines.push(
+      '',
+      `Mirror: ${m.storedBlobs} blobs (${m.storedBytes} bytes)   origin fetches ${m.originFetches}   peer fetches ${m.peerFetches}`,
     );
   }
-  return 0;
+  return lines;
+}
+
+function clusterLines(c: NonNullable<NodeStats['cluster']>): string[] {
+  const quorum = c.quorum ? 'quorum' : 'no quorum';
+  const pool =
+    c.pool === undefined
+      ? 'PostgreSQL pool -'
+      : `PostgreSQL pool ${c.pool.total} total / ${c.pool.idle} idle / ${c.pool.waiting} waiting of ${c.pool.size}, errors ${c.pool.errors}`;
+  return [
+    `Cluster: partitions ${c.partitionsHeld} held, ${c.partitionsOwned} owned, ${c.partitionsMoving} moving   max epoch ${c.maxEpoch}   ${quorum} (${c.liveMembers} of ${c.knownMembers} members live)`,
+    `  leases acquired ${c.leasesAcquired}, lost ${c.leasesLost}   fenced batches ${c.fencedBatches}`,
+    `  forwarded ${c.forwarded} (refused ${c.forwardRefused}, failed ${c.forwardFailed}, pending ${c.forwardPending})   wakes sent ${c.wakesSent}, received ${c.wakesReceived}`,
+    `  ${pool}`,
+    `  commits ${c.commits} (batches ${c.batchesCommitted}, ${c.meanBatchesPerCommit} per commit)`,
+  ];
 }
 
 export async function sendCommand(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -40,6 +40,7 @@ export async function devCommand(args: readonly string[]): Promise<number> {
       nodes: { type: 'string', default: '3' },
       port: { type: 'string', default: String(DEFAULT_PORT) },
       'data-dir': { type: 'string', default: '.weft-dev' },
+      postgres: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -76,7 +77,15 @@ export async function devCommand(args: readonly string[]): Promise<number> {
     const child = spawn(
       process.execPath,
       [...process.execArgv, process.argv[1] ?? '', 'start', '--config', configFile],
-      { stdio: ['ignore', log, log, 'ipc'], env: { ...process.env, WEFT_CLUSTER_SECRET: secret } },
+      {
+        stdio: ['ignore', log, log, 'ipc'],
+        env: {
+          ...process.env,
+          WEFT_CLUSTER_SECRET: secret,
+          // In the environment, not the config file: the URL may hold a password.
+          ...(values.postgres === undefined ? {} : { WEFT_POSTGRES_URL: values.postgres }),
+        },
+      },
     );
     closeSync(log);
     return { name, url, logFile, child };

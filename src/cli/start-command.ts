@@ -27,6 +27,7 @@ export async function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv
       'data-dir': { type: 'string' },
       'log-level': { type: 'string' },
       example: { type: 'boolean' },
+      postgres: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -45,6 +46,7 @@ export async function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv
   if (values['data-dir'] !== undefined) flags['dataDir'] = values['data-dir'];
   if (values['log-level'] !== undefined) flags['log'] = { level: values['log-level'] };
   if (values.example !== undefined) flags['example'] = values.example;
+  if (values.postgres !== undefined) flags['runtime'] = { postgres: values.postgres };
   return resolveNodeConfig(file, nodeConfigFromEnv(env), flags);
 }
 

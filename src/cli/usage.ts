@@ -18,7 +18,8 @@ export const HELP = `weft: run and talk to Weft nodes
 
 Usage:
   weft start [--config FILE] [options]   run a node in this process
-  weft dev [--nodes N] [--port P]        a cluster of N nodes on loopback with the example app
+  weft dev [--nodes N] [--port P] [--postgres URL]
+                                         a cluster of N nodes on loopback with the example app
   weft status [--node URL] [--json]      members, connections, functions and streams of a node
   weft send ADDRESS VALUE [--node URL]   send VALUE to a function, e.g. example/counter/ada '"hi"'
   weft view NAME [--watch] [--node URL]  print a view (cluster.members, node.stats, functions)
@@ -35,6 +36,8 @@ which win over the file):
   --data-dir DIR       where state lives (WEFT_DATA_DIR, default ./weft-data)
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (WEFT_LOG_LEVEL)
   --example            run the example application
+  --postgres URL       keep the runtime's state in PostgreSQL, shared by the cluster
+                       (WEFT_POSTGRES_URL; put a password there, not in a flag; docs/cluster.md)
 The cluster secret comes from the config file or WEFT_CLUSTER_SECRET, never from a flag
 (a flag is visible to every user of the machine in the process list).
 
@@ -44,8 +47,8 @@ Exit codes: 0 done, 1 failed, 2 bad command line or config.
 
 export const COMMAND_HELP: Readonly<Record<string, string>> = {
   start:
-    'weft start [--config FILE] [--name NAME] [--host HOST] [--port PORT] [--advertise URL] [--seed URL]... [--data-dir DIR] [--log-level LEVEL] [--example]\n',
-  dev: 'weft dev [--nodes N (1-9, default 3)] [--port P (first HTTP port, default 7400)] [--data-dir DIR (default ./.weft-dev)]\n',
+    'weft start [--config FILE] [--name NAME] [--host HOST] [--port PORT] [--advertise URL] [--seed URL]... [--data-dir DIR] [--log-level LEVEL] [--example] [--postgres URL]\n',
+  dev: 'weft dev [--nodes N (1-9, default 3)] [--port P (first HTTP port, default 7400)] [--data-dir DIR (default ./.weft-dev)] [--postgres URL (state in PostgreSQL)]\n',
   status: 'weft status [--node URL] [--json]\n',
   send: 'weft send ADDRESS VALUE [--type TYPE (default weft/json)] [--node URL]\n  ADDRESS is namespace/type/id; VALUE is JSON, or taken as a JSON string when it is not JSON\n',
   view: 'weft view NAME [--watch] [--node URL]\n',

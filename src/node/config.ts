@@ -28,7 +28,18 @@ export interface NodeConfig {
   };
   /** Where the runtime, the hub's checkpoints and the mirror's store keep their files. */
   readonly dataDir: string;
-  readonly runtime: { readonly enabled: boolean };
+  readonly runtime: {
+    readonly enabled: boolean;
+    /**
+     * A PostgreSQL URL (`postgres://user@host:5432/db`): the runtime keeps its state there, shared
+     * with every node of the cluster (docs/cluster.md). Absent: an lmdb store in `dataDir`.
+     */
+    readonly postgres?: string | undefined;
+    /** The schema of the runtime's tables; default `weft`. */
+    readonly postgresSchema: string;
+    /** Connections in the node's pool; default 10. */
+    readonly postgresPoolSize: number;
+  };
   readonly hub: {
     readonly enabled: boolean;
     /** The hub's gRPC port (its own listener; 0 picks one). */
@@ -67,7 +78,7 @@ export const defaultNodeConfig = {
   listen: { host: '127.0.0.1', port: DEFAULT_PORT },
   cluster: { seeds: [] as string[] },
   dataDir: './weft-data',
-  runtime: { enabled: true },
+  runtime: { enabled: true, postgresSchema: 'weft', postgresPoolSize: 10 },
   hub: { enabled: false, port: 7500, host: '127.0.0.1', stories: [] as string[] },
   mirror: { enabled: false, origin: 'https://registry-1.docker.io', maxStoreBytes: 10 * 1024 ** 3 },
   log: { level: 'info' as LogLevel },
@@ -79,7 +90,7 @@ const knownKeys: Readonly<Record<string, readonly string[] | undefined>> = {
   '': ['name', 'listen', 'advertise', 'cluster', 'dataDir', 'runtime', 'hub', 'mirror', 'log', 'example'],
   listen: ['host', 'port'],
   cluster: ['secret', 'seeds'],
-  runtime: ['enabled'],
+  runtime: ['enabled', 'postgres', 'postgresSchema', 'postgresPoolSize'],
   hub: ['enabled', 'port', 'host', 'stories'],
   mirror: ['enabled', 'origin', 'maxStoreBytes'],
   log: ['level'],
@@ -149,6 +160,8 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv): NodeConfigInput {
       .filter((s) => s !== '');
   const dataDir = text('WEFT_DATA_DIR');
   if (dataDir !== undefined) input['dataDir'] = dataDir;
+  const postgres = text('WEFT_POSTGRES_URL');
+  if (postgres !== undefined) section('runtime')['postgres'] = postgres;
   const level = text('WEFT_LOG_LEVEL');
   if (level !== undefined) section('log')['level'] = level;
   return input;
@@ -227,7 +240,14 @@ function verifyNodeConfig(raw: Record<string, unknown>): NodeConfig {
     advertise,
     cluster: { secret, seeds },
     dataDir: boundedString(raw['dataDir'], 'dataDir'),
-    runtime: { enabled: bool(runtime['enabled'], 'runtime.enabled') },
+    runtime: {
+      enabled: bool(runtime['enabled'], 'runtime.enabled'),
+      ...(runtime['postgres'] === undefined
+        ? {}
+        : { postgres: postgresUrl(runtime['postgres'], 'runtime.postgres') }),
+      postgresSchema: sqlIdentifier(runtime['postgresSchema'], 'runtime.postgresSchema'),
+      postgresPoolSize: integer(runtime['postgresPoolSize'], 'runtime.postgresPoolSize', 1, 1_000),
+    },
     hub: {
       enabled: bool(hub['enabled'], 'hub.enabled'),
       port: integer(hub['port'], 'hub.port', 0, 65535),
@@ -291,6 +311,31 @@ export function nodeUrl(value: unknown, field: string): string {
     throw new ConfigError(field, `must have no path, query or credentials, got ${JSON.stringify(text)}`);
   }
   return url.origin;
+}
+
+/** A postgres:// or postgresql:// URL naming a host and a database. */
+function postgresUrl(value: unknown, field: string): string {
+  const text = boundedString(value, field);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(field, 'must be a URL such as postgres://127.0.0.1:5432/weft');
+  }
+  if ((url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') || url.hostname === '') {
+    throw new ConfigError(field, `must be a postgres:// URL with a host, got a ${url.protocol} URL`);
+  }
+  if (url.pathname.length < 2)
+    throw new ConfigError(field, 'must name a database (postgres://host:5432/<database>)');
+  return text;
+}
+
+function sqlIdentifier(value: unknown, field: string): string {
+  const text = boundedString(value, field, 63);
+  if (!/^[a-z_][a-z0-9_]*$/.test(text)) {
+    throw new ConfigError(field, `must be a lower-case SQL identifier, got ${JSON.stringify(text)}`);
+  }
+  return text;
 }
 
 function boundedString(value: unknown, field: string, max = MAX_STRING): string {

@@ -74,6 +74,8 @@ export interface MembershipOptions {
   readonly publisher: EventPublisher;
   readonly clock: Clock;
   readonly logger: NodeLogger;
+  /** Called after any member is added, removed or changes state. */
+  readonly onChange?: (() => void) | undefined;
 }
 
 export class Membership {
@@ -83,6 +85,7 @@ export class Membership {
   readonly #publisher: EventPublisher;
   readonly #clock: Clock;
   readonly #logger: NodeLogger;
+  readonly #onChange: (() => void) | undefined;
   readonly #members = new Map<string, Member>();
   readonly #stop = new AbortController();
   #joinTimer: Timer | undefined;
@@ -99,6 +102,7 @@ export class Membership {
     this.#publisher = options.publisher;
     this.#clock = options.clock;
     this.#logger = options.logger;
+    this.#onChange = options.onChange;
     this.#publisher.registerTopic<MapChange<Member>>(MEMBERS_TOPIC, {
       snapshot: () => ({
         index: this.#publisher.index(MEMBERS_TOPIC),
@@ -150,7 +154,10 @@ export class Membership {
   remove(host: string): boolean {
     if (host === this.#self.host) throw new ConfigError('host', 'a node cannot remove itself');
     const removed = this.#grid.removeHost(host);
-    if (this.#members.delete(host)) this.#publisher.publish(MEMBERS_TOPIC, [deleteEvent(host)]);
+    if (this.#members.delete(host)) {
+      this.#publisher.publish(MEMBERS_TOPIC, [deleteEvent(host)]);
+      this.#onChange?.();
+    }
     if (removed) this.#logger.info({ member: host }, 'member removed');
     return removed;
   }
@@ -399,6 +406,7 @@ export class Membership {
   #set(member: Member): void {
     this.#members.set(member.host, member);
     this.#publisher.publish(MEMBERS_TOPIC, [putEvent(member.host, member)]);
+    this.#onChange?.();
   }
 }
 

@@ -5,8 +5,9 @@
 import type { Mirror } from '../coord/index.ts';
 import type { ConnectionStats, Manager } from '../grid/index.ts';
 import type { Hub } from '../hub/index.ts';
-import type { Runtime } from '../runtime/index.ts';
+import type { ClusterRuntime, Runtime } from '../runtime/index.ts';
 import type { Member } from './membership.ts';
+import type { PoolFigures } from './postgres-pool.ts';
 
 export const NODE_STATS_TOPIC = 'node.stats';
 
@@ -58,6 +59,35 @@ export interface NodeStats {
     readonly drops: Readonly<Record<string, number>>;
     readonly handoffs: Readonly<Record<string, number>>;
   };
+  /** Present when the runtime keeps its state in the cluster's PostgreSQL. */
+  readonly cluster?: {
+    /** Partitions whose lease this node holds, and runs. */
+    readonly partitionsHeld: number;
+    /** Partitions this node names itself the owner of, from the live members. */
+    readonly partitionsOwned: number;
+    /** Partitions moving to or from this node now. */
+    readonly partitionsMoving: number;
+    /** The highest lease epoch among those held. */
+    readonly maxEpoch: number;
+    /** Whether this node sees a majority of the members live (it takes leases only then). */
+    readonly quorum: boolean;
+    readonly liveMembers: number;
+    readonly knownMembers: number;
+    readonly leasesAcquired: number;
+    readonly leasesLost: number;
+    /** Batches refused at commit because their partition had moved on. */
+    readonly fencedBatches: number;
+    readonly forwarded: number;
+    readonly forwardRefused: number;
+    readonly forwardFailed: number;
+    readonly forwardPending: number;
+    readonly wakesSent: number;
+    readonly wakesReceived: number;
+    readonly pool: PoolFigures | undefined;
+    readonly commits: number;
+    readonly batchesCommitted: number;
+    readonly meanBatchesPerCommit: number;
+  };
   readonly mirror?: {
     readonly storedBlobs: number;
     readonly storedBytes: number;
@@ -76,6 +106,8 @@ export interface NodeStatsSources {
   readonly members: readonly Member[];
   readonly grid: Manager;
   readonly runtime: Runtime | undefined;
+  readonly cluster?: ClusterRuntime | undefined;
+  readonly pool?: PoolFigures | undefined;
   readonly functionTypes: readonly string[];
   readonly addresses: number;
   /** Messages the runtime has run, from its `batch` diagnostics. */
@@ -124,6 +156,7 @@ export function nodeStatsOf(sources: NodeStatsSources): NodeStats {
     grid: { nodeId: grid.nodeId, connections },
     views: sources.views,
     ...(sources.runtime === undefined ? {} : { runtime: runtimeSummary(sources, sources.runtime) }),
+    ...(sources.cluster === undefined ? {} : { cluster: clusterSummary(sources.cluster, sources.pool) }),
     ...(sources.hub === undefined ? {} : { hub: hubSummary(sources.hub, sources.hubAddress) }),
     ...(sources.mirror === undefined ? {} : { mirror: mirrorSummary(sources.mirror) }),
   };
@@ -139,6 +172,36 @@ function runtimeSummary(sources: NodeStatsSources, runtime: Runtime): NonNullabl
     messagesProcessed: sources.messagesProcessed,
     batches: stats.batches,
     batchFailures: stats.batchFailures,
+  };
+}
+
+function clusterSummary(
+  cluster: ClusterRuntime,
+  pool: PoolFigures | undefined,
+): NonNullable<NodeStats['cluster']> {
+  const { ownership, forwarding, wakes } = cluster.stats();
+  const runtime = cluster.runtime.stats();
+  return {
+    partitionsHeld: ownership.held,
+    partitionsOwned: ownership.owned,
+    partitionsMoving: ownership.moving,
+    maxEpoch: ownership.maxEpoch,
+    quorum: ownership.quorum,
+    liveMembers: ownership.liveMembers,
+    knownMembers: ownership.knownMembers,
+    leasesAcquired: ownership.acquired,
+    leasesLost: ownership.lost,
+    fencedBatches: runtime.fencedBatches,
+    forwarded: forwarding.forwarded,
+    forwardRefused: forwarding.refused,
+    forwardFailed: forwarding.failed,
+    forwardPending: forwarding.pending,
+    wakesSent: wakes.sent,
+    wakesReceived: wakes.received,
+    pool,
+    commits: runtime.commits.commits,
+    batchesCommitted: runtime.commits.batches,
+    meanBatchesPerCommit: Math.round(runtime.commits.meanBatches * 10) / 10,
   };
 }
 

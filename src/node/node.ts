@@ -22,7 +22,14 @@ import { Mirror } from '../coord/index.ts';
 import { Manager } from '../grid/index.ts';
 import { Hub, LmdbCheckpointStore, loadStory, serveHubOnGrid, type Story } from '../hub/index.ts';
 import { systemClock, type Clock, type Timer } from '../internal/clock.ts';
-import { httpIngressHandler, Runtime, type EgressSink, type HttpIngressHandler } from '../runtime/index.ts';
+import {
+  ClusterRuntime,
+  httpIngressHandler,
+  PostgresStateStore,
+  Runtime,
+  type EgressSink,
+  type HttpIngressHandler,
+} from '../runtime/index.ts';
 import type { StatefulFunctions } from '../statefun/index.ts';
 import {
   EventPublisher,
@@ -49,6 +56,7 @@ import { KnownMembers } from './known-members.ts';
 import { Membership, MEMBERS_TOPIC } from './membership.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics/index.ts';
 import { NODE_STATS_TOPIC, nodeStatsOf, type NodeStats } from './node-stats.ts';
+import { openPostgresPool, type NodePool } from './postgres-pool.ts';
 import { countViewWatchers } from './view-watchers.ts';
 
 export const INGRESS_PREFIX = '/v1/ingress';
@@ -136,6 +144,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     closers.push(() => {
       viewStore.close();
     });
+    // Set once the runtime runs on the cluster's store: it names partition owners from the members.
+    let cluster: ClusterRuntime | undefined;
     const membership = new Membership({
       grid,
       self: { host: config.advertise, name: config.name },
@@ -143,6 +153,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       publisher,
       clock,
       logger: logger.child({ module: 'membership' }),
+      onChange: () => {
+        cluster?.membershipChanged();
+      },
     });
     // Runs once the hub and the runtime have drained, before the grid closes: peers forget this
     // node only when it has nothing more to send them.
@@ -182,16 +195,50 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     let runtime: Runtime | undefined;
     let ingress: HttpIngressHandler | undefined;
     const functions = config.example ? exampleFunctions() : options.functions;
+    let pool: NodePool | undefined;
     if (config.runtime.enabled && functions !== undefined) {
-      runtime = await Runtime.open({
-        dataDir: path.join(config.dataDir, 'runtime'),
+      const runtimeOptions = {
         functions,
         egress: { ...options.egress, ...example?.egress() },
         logger: moduleLogger(logger, 'runtime'),
-      });
-      const opened = runtime;
-      closers.push(() => opened.close());
-      ingress = httpIngressHandler(runtime, { pathPrefix: INGRESS_PREFIX });
+        clock,
+      };
+      if (config.runtime.postgres === undefined) {
+        runtime = await Runtime.open({ ...runtimeOptions, dataDir: path.join(config.dataDir, 'runtime') });
+        const opened = runtime;
+        closers.push(() => opened.close());
+        ingress = httpIngressHandler(runtime, { pathPrefix: INGRESS_PREFIX });
+      } else {
+        const opened = openPostgresPool(
+          config.runtime.postgres,
+          config.runtime.postgresPoolSize,
+          logger.child({ module: 'postgres' }),
+        );
+        pool = opened;
+        closers.push(() => opened.end());
+        const store = await PostgresStateStore.open({
+          pool: opened.pool,
+          schema: config.runtime.postgresSchema,
+        });
+        const clustered = await ClusterRuntime.open({
+          ...runtimeOptions,
+          store,
+          grid,
+          view: {
+            self: config.advertise,
+            live: () =>
+              membership
+                .members()
+                .filter((member) => member.state === 'self' || member.state === 'connected')
+                .map((member) => member.host),
+            known: () => membership.members().length,
+          },
+        });
+        cluster = clustered;
+        closers.push(() => clustered.close());
+        runtime = clustered.runtime;
+        ingress = httpIngressHandler(clustered.input, { pathPrefix: INGRESS_PREFIX });
+      }
     }
 
     let mirror: Mirror | undefined;
@@ -240,6 +287,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       ...(runtime === undefined ? {} : { runtime }),
       ...(hub === undefined ? {} : { hub }),
       ...(mirror === undefined ? {} : { mirror }),
+      ...(cluster === undefined ? {} : { cluster }),
+      ...(pool === undefined ? {} : { pool }),
     });
     closers.push(() => {
       metrics.close();
@@ -253,6 +302,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
         members: membership.members(),
         grid,
         runtime,
+        cluster,
+        pool: pool?.figures(),
         functionTypes: functions === undefined || runtime === undefined ? [] : typesOf(functions),
         addresses: functionsTopic.size,
         messagesProcessed,

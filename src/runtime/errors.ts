@@ -89,3 +89,26 @@ export class FencedError extends WeftError {
     this.partitions = partitions;
   }
 }
+
+/**
+ * Ingress took messages for an address another node of the cluster owns, and that node could not
+ * be reached or did not answer in time (it died, or the grid link is down). Nothing is known to
+ * be appended: retry (an ingress id keeps a retry from storing a message twice); ownership moves
+ * to a live node within a few seconds of one dying.
+ */
+export class OwnerUnavailableError extends WeftError {
+  static override readonly brand = Symbol.for('weft.error.OwnerUnavailableError');
+  static readonly code = 'WEFT_OWNER_UNAVAILABLE';
+  /** The member (its URL) the messages were for. */
+  readonly owner: string;
+
+  constructor(owner: string, options?: WeftErrorOptions) {
+    super(
+      OwnerUnavailableError.code,
+      `the node owning these messages (${owner}) could not take them`,
+      true,
+      options,
+    );
+    this.owner = owner;
+  }
+}

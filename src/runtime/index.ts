@@ -16,8 +16,12 @@ export {
   InvalidReplyError,
   EndpointError,
   FencedError,
+  OwnerUnavailableError,
 } from './errors.ts';
 export { DEFAULT_PARTITIONS, fnv1a32, partitionOf } from './cluster/partition.ts';
+export { ClusterRuntime } from './cluster/cluster-runtime.ts';
+export { PartitionOwnership } from './cluster/partition-ownership.ts';
+export { FORWARD_HANDLER, WAKE_HANDLER, MalformedForwardError } from './cluster/forward-codec.ts';
 
 export { MemoryStateStore } from './store/memory-store.ts';
 export { LmdbStateStore } from './store/lmdb-store.ts';
@@ -54,6 +58,16 @@ export type {
 export type { RuntimeLimits } from './runtime-limits.ts';
 export type { RuntimeStats } from './runtime-stats.ts';
 export type { RuntimeInput } from './runtime-input.ts';
+export type { ClusterRuntimeOptions, ClusterRuntimeStats } from './cluster/cluster-runtime.ts';
+export type {
+  ClusterView,
+  LeaseTable,
+  OwnershipStats,
+  PartitionOwnershipOptions,
+} from './cluster/partition-ownership.ts';
+export type { ForwardingStats } from './cluster/forwarding-input.ts';
+export type { WakeStats } from './cluster/wake-sender.ts';
+export type { RuntimePlacement } from './cluster/runtime-placement.ts';
 export type { RegistrationEvent } from './batch-runner.ts';
 export type { RegistrationConflict, ValueRegistration, ValueRegistryStats } from './value-registry.ts';
 export type {
@@ -80,6 +94,7 @@ export type { MemoryStateStoreOptions } from './store/memory-store.ts';
 export type { LmdbStateStoreOptions } from './store/lmdb-store.ts';
 export type {
   PostgresStateStoreOptions,
+  PartitionScope,
   PostgresPool,
   PostgresPoolClient,
   PostgresQueryable,

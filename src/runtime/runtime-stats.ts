@@ -19,6 +19,8 @@ export interface RuntimeStats {
   /** Batches committed, and batches that failed (each failure parks its address). */
   readonly batches: number;
   readonly batchFailures: number;
+  /** Batches whose commit was refused because their partition had moved to another node. */
+  readonly fencedBatches: number;
   /** Requests sent to functions, counting the resends after incomplete-context replies. */
   readonly requests: number;
   readonly registrations: ValueRegistryStats;

@@ -24,7 +24,8 @@ import { DelayedMessages } from './delayed-messages.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { EgressSink } from './egress/egress-sink.ts';
 import { OutboxDrainer } from './egress/outbox-drainer.ts';
-import { UnknownFunctionTypeError } from './errors.ts';
+import { FencedError, UnknownFunctionTypeError } from './errors.ts';
+import type { RuntimePlacement } from './cluster/runtime-placement.ts';
 import { ExpirySweeper } from './expiry-sweeper.ts';
 import type { FunctionInvoker } from './function-invoker.ts';
 import { GroupCommitter } from './group-committer.ts';
@@ -47,6 +48,7 @@ import type {
   BatchEffects,
   Envelope,
   InboxMessage,
+  PartitionFence,
   StateStore,
   StoredAddress,
 } from './store/state-store.ts';
@@ -75,6 +77,11 @@ export interface RuntimeOptions {
   readonly limits?: RuntimeLimits | undefined;
   /** Ingress the runtime starts with itself and stops first when it closes. */
   readonly ingress?: RuntimeIngressOptions | undefined;
+  /**
+   * For one node of a cluster (cluster/cluster-runtime.ts): which addresses this node runs, under
+   * which lease. Absent, the runtime runs every address, unfenced.
+   */
+  readonly placement?: RuntimePlacement | undefined;
 }
 
 export interface RuntimeIngressOptions {
@@ -129,6 +136,9 @@ export class Runtime implements RuntimeInput {
   readonly #sweeper: ExpirySweeper;
   readonly #drainer: OutboxDrainer;
   readonly #countsTimer: { cancel(): void };
+  readonly #placement: RuntimePlacement | undefined;
+  /** The lease each running batch read its inbox under, by address: its commit is fenced by it. */
+  readonly #fences = new Map<string, PartitionFence>();
   /** Inbox messages per address, as far as this runtime has seen them: for the backlog cap. */
   readonly #backlog = new Map<string, number>();
   #inboxMessages = 0;
@@ -148,6 +158,7 @@ export class Runtime implements RuntimeInput {
     refused: 0,
     requests: 0,
     commitSizes: 0,
+    fencedBatches: 0,
   };
 
   private constructor(store: StateStore, ownsStore: boolean, options: RuntimeOptions) {
@@ -156,6 +167,7 @@ export class Runtime implements RuntimeInput {
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? console;
     this.#limits = resolveLimits(options.limits);
+    this.#placement = options.placement;
     const invokers: FunctionInvoker[] = [];
     if (options.functions !== undefined) invokers.push(new InProcessInvoker(options.functions));
     if (options.endpoints !== undefined && options.endpoints.length > 0) {
@@ -366,6 +378,31 @@ export class Runtime implements RuntimeInput {
     });
   }
 
+  /**
+   * Addresses that may have inbox messages this runtime has not seen appended: another node
+   * stored them, or this node has just taken their partition. A wake that finds nothing costs one
+   * read.
+   */
+  wake(addresses: readonly StoredAddress[]): void {
+    if (this.#closing !== undefined) return;
+    for (const address of addresses) this.#dispatcher.wake(address);
+  }
+
+  /**
+   * The partitions this node holds have changed: what the store shows it (delayed messages due,
+   * outbox records, counts) is read again. The caller wakes the addresses with inbox messages.
+   */
+  ownershipChanged(): void {
+    if (this.#closing !== undefined) return;
+    void this.#delayed.arm().catch((error: unknown) => {
+      logSafely(() => {
+        this.#logger.warn('reading the delayed messages after an ownership change failed', { error });
+      });
+    });
+    void this.#refreshCounts();
+    this.#drainer.wake();
+  }
+
   stats(): RuntimeStats {
     const dispatcher = this.#dispatcher.stats();
     const commits = this.#committer.stats();
@@ -381,6 +418,7 @@ export class Runtime implements RuntimeInput {
       backlog: { messages: this.#inboxMessages, largestAddress: largestBacklog },
       batches: dispatcher.batches,
       batchFailures: dispatcher.failures,
+      fencedBatches: this.#counters.fencedBatches,
       requests: this.#counters.requests,
       registrations: registry,
       commits: {
@@ -522,8 +560,19 @@ export class Runtime implements RuntimeInput {
    * stay too high, and the address refuse ingress it has room for.)
    */
   async #readInbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
-    const messages = await this.#store.inbox(address, limit);
     const key = addressKey(address);
+    if (this.#placement !== undefined) {
+      // Taken before anything of the address is read: a batch that read under a lease commits
+      // only while that lease holds, so it never applies effects computed from stale state.
+      const fence = this.#placement.fenceFor(address);
+      if (fence === undefined) {
+        // Another node runs it now (its partition moved while it waited its turn).
+        this.#backlog.delete(key);
+        return [];
+      }
+      this.#fences.set(key, fence);
+    }
+    const messages = await this.#store.inbox(address, limit);
     if (messages.length === limit) {
       // A full read: at least this many wait (after a restart the count started from nothing).
       this.#backlog.set(key, Math.max(this.#backlog.get(key) ?? 0, limit));
@@ -536,12 +585,23 @@ export class Runtime implements RuntimeInput {
   }
 
   async #runBatch(address: StoredAddress, messages: readonly InboxMessage[]): Promise<void> {
+    const key = addressKey(address);
+    const fence = this.#fences.get(key);
+    this.#fences.delete(key);
     const outcome = await this.#runner.run(address, messages, this.#stopBatches.signal);
     this.#counters.requests += outcome.requests;
-    const effects = outcome.effects;
+    const effects = fence === undefined ? outcome.effects : { ...outcome.effects, fence };
     try {
       await this.#committer.submit(effects);
     } catch (error) {
+      if (error instanceof FencedError) {
+        // The partition moved to another node, which runs these messages from the store: not a
+        // failure of the address, and nothing of the batch was applied.
+        this.#counters.fencedBatches += 1;
+        this.#backlog.delete(key);
+        this.#placement?.fenced(error.partitions);
+        return;
+      }
       // The commit may have applied before it failed (a connection lost after COMMIT): wake
       // what it would have fed. A wake that finds nothing costs one empty read.
       this.#mayHaveCommitted(effects);
@@ -584,6 +644,11 @@ export class Runtime implements RuntimeInput {
   }
 
   #arrivedAt(target: StoredAddress): void {
+    if (this.#placement !== undefined && this.#placement.fenceFor(target) === undefined) {
+      // Stored for an address another node runs: that node is told, and counts it.
+      this.#placement.storedElsewhere(target);
+      return;
+    }
     const key = addressKey(target);
     this.#backlog.set(key, (this.#backlog.get(key) ?? 0) + 1);
     this.#inboxMessages += 1;

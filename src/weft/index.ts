@@ -95,6 +95,7 @@ export {
   EgressDeliveryError,
   EndpointError,
   FencedError,
+  OwnerUnavailableError,
   InvalidReplyError,
   InvocationFailedError,
   MalformedEgressRecordError,

@@ -7,7 +7,14 @@
 // writes {kind: 'fired', key, n: delayed, msg}. So each acknowledged message leaves one count,
 // one delayed, and two records, each naming the message.
 
-import { jsonType, valueSpec, intType } from '../../src/statefun/index.ts';
+import {
+  egressMessage,
+  intType,
+  jsonType,
+  messageBuilder,
+  StatefulFunctions,
+  valueSpec,
+} from '../../src/statefun/index.ts';
 
 export const COUNTER_TYPE = 'chaos/counter';
 export const EGRESS_ID = 'chaos/out';
@@ -90,4 +97,37 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
+}
+
+/** The workload's function, `chaos/counter`. */
+export function counterFunctions(): StatefulFunctions {
+  return new StatefulFunctions().withSpec({
+    typeName: COUNTER_TYPE,
+    specs: [countSpec, delayedSpec],
+    fn: (context, message) => {
+      const key = context.self.id;
+      const record = (kind: 'bump' | 'fired', n: number, msg: number): void => {
+        context.sendEgress(
+          egressMessage({ typeName: EGRESS_ID, value: { kind, key, n, msg }, valueType: egressType }),
+        );
+      };
+      if (message.is(bumpType)) {
+        const { msg } = message.as(bumpType);
+        const n = (context.storage.get(countSpec) ?? 0) + 1;
+        context.storage.set(countSpec, n);
+        record('bump', n, msg);
+        context.sendAfter(
+          delayMsFor(msg),
+          messageBuilder({ target: context.self, value: { msg }, valueType: firedType }),
+        );
+      } else if (message.is(firedType)) {
+        const { msg } = message.as(firedType);
+        const n = (context.storage.get(delayedSpec) ?? 0) + 1;
+        context.storage.set(delayedSpec, n);
+        record('fired', n, msg);
+      } else {
+        throw new Error(`unexpected message type ${message.valueTypeName}`);
+      }
+    },
+  });
 }

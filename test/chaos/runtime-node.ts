@@ -19,20 +19,15 @@ import { Runtime, type RuntimeLogger } from '../../src/runtime/runtime.ts';
 import { LmdbStateStore } from '../../src/runtime/store/lmdb-store.ts';
 import { PostgresStateStore } from '../../src/runtime/store/postgres-store.ts';
 import type { StateStore } from '../../src/runtime/store/state-store.ts';
-import { StatefulFunctions, egressMessage, messageBuilder } from '../../src/statefun/index.ts';
 import { postgresConnection } from '../postgres-connection.ts';
 import {
-  COUNTER_TYPE,
   EGRESS_ID,
   STATE_PATH,
   STATS_PATH,
-  bumpType,
   counterAddress,
+  counterFunctions,
   countSpec,
-  delayMsFor,
   delayedSpec,
-  egressType,
-  firedType,
   keyName,
   type ChaosNodeConfig,
   type NodeState,
@@ -74,38 +69,6 @@ function parseConfig(text: string | undefined): ChaosNodeConfig {
     throw new Error(`not a ChaosNodeConfig: ${text}`);
   }
   return config as ChaosNodeConfig;
-}
-
-function counterFunctions(): StatefulFunctions {
-  return new StatefulFunctions().withSpec({
-    typeName: COUNTER_TYPE,
-    specs: [countSpec, delayedSpec],
-    fn: (context, message) => {
-      const key = context.self.id;
-      const record = (kind: 'bump' | 'fired', n: number, msg: number): void => {
-        context.sendEgress(
-          egressMessage({ typeName: EGRESS_ID, value: { kind, key, n, msg }, valueType: egressType }),
-        );
-      };
-      if (message.is(bumpType)) {
-        const { msg } = message.as(bumpType);
-        const n = (context.storage.get(countSpec) ?? 0) + 1;
-        context.storage.set(countSpec, n);
-        record('bump', n, msg);
-        context.sendAfter(
-          delayMsFor(msg),
-          messageBuilder({ target: context.self, value: { msg }, valueType: firedType }),
-        );
-      } else if (message.is(firedType)) {
-        const { msg } = message.as(firedType);
-        const n = (context.storage.get(delayedSpec) ?? 0) + 1;
-        context.storage.set(delayedSpec, n);
-        record('fired', n, msg);
-      } else {
-        throw new Error(`unexpected message type ${message.valueTypeName}`);
-      }
-    },
-  });
 }
 
 /** The store the node runs on; it is never closed: the node only ever ends by SIGKILL. */

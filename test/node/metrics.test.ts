@@ -98,6 +98,27 @@ async function histogramCount(
   return sample?.value;
 }
 
+const clusterStats = {
+  ownership: {
+    held: 3,
+    owned: 4,
+    moving: 1,
+    liveMembers: 2,
+    knownMembers: 3,
+    quorum: true,
+    acquired: 5,
+    lost: 2,
+    reconciles: 9,
+    reconcileFailures: 1,
+    maxEpoch: 7,
+  },
+  forwarding: { forwarded: 11, requests: 4, refused: 1, failed: 2, pending: 3 },
+  wakes: { sent: 6, dropped: 1, received: 8 },
+  malformedRequests: 0,
+  scannedAddresses: 12,
+};
+const poolFigures = { size: 10, total: 4, idle: 1, waiting: 2, errors: 1 };
+
 describe('node metrics', () => {
   const clock = new FakeClock();
   let dir: string;
@@ -128,7 +149,13 @@ describe('node metrics', () => {
     closers.push(() => mirror.close());
     const views = viewsHttpHandler(new ViewStore({ clock }), { views: {}, clock });
     publisher = new EventPublisher();
-    sources = { grid, runtime, hub, mirror, views, publisher };
+    // A ClusterRuntime needs PostgreSQL: these fakes have the shape of its `stats()` and the pool's.
+    const cluster = {
+      stats: () => clusterStats,
+      runtime: { stats: () => ({ ...runtime.stats(), fencedBatches: 2 }) },
+    };
+    const pool = { figures: () => poolFigures };
+    sources = { grid, runtime, hub, mirror, views, publisher, cluster, pool };
   });
 
   after(async () => {
@@ -178,6 +205,51 @@ describe('node metrics', () => {
       assert.equal(await sampleValue(metrics, 'weft_publisher_topics'), 1);
     } finally {
       metrics.close();
+    }
+  });
+
+  test("the cluster's series read its runtime's stats and the pool's figures", async () => {
+    const metrics = createNodeMetrics(sources);
+    try {
+      const expected: [string, Readonly<Record<string, string>>, number][] = [
+        ['weft_cluster_partitions_held', {}, 3],
+        ['weft_cluster_partitions_owned', {}, 4],
+        ['weft_cluster_partitions_moving', {}, 1],
+        ['weft_cluster_lease_epoch_max', {}, 7],
+        ['weft_cluster_quorum', {}, 1],
+        ['weft_cluster_members', { view: 'live' }, 2],
+        ['weft_cluster_members', { view: 'known' }, 3],
+        ['weft_cluster_leases_acquired_total', {}, 5],
+        ['weft_cluster_leases_lost_total', {}, 2],
+        ['weft_cluster_fenced_batches_total', {}, 2],
+        ['weft_cluster_forwarded_messages_total', {}, 11],
+        ['weft_cluster_forward_refused_total', {}, 1],
+        ['weft_cluster_forward_failed_total', {}, 2],
+        ['weft_cluster_forward_pending_messages', {}, 3],
+        ['weft_cluster_wakes_sent_total', {}, 6],
+        ['weft_cluster_wakes_received_total', {}, 8],
+        ['weft_postgres_pool_connections', { state: 'total' }, 4],
+        ['weft_postgres_pool_connections', { state: 'idle' }, 1],
+        ['weft_postgres_pool_connections', { state: 'waiting' }, 2],
+        ['weft_postgres_pool_size', {}, 10],
+        ['weft_postgres_pool_errors_total', {}, 1],
+      ];
+      for (const [name, labels, value] of expected) {
+        assert.equal(await sampleValue(metrics, name, labels), value, `${name} ${JSON.stringify(labels)}`);
+      }
+    } finally {
+      metrics.close();
+    }
+    const without = createNodeMetrics({ publisher: sources.publisher });
+    try {
+      const names = [...(await scrape(without)).keys()];
+      assert.deepEqual(
+        names.filter((name) => /^weft_(cluster|postgres)_/.test(name)),
+        [],
+        'a node without the cluster runtime has no cluster series',
+      );
+    } finally {
+      without.close();
     }
   });
 

@@ -9,7 +9,8 @@ import { after, describe, test, type TestContext } from 'node:test';
 import pg from 'pg';
 
 import { POSTGRES_SCHEMA_VERSION, PostgresStateStore } from '../../src/runtime/store/postgres-store.ts';
-import type { StateStore } from '../../src/runtime/store/state-store.ts';
+import type { StateStore, StoredAddress } from '../../src/runtime/store/state-store.ts';
+import { partitionOf } from '../../src/runtime/cluster/partition.ts';
 import { postgresService, serviceGate } from '../../src/testing/index.ts';
 import { postgresConnection } from '../postgres-connection.ts';
 import { describeStateStore } from './store-conformance.ts';
@@ -61,17 +62,36 @@ if (gate.skip !== false) {
       );
     });
 
-    test('a schema at version 1 is migrated to 2: partition leases are added, the data kept', async (t) => {
+    test('a schema at version 1 is migrated to 3: leases and partitions are added, the data kept', async (t) => {
       const schema = freshSchema(t);
       const store = await openOn(t, schema);
-      await store.append(
-        [{ target: ['n', 't', 'kept'], argument: { typename: 'x/y', value: new Uint8Array([1]) } }],
+      const kept: StoredAddress = ['n', 't', 'kept'];
+      await store.append([{ target: kept, argument: { typename: 'x/y', value: new Uint8Array([1]) } }], 1);
+      await store.commit(
+        [
+          {
+            address: ['n', 't', 'sender'],
+            timers: [
+              {
+                send: {
+                  dueAt: 50,
+                  envelope: { target: kept, argument: { typename: 'x/y', value: new Uint8Array([2]) } },
+                },
+              },
+            ],
+            egress: [{ egress: ['e', 'out'], value: { typename: 'x/y', value: new Uint8Array([3]) } }],
+          },
+        ],
         1,
       );
       await store.close();
-      // As a version-1 schema left it: no lease table.
+      // As a version-1 schema left it: no lease table, no partition columns.
       await pool.query(
-        `DROP TABLE "${schema}".partition_leases; UPDATE "${schema}".schema_version SET version = 1`,
+        `DROP TABLE "${schema}".partition_leases;
+         ALTER TABLE "${schema}".inbox DROP COLUMN partition;
+         ALTER TABLE "${schema}".timers DROP COLUMN partition;
+         ALTER TABLE "${schema}".outbox DROP COLUMN partition;
+         UPDATE "${schema}".schema_version SET version = 1`,
       );
       const reopened = await openOn(t, schema);
       const { rows } = await pool.query<{ version: number }>(
@@ -79,10 +99,65 @@ if (gate.skip !== false) {
       );
       assert.deepEqual(
         rows.map((r) => r.version),
-        [2],
+        [POSTGRES_SCHEMA_VERSION],
       );
       assert.deepEqual(await reopened.partitionLeases(), []);
-      assert.equal((await reopened.addressesWithInbox(10)).length, 1, 'the inbox survived');
+      const own = partitionOf(kept);
+      assert.deepEqual(
+        await reopened.addressesWithInboxIn([own], 10),
+        [kept],
+        'the inbox kept, in its partition',
+      );
+      assert.deepEqual(await reopened.addressesWithInboxIn([(own + 1) % 1024], 10), []);
+      assert.equal(
+        await reopened.nextDueAtIn([own]),
+        50,
+        "the delayed message kept, in its target's partition",
+      );
+      const outbox = await reopened.outbox(10);
+      assert.equal(outbox.length, 1);
+      assert.equal((await reopened.outboxIn([(outbox[0]?.seq ?? 0) % 1024], 10)).length, 1);
+    });
+
+    test("a node's view of the store finds the work of its own partitions only", async (t) => {
+      const store = await openOn(t, freshSchema(t));
+      const mine: StoredAddress = ['n', 't', 'a'];
+      let theirs: StoredAddress = ['n', 't', 'b'];
+      for (let i = 0; partitionOf(theirs) === partitionOf(mine); i++) theirs = ['n', 't', `b${i}`];
+      const held = [partitionOf(mine)];
+      const view = store.forPartitions(() => held);
+      const value = { typename: 'x/y', value: new Uint8Array([1]) };
+      await view.append(
+        [
+          { target: mine, argument: value },
+          { target: theirs, argument: value },
+        ],
+        1,
+      );
+      for (const sender of [mine, theirs]) {
+        await view.commit(
+          [
+            {
+              address: sender,
+              timers: [{ send: { dueAt: 10, envelope: { target: sender, argument: value } } }],
+              egress: [{ egress: ['e', 'out'], value }],
+            },
+          ],
+          1,
+        );
+      }
+      assert.deepEqual(await view.addressesWithInbox(10), [mine]);
+      assert.deepEqual(await view.counts(), { inboxMessages: 1, delayedMessages: 1, outboxRecords: 1 });
+      assert.equal((await view.outbox(10)).length, 1);
+      const fired = await view.fireDue(20, 10);
+      assert.deepEqual(
+        fired.map((m) => m.target),
+        [mine],
+      );
+      assert.deepEqual(await store.counts(), { inboxMessages: 3, delayedMessages: 1, outboxRecords: 2 });
+      held.length = 0;
+      assert.deepEqual(await view.addressesWithInbox(10), [], 'holding nothing, it finds nothing');
+      assert.equal(await view.nextDueAt(), undefined);
     });
 
     test('a schema newer than this code is refused, not written to', async (t) => {

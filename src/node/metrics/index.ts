@@ -5,6 +5,7 @@
 
 export { createNodeMetrics, DEFAULT_METRICS_PREFIX } from './node-metrics.ts';
 export type { NodeMetrics, NodeMetricSources, NodeMetricsOptions } from './node-metrics.ts';
+export type { ClusterSource, PoolSource } from './cluster-metrics.ts';
 export type { GridSource } from './grid-metrics.ts';
 export type { HubSource } from './hub-metrics.ts';
 export type { MirrorSource } from './mirror-metrics.ts';

@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
 import { ConfigError } from '../../internal/errors.ts';
+import { clusterMetrics, poolMetrics, type ClusterSource, type PoolSource } from './cluster-metrics.ts';
 import { gridMetrics, type GridSource } from './grid-metrics.ts';
 import { hubMetrics, type HubSource } from './hub-metrics.ts';
 import { metricKit } from './metric-kit.ts';
@@ -22,6 +23,10 @@ export interface NodeMetricSources {
   /** The views' HTTP handler (`viewsHttpHandler`). */
   readonly views?: ViewsSource;
   readonly publisher?: PublisherSource;
+  /** The runtime on the cluster's PostgreSQL (`ClusterRuntime`): leases, forwards, wakes. */
+  readonly cluster?: ClusterSource;
+  /** The node's PostgreSQL pool (`NodePool`). */
+  readonly pool?: PoolSource;
 }
 
 export interface NodeMetricsOptions {
@@ -60,6 +65,8 @@ export function createNodeMetrics(sources: NodeMetricSources, options: NodeMetri
   if (sources.mirror !== undefined) unsubscribers.push(mirrorMetrics(kit, sources.mirror));
   if (sources.views !== undefined) viewsMetrics(kit, sources.views);
   if (sources.publisher !== undefined) publisherMetrics(kit, sources.publisher);
+  if (sources.cluster !== undefined) clusterMetrics(kit, sources.cluster);
+  if (sources.pool !== undefined) poolMetrics(kit, sources.pool);
 
   return {
     registry,

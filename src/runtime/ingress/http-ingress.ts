@@ -22,7 +22,8 @@
 //   404  no function of that type is served (checked before the body is read)
 //   405  not a POST (with Allow: POST)
 //   413  the body is larger than maxBodyBytes (reading stops; the connection is closed)
-//   503  the runtime pushes back (with Retry-After, seconds) or is shutting down
+//   503  the runtime pushes back (with Retry-After, seconds) or is shutting down; in a cluster,
+//        also when the node owning the address cannot be reached (any retryable error)
 //   500  anything else, logged; the answer says no more than "internal error"
 //
 // A request outside the prefix goes to `next` when one is given, else gets a 404. A refusal
@@ -31,7 +32,7 @@
 
 import type http from 'node:http';
 
-import { CapacityExceededError, ClosedError, ConfigError } from '../../internal/errors.ts';
+import { CapacityExceededError, ClosedError, ConfigError, isRetryable } from '../../internal/errors.ts';
 import { TypeName } from '../../statefun/index.ts';
 import { UnknownFunctionTypeError } from '../errors.ts';
 import type { RuntimeInput } from '../runtime-input.ts';
@@ -180,6 +181,13 @@ export function httpIngressHandler(
         } else if (error instanceof UnknownFunctionTypeError) {
           counts.unknownType += 1;
           refuse(request, response, 404, error.message);
+        } else if (isRetryable(error)) {
+          // In a cluster: the node owning the address is unreachable for now.
+          counts.refusedBusy += 1;
+          refuse(request, response, 503, 'the message cannot be stored now, retry later', [
+            'Retry-After',
+            retryAfter,
+          ]);
         } else {
           fail(request, response, error);
         }

@@ -3,10 +3,14 @@
 //
 // Tables live in one schema (`weft` unless told otherwise), created by `migrate()`:
 //   values  (namespace, type, id, name) → typename, value, expires_at
-//   inbox   seq → namespace, type, id, caller, typename, value
-//   timers  id → due_at, target, caller, typename, value, sender, token (unique per sender)
-//   outbox  seq → egress namespace and type, typename, value
+//   inbox   seq → namespace, type, id, caller, typename, value, partition (of the target)
+//   timers  id → due_at, target, caller, typename, value, sender, token (unique per sender),
+//           partition (of the target)
+//   outbox  seq → egress namespace and type, typename, value, partition (of the sender)
 //   ingress ingress id → the seq it was stored under, expires_at (the dedup window)
+//   partition_leases partition → owner, epoch, acquired_at (cluster/partition-ownership.ts)
+// In a cluster each node reads only the inboxes, delayed messages and outbox of the partitions
+// it holds (`forPartitions`), so each is run, fired and delivered by one node.
 // Text columns compare with the "C" collation, so addresses order by their bytes, as the other
 // stores order them, whatever the database's locale. Text from users (addresses, names, tokens,
 // typenames) is stored escaped (`escapeText`), since PostgreSQL's text cannot hold NUL. Times
@@ -45,6 +49,8 @@ import {
   unescapeText as unesc,
 } from './store-records.ts';
 import { FencedError } from '../errors.ts';
+import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
+import { PartitionScopedStore } from './partition-scoped-store.ts';
 
 /**
  * What the store needs of a connection: `pg`'s `PoolClient` has this shape. Declared here so
@@ -58,6 +64,9 @@ export interface PostgresQueryable {
 /** A pooled connection, as `PostgresPool.connect()` hands one out. */
 export interface PostgresPoolClient extends PostgresQueryable {
   release(error?: Error | boolean): void;
+  /** `pg`'s clients are event emitters: a connection that breaks while checked out says so here. */
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** What the store needs of a pool: a `PostgresPool` fits. */
@@ -75,7 +84,10 @@ export interface PostgresStateStoreOptions {
 }
 
 /** The schema version `migrate()` brings the tables to. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
+
+/** Partitions a scoped read names: a set of them, read again at each call. */
+export type PartitionScope = () => readonly number[];
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -172,14 +184,23 @@ export class PostgresStateStore implements StateStore {
     return rows.map(inboxMessage);
   }
 
-  async addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
+  addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
+    return this.addressesWithInboxIn(undefined, limit, after);
+  }
+
+  /** `addressesWithInbox`, of the addresses in `partitions` only (all when undefined). */
+  async addressesWithInboxIn(
+    partitions: readonly number[] | undefined,
+    limit: number,
+    after?: StoredAddress,
+  ): Promise<StoredAddress[]> {
     this.#open();
     checkLimit(limit);
     const { rows } = await this.#pool.query<AddressRow>(
       `SELECT DISTINCT namespace, type, id FROM ${this.#t('inbox')}
-         WHERE $1::boolean OR (namespace, type, id) > ($2, $3, $4)
+         WHERE ($1::boolean OR (namespace, type, id) > ($2, $3, $4)) ${inPartitions(partitions, 6)}
          ORDER BY namespace, type, id LIMIT $5`,
-      [after === undefined, ...escAddress(after ?? ['', '', '']), limit],
+      [after === undefined, ...escAddress(after ?? ['', '', '']), limit, ...scopeValues(partitions)],
     );
     return rows.map((row) => [unesc(row.namespace), unesc(row.type), unesc(row.id)]);
   }
@@ -294,15 +315,30 @@ export class PostgresStateStore implements StateStore {
     return rows.length > 0;
   }
 
-  async nextDueAt(): Promise<number | undefined> {
+  nextDueAt(): Promise<number | undefined> {
+    return this.nextDueAtIn(undefined);
+  }
+
+  /** `nextDueAt`, of the delayed messages bound for `partitions` only (all when undefined). */
+  async nextDueAtIn(partitions: readonly number[] | undefined): Promise<number | undefined> {
     this.#open();
     const { rows } = await this.#pool.query<{ due_at: number | null }>(
-      `SELECT min(due_at) AS due_at FROM ${this.#t('timers')}`,
+      `SELECT min(due_at) AS due_at FROM ${this.#t('timers')} WHERE true ${inPartitions(partitions, 1)}`,
+      scopeValues(partitions),
     );
     return rows[0]?.due_at ?? undefined;
   }
 
-  async fireDue(now: number, limit: number): Promise<InboxMessage[]> {
+  fireDue(now: number, limit: number): Promise<InboxMessage[]> {
+    return this.fireDueIn(undefined, now, limit);
+  }
+
+  /** `fireDue`, of the delayed messages bound for `partitions` only (all when undefined). */
+  async fireDueIn(
+    partitions: readonly number[] | undefined,
+    now: number,
+    limit: number,
+  ): Promise<InboxMessage[]> {
     this.#open();
     checkTime('now', now);
     checkLimit(limit);
@@ -310,11 +346,11 @@ export class PostgresStateStore implements StateStore {
       // SKIP LOCKED: two nodes firing at once take different timers, never the same one twice.
       const { rows } = await client.query<TimerRow>(
         `DELETE FROM ${this.#t('timers')} WHERE id IN (
-           SELECT id FROM ${this.#t('timers')} WHERE due_at <= $1
+           SELECT id FROM ${this.#t('timers')} WHERE due_at <= $1 ${inPartitions(partitions, 3)}
              ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING id, due_at, namespace, type, target_id, caller_namespace, caller_type, caller_id,
                    typename, value`,
-        [now, limit],
+        [now, limit, ...scopeValues(partitions)],
       );
       rows.sort((a, b) => a.due_at - b.due_at || Number(a.id) - Number(b.id));
       return this.#appendAll(
@@ -328,13 +364,18 @@ export class PostgresStateStore implements StateStore {
     });
   }
 
-  async outbox(limit: number): Promise<OutboxRecord[]> {
+  outbox(limit: number): Promise<OutboxRecord[]> {
+    return this.outboxIn(undefined, limit);
+  }
+
+  /** `outbox`, of the records sent from addresses in `partitions` only (all when undefined). */
+  async outboxIn(partitions: readonly number[] | undefined, limit: number): Promise<OutboxRecord[]> {
     this.#open();
     checkLimit(limit);
     const { rows } = await this.#pool.query<OutboxRow>(
       `SELECT seq, egress_namespace, egress_type, typename, value FROM ${this.#t('outbox')}
-         ORDER BY seq LIMIT $1`,
-      [limit],
+         WHERE true ${inPartitions(partitions, 2)} ORDER BY seq LIMIT $1`,
+      [limit, ...scopeValues(partitions)],
     );
     return rows.map((row) => ({
       seq: Number(row.seq),
@@ -371,12 +412,19 @@ export class PostgresStateStore implements StateStore {
     return { values, ingressIds, more: values === limit || ingressIds === limit };
   }
 
-  async counts(): Promise<StoreCounts> {
+  counts(): Promise<StoreCounts> {
+    return this.countsIn(undefined);
+  }
+
+  /** `counts`, of `partitions` only (all when undefined). */
+  async countsIn(partitions: readonly number[] | undefined): Promise<StoreCounts> {
     this.#open();
+    const scope = inPartitions(partitions, 1);
     const { rows } = await this.#pool.query<{ inbox: string; timers: string; outbox: string }>(
-      `SELECT (SELECT count(*) FROM ${this.#t('inbox')}) AS inbox,
-              (SELECT count(*) FROM ${this.#t('timers')}) AS timers,
-              (SELECT count(*) FROM ${this.#t('outbox')}) AS outbox`,
+      `SELECT (SELECT count(*) FROM ${this.#t('inbox')} WHERE true ${scope}) AS inbox,
+              (SELECT count(*) FROM ${this.#t('timers')} WHERE true ${scope}) AS timers,
+              (SELECT count(*) FROM ${this.#t('outbox')} WHERE true ${scope}) AS outbox`,
+      scopeValues(partitions),
     );
     const row = rows[0];
     return {
@@ -384,6 +432,14 @@ export class PostgresStateStore implements StateStore {
       delayedMessages: Number(row?.timers ?? 0),
       outboxRecords: Number(row?.outbox ?? 0),
     };
+  }
+
+  /**
+   * This store as one node of a cluster sees it: inboxes, delayed messages, the outbox and the
+   * counts of the partitions `held()` names (read again at each call); everything else as is.
+   */
+  forPartitions(held: PartitionScope): StateStore {
+    return new PartitionScopedStore(this, held);
   }
 
   close(): Promise<void> {
@@ -405,6 +461,13 @@ export class PostgresStateStore implements StateStore {
   async #transaction<T>(work: (client: PostgresPoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A checked-out `pg` client has no 'error' listener of the pool's, and an unheard 'error'
+    // event ends the process: the server going away mid-transaction (a restart, a failover) must
+    // only fail this transaction, which its next query reports.
+    const onError = (error: Error): void => {
+      broken ??= error;
+    };
+    client.on?.('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -417,6 +480,7 @@ export class PostgresStateStore implements StateStore {
       });
       throw error;
     } finally {
+      client.removeListener?.('error', onError);
       client.release(broken);
     }
   }
@@ -426,9 +490,10 @@ export class PostgresStateStore implements StateStore {
     // One statement for all: unnest keeps the given order, and the seqs follow it.
     const { rows } = await client.query<InboxRow>(
       `INSERT INTO ${this.#t('inbox')}
-         (namespace, type, id, caller_namespace, caller_type, caller_id, typename, value)
-       SELECT a, b, c, d, e, f, g, h FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                            $7::text[], $8::bytea[]) WITH ORDINALITY AS m(a, b, c, d, e, f, g, h, n)
+         (namespace, type, id, caller_namespace, caller_type, caller_id, typename, value, partition)
+       SELECT a, b, c, d, e, f, g, h, p FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                            $6::text[], $7::text[], $8::bytea[], $9::integer[])
+                            WITH ORDINALITY AS m(a, b, c, d, e, f, g, h, p, n)
        ORDER BY n
        RETURNING seq, namespace, type, id, caller_namespace, caller_type, caller_id, typename, value`,
       columns(envelopes),
@@ -486,13 +551,14 @@ export class PostgresStateStore implements StateStore {
     await this.#appendAll(client, batch.messages ?? []);
     for (const record of batch.egress ?? []) {
       await client.query(
-        `INSERT INTO ${this.#t('outbox')} (egress_namespace, egress_type, typename, value)
-           VALUES ($1, $2, $3, $4)`,
+        `INSERT INTO ${this.#t('outbox')} (egress_namespace, egress_type, typename, value, partition)
+           VALUES ($1, $2, $3, $4, $5)`,
         [
           esc(record.egress[0]),
           esc(record.egress[1]),
           esc(record.value.typename),
           Buffer.from(record.value.value),
+          partitionOf(address),
         ],
       );
     }
@@ -529,8 +595,8 @@ export class PostgresStateStore implements StateStore {
         await client.query(
           `INSERT INTO ${this.#t('timers')} (due_at, namespace, type, target_id,
              caller_namespace, caller_type, caller_id, typename, value,
-             sender_namespace, sender_type, sender_id, token)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+             sender_namespace, sender_type, sender_id, token, partition)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
           [
             dueAt,
             ...escAddress(target),
@@ -539,6 +605,7 @@ export class PostgresStateStore implements StateStore {
             Buffer.from(argument.value),
             ...escAddress(address),
             token === undefined ? null : esc(token),
+            partitionOf(target),
           ],
         );
       } catch (error) {
@@ -547,6 +614,45 @@ export class PostgresStateStore implements StateStore {
         throw error;
       }
     }
+  }
+
+  /**
+   * Version 3: the partition of each inbox message and delayed message (its target's) and of
+   * each outbox record (its sender's), so that each node of a cluster reads its own. Rows from
+   * before are filled in here; an outbox record of version 2 does not name its sender, so it is
+   * given the partition `seq mod DEFAULT_PARTITIONS`: any one partition, so one node delivers it.
+   */
+  async #migrateToPartitionColumns(client: PostgresPoolClient): Promise<void> {
+    await client.query(`
+      ALTER TABLE ${this.#t('inbox')} ADD COLUMN partition integer;
+      ALTER TABLE ${this.#t('timers')} ADD COLUMN partition integer;
+      ALTER TABLE ${this.#t('outbox')} ADD COLUMN partition integer;
+      UPDATE ${this.#t('outbox')} SET partition = seq % ${DEFAULT_PARTITIONS};`);
+    for (const [table, idColumn] of [
+      ['inbox', 'id'],
+      ['timers', 'target_id'],
+    ] as const) {
+      const { rows } = await client.query<{ namespace: string; type: string; target: string }>(
+        `SELECT DISTINCT namespace, type, ${idColumn} AS target FROM ${this.#t(table)}`,
+      );
+      const partitions = rows.map((row) =>
+        partitionOf([unesc(row.namespace), unesc(row.type), unesc(row.target)]),
+      );
+      await client.query(
+        `UPDATE ${this.#t(table)} AS t SET partition = u.p
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[]) AS u(a, b, c, p)
+           WHERE t.namespace = u.a AND t.type = u.b AND t.${idColumn} = u.c`,
+        [rows.map((r) => r.namespace), rows.map((r) => r.type), rows.map((r) => r.target), partitions],
+      );
+    }
+    await client.query(`
+      ALTER TABLE ${this.#t('inbox')} ALTER COLUMN partition SET NOT NULL;
+      ALTER TABLE ${this.#t('timers')} ALTER COLUMN partition SET NOT NULL;
+      ALTER TABLE ${this.#t('outbox')} ALTER COLUMN partition SET NOT NULL;
+      CREATE INDEX ON ${this.#t('inbox')} (partition, namespace, type, id);
+      CREATE INDEX ON ${this.#t('timers')} (partition, due_at, id);
+      CREATE INDEX ON ${this.#t('outbox')} (partition, seq);
+      UPDATE ${this.#t('schema_version')} SET version = 3;`);
   }
 
   async #migrate(): Promise<void> {
@@ -608,8 +714,21 @@ export class PostgresStateStore implements StateStore {
             acquired_at float8 NOT NULL);
           UPDATE ${this.#t('schema_version')} SET version = 2;`);
       }
+      if (version < 3) await this.#migrateToPartitionColumns(client);
     });
   }
+}
+
+/**
+ * The SQL condition (with its leading AND) limiting a query to `partitions`, as parameter
+ * `$index`; empty when undefined (every partition).
+ */
+function inPartitions(partitions: readonly number[] | undefined, index: number): string {
+  return partitions === undefined ? '' : `AND partition = ANY($${index}::integer[])`;
+}
+
+function scopeValues(partitions: readonly number[] | undefined): unknown[] {
+  return partitions === undefined ? [] : [partitions];
 }
 
 interface AddressRow {
@@ -686,6 +805,7 @@ function columns(envelopes: readonly Envelope[]): unknown[] {
     envelopes.map((e) => part(e.caller?.[2])),
     envelopes.map((e) => esc(e.argument.typename)),
     envelopes.map((e) => Buffer.from(e.argument.value)),
+    envelopes.map((e) => partitionOf(e.target)),
   ];
 }
 

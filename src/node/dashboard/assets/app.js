@@ -12,7 +12,7 @@ import { followView } from './live-view.js';
 import { createMembersPanel } from './members-panel.js';
 import { createPlotsPanel } from './plots-panel.js';
 import { createSectionPanel } from './section-panel.js';
-import { HUB_SPEC, MIRROR_SPEC, RUNTIME_SPEC } from './section-specs.js';
+import { CLUSTER_SPEC, HUB_SPEC, MIRROR_SPEC, RUNTIME_SPEC } from './section-specs.js';
 import { observeServerTime, serverNow } from './server-clock.js';
 import { StatsModel } from './stats-model.js';
 import { createViewsPanel } from './views-panel.js';
@@ -50,6 +50,7 @@ const membersPanel = createMembersPanel(byId('members'), byId('members-count'), 
 const gridPanel = createGridPanel(byId('grid-connections'), byId('grid-count'), byId('grid-empty'));
 const viewsPanel = createViewsPanel(byId('views'), byId('views-empty'));
 const runtimePanel = createSectionPanel(byId('runtime'), RUNTIME_SPEC);
+const clusterPanel = createSectionPanel(byId('cluster'), CLUSTER_SPEC);
 const hubPanel = createSectionPanel(byId('hub'), HUB_SPEC);
 const mirrorPanel = createSectionPanel(byId('mirror'), MIRROR_SPEC);
 const plotsPanel = createPlotsPanel(byId('plot-area'), schedule, (host) => memberName(host) ?? host);
@@ -91,6 +92,7 @@ function renderStats() {
   gridPanel.render(latest, stats.connectionRates, memberName);
   viewsPanel.render(latest);
   runtimePanel.render(latest?.runtime, stats);
+  clusterPanel.render(latest?.cluster, stats);
   hubPanel.render(latest?.hub, stats);
   mirrorPanel.render(latest?.mirror, stats);
   plotsPanel.render(stats);

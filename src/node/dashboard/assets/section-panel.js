@@ -1,6 +1,6 @@
-// A panel for one optional section of node.stats (runtime, hub, mirror): hidden while the node
-// does not publish the section, known fields under their labels, and any other numeric field
-// the node adds later in a generic list, so a newer node still shows everything it reports.
+// A panel for one optional section of node.stats (runtime, cluster, hub, mirror): hidden while
+// the node does not publish the section, known fields under their labels, and any other numeric
+// field the node adds later in a generic list, so a newer node still shows everything it reports.
 
 import { element, KeyedChildren, setText } from './dom.js';
 import { DASH, formatCount, humanizeKey, isNumber, isRecord } from './format.js';

@@ -1,7 +1,7 @@
-// What the Runtime, Hub and Mirror panels show of their node.stats sections (see
+// What the Runtime, Cluster, Hub and Mirror panels show of their node.stats sections (see
 // section-panel.js for the shape); fields not named here still appear in a generic list.
 
-import { formatAmount, formatBytes, formatPercent, isNumber } from './format.js';
+import { DASH, formatAmount, formatBytes, formatCount, formatPercent, isNumber, isRecord } from './format.js';
 
 export const RUNTIME_SPEC = {
   fields: [
@@ -13,6 +13,22 @@ export const RUNTIME_SPEC = {
   ],
   derived: [['Processed / s', (_runtime, stats) => formatAmount(stats.processedPerSecond)]],
   lists: [['functionTypes', 'Function types']],
+};
+
+// The rest of the section (leases, quorum, wakes, commits…) appears in the generic list.
+export const CLUSTER_SPEC = {
+  fields: [
+    ['partitionsHeld', 'Partitions held'],
+    ['partitionsMoving', 'Partitions moving'],
+    ['maxEpoch', 'Max lease epoch'],
+    ['forwarded', 'Forwarded'],
+    ['fencedBatches', 'Fenced batches'],
+    ['meanBatchesPerCommit', 'Batches per commit', formatAmount],
+    ['pool', 'Pool in use / size', formatPoolInUse],
+  ],
+  derived: [
+    ['Pool waiting', (cluster) => formatCount(isRecord(cluster.pool) ? cluster.pool.waiting : undefined)],
+  ],
 };
 
 export const HUB_SPEC = {
@@ -53,3 +69,9 @@ export const MIRROR_SPEC = {
     ],
   ],
 };
+
+/** The pool's connections busy (open and not idle) of its size: "4 / 10". */
+function formatPoolInUse(pool) {
+  if (!isRecord(pool) || !isNumber(pool.total) || !isNumber(pool.idle) || !isNumber(pool.size)) return DASH;
+  return `${formatCount(Math.max(0, pool.total - pool.idle))} / ${formatCount(pool.size)}`;
+}
