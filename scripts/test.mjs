@@ -2,8 +2,12 @@
 // runs the tests under test/<module>/ (a path to a file or folder works too).
 // Options starting with `--` go to `node --test` (e.g. --test-name-pattern=credit).
 // Node 20's --test does not expand globs, so the files are listed here.
+//
+// Every test file gets two minutes. A file that needs longer (a chaos test of real processes
+// over many rounds) says so near its top with `@weft-test-timeout <ms>`; such files run after the
+// others, each in a run of its own with its own limit.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -37,20 +41,41 @@ if (files.length === 0) {
   process.exit(2);
 }
 
+const DEFAULT_TIMEOUT_MS = 120_000;
+
+/** The limit a file states near its top (`@weft-test-timeout <ms>`), or undefined. */
+function statedTimeout(file) {
+  const head = readFileSync(file, 'utf8').slice(0, 4_000);
+  const match = /@weft-test-timeout (\d+)/.exec(head);
+  return match === null ? undefined : Number(match[1]);
+}
+
+const runs = [{ files: [], timeoutMs: DEFAULT_TIMEOUT_MS }];
+for (const file of files) {
+  const timeoutMs = statedTimeout(file);
+  if (timeoutMs === undefined) runs[0].files.push(file);
+  else runs.push({ files: [file], timeoutMs });
+}
+
 console.log(`node ${process.version}: ${files.length} test files`);
-const result = spawnSync(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '--conditions=weft-source',
-    '--test',
-    '--test-reporter=spec',
-    '--test-timeout=120000',
-    ...nodeOptions,
-    ...files,
-  ],
-  { stdio: 'inherit', cwd: root },
-);
-if (result.error) throw result.error;
-process.exit(result.status ?? 1);
+let status = 0;
+for (const { files: runFiles, timeoutMs } of runs) {
+  if (runFiles.length === 0) continue;
+  const result = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--conditions=weft-source',
+      '--test',
+      '--test-reporter=spec',
+      `--test-timeout=${timeoutMs}`,
+      ...nodeOptions,
+      ...runFiles,
+    ],
+    { stdio: 'inherit', cwd: root },
+  );
+  if (result.error) throw result.error;
+  if (result.status !== 0) status = result.status ?? 1;
+}
+process.exit(status);

@@ -44,6 +44,7 @@ export class GroupCommitter {
         return batches.map(() => undefined);
       },
       maxItemsPerWrite: options.maxBatchesPerCommit ?? 512,
+      maxInFlight: store.writeConcurrency ?? 1,
       maxPending: options.maxPending ?? 10_000,
       queueName: 'the commit queue',
     });

@@ -191,6 +191,7 @@ export class Runtime implements RuntimeInput {
         return calls.map((envelopes) => appended.slice(next, (next += envelopes.length)));
       },
       maxItemsPerWrite: 512,
+      maxInFlight: store.writeConcurrency ?? 1,
       maxPending: this.#limits.maxPendingCommits,
       queueName: 'the ingress append queue',
       // A failed append may have been written (a connection lost after COMMIT); appending again

@@ -2,6 +2,8 @@
 // so one store transaction (one disk sync, one WAL flush) serves many callers. There is no timer:
 // under light load a write goes at once, alone; under heavy load groups grow and the syncs per
 // item fall. The group commit of batches and the group append of ingress both work this way.
+// A store that runs transactions side by side (PostgreSQL, over a pool) may have up to
+// `maxInFlight` writes running at once; an embedded store, one.
 //
 // A store refuses a whole write when one of its items is refused (a stale batch, an id too long
 // for a key). Then each item of the group is written again on its own, so only the refused one
@@ -16,6 +18,8 @@ export interface WriteGrouperOptions<T, R> {
   readonly write: (items: readonly T[]) => Promise<readonly R[]>;
   /** Items in one write. */
   readonly maxItemsPerWrite: number;
+  /** Writes running at once; default 1. */
+  readonly maxInFlight?: number | undefined;
   /** Items waiting for a write. */
   readonly maxPending: number;
   /** What is full, for the CapacityExceededError: e.g. "the commit queue". */
@@ -49,8 +53,12 @@ interface Pending<T, R> {
 
 export class WriteGrouper<T, R> {
   readonly #options: WriteGrouperOptions<T, R>;
+  readonly #maxInFlight: number;
   #pending: Pending<T, R>[] = [];
-  #flushing: Promise<void> | undefined;
+  #inFlight = 0;
+  #scheduled = false;
+  /** Resolves `close()` once nothing is pending or running. */
+  #drained: (() => void) | undefined;
   #closed = false;
   #writes = 0;
   #itemsWritten = 0;
@@ -61,6 +69,8 @@ export class WriteGrouper<T, R> {
   constructor(options: WriteGrouperOptions<T, R>) {
     positiveInteger('maxItemsPerWrite', options.maxItemsPerWrite);
     positiveInteger('maxPending', options.maxPending);
+    this.#maxInFlight = options.maxInFlight ?? 1;
+    positiveInteger('maxInFlight', this.#maxInFlight);
     this.#options = options;
   }
 
@@ -74,14 +84,24 @@ export class WriteGrouper<T, R> {
     const written = new Promise<R>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
     });
-    this.#flushing ??= this.#flush();
+    if (!this.#scheduled && this.#inFlight < this.#maxInFlight) {
+      // Let the items submitted in this turn join the first write.
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#pump();
+      });
+    }
     return written;
   }
 
   /** Writes what is pending, then refuses new items. */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#flushing;
+    if (this.#pending.length === 0 && this.#inFlight === 0 && !this.#scheduled) return;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
   }
 
   stats(): WriteGrouperStats {
@@ -95,16 +115,18 @@ export class WriteGrouper<T, R> {
     };
   }
 
-  // Runs until nothing is pending; one write at a time, so what arrives meanwhile forms the next.
-  async #flush(): Promise<void> {
-    // Let the items submitted in this turn join the first write.
-    await Promise.resolve();
-    while (this.#pending.length > 0) {
+  // Starts writes while fewer than `maxInFlight` run; what arrives meanwhile forms the next.
+  #pump(): void {
+    while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
       const group = this.#pending.slice(0, this.#options.maxItemsPerWrite);
       this.#pending = this.#pending.slice(group.length);
-      await this.#writeGroup(group);
+      this.#inFlight += 1;
+      void this.#writeGroup(group).finally(() => {
+        this.#inFlight -= 1;
+        this.#pump();
+      });
     }
-    this.#flushing = undefined;
+    if (this.#pending.length === 0 && this.#inFlight === 0 && !this.#scheduled) this.#drained?.();
   }
 
   async #writeGroup(group: readonly Pending<T, R>[]): Promise<void> {

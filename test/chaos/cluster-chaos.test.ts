@@ -13,6 +13,8 @@
 // Real processes and real time; the schedule comes from a seeded random source (the seed is
 // printed; WEFT_CHAOS_SEED=<seed> reruns the same schedule, though not the same interleaving).
 // Needs PostgreSQL and NATS with JetStream (skipped with a reason when absent).
+//
+// Twenty rounds of node starts take minutes: @weft-test-timeout 900000 (scripts/test.mjs).
 
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -68,7 +70,7 @@ interface ClusterMember {
 
 test(
   'three nodes on one PostgreSQL, 20 rounds of kill -9, restart, add and remove under load: every acknowledged message applied once, delayed messages fire once, egress once past its dedup id',
-  { skip: natsGate.skip || postgresGate.skip, timeout: 600_000 },
+  { skip: natsGate.skip || postgresGate.skip, timeout: 900_000 },
   async (t) => {
     const seed = Number(process.env['WEFT_CHAOS_SEED'] ?? randomInt(2 ** 31));
     if (!Number.isSafeInteger(seed)) throw new Error('WEFT_CHAOS_SEED must be an integer');

@@ -2,10 +2,10 @@
 // target, so that the owner counts its backlog and pushes back. Messages this node owns go to
 // its own runtime; the others go over the grid to their owner (forward-codec.ts), grouped per
 // owner: while one request to a peer is in flight, what arrives for that peer waits and goes as
-// the next, up to MAX_FORWARD_ENVELOPES in one. One request in flight per peer is the link's
-// credit: a slow owner answers late, the queue for it fills, and past `maxPendingPerPeer` waiting
-// messages this node refuses ingress for that owner with a retryable CapacityExceededError (and
-// counts it). An owner that pushes back itself answers `full`, which reaches the ingress the same
+// the next, up to MAX_FORWARD_ENVELOPES in one. `window` requests in flight per peer are the
+// link's credits: a slow owner answers late, the queue for it fills, and past `maxPendingPerPeer`
+// waiting messages this node refuses ingress for that owner with a retryable
+// CapacityExceededError (and counts it). An owner that pushes back itself answers `full`, which reaches the ingress the same
 // way. Nothing is dropped: the ingress has not acknowledged what it was refused.
 //
 // A call whose messages go to several owners can fail for some after others were appended; an
@@ -35,6 +35,8 @@ export interface ForwardingInputOptions {
   readonly ownerOf: (address: StoredAddress) => string;
   readonly request: GridRequest;
   readonly clock: Clock;
+  /** Forward requests in flight to one peer at once; default 4 (an owner appends that many side by side). */
+  readonly window?: number | undefined;
   /** Messages waiting to be forwarded to one peer; default 10 000. */
   readonly maxPendingPerPeer?: number | undefined;
   /** Peers with a forwarding queue; default 1 024 (the grid's own limit of hosts). */
@@ -172,6 +174,7 @@ export class ForwardingInput implements RuntimeInput {
         return decodeAnswer(answer, envelopes);
       },
       maxItemsPerWrite: MAX_FORWARD_ENVELOPES,
+      maxInFlight: this.#options.window ?? 4,
       maxPending: this.#maxPendingPerPeer,
       queueName: `the forwarding queue to ${owner}`,
       // A forward that failed may have been appended (the answer was lost): sending it again

@@ -28,6 +28,10 @@ export class PartitionScopedStore implements StateStore {
     this.#held = held;
   }
 
+  get writeConcurrency(): number {
+    return this.#store.writeConcurrency;
+  }
+
   append(envelopes: readonly Envelope[], now: number): Promise<Appended[]> {
     return this.#store.append(envelopes, now);
   }

@@ -28,6 +28,7 @@ import type {
   OutboxRecord,
   PartitionLease,
   StateEntry,
+  StateMutation,
   StateStore,
   StoreCounts,
   SweepResult,
@@ -51,6 +52,7 @@ import {
 import { FencedError } from '../errors.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
 import { PartitionScopedStore } from './partition-scoped-store.ts';
+import { ReadGrouper } from './read-grouper.ts';
 
 /**
  * What the store needs of a connection: `pg`'s `PoolClient` has this shape. Declared here so
@@ -81,6 +83,13 @@ export interface PostgresStateStoreOptions {
   readonly schema?: string;
   /** How long an ingress id is remembered; default DEFAULT_DEDUP_WINDOW_MS. */
   readonly dedupWindowMs?: number;
+  /**
+   * Queries each kind of grouped read (inboxes, state) may have running at once; default 2.
+   * Reads waiting meanwhile go together as the next query.
+   */
+  readonly readConnections?: number;
+  /** Commits, and appends, the runtime runs side by side on this store; default 4. */
+  readonly writeConcurrency?: number;
 }
 
 /** The schema version `migrate()` brings the tables to. */
@@ -95,12 +104,35 @@ export class PostgresStateStore implements StateStore {
   readonly #pool: PostgresPool;
   readonly #schema: string;
   readonly #dedupWindowMs: number;
+  readonly #inboxReads: ReadGrouper<{ address: StoredAddress; limit: number }, InboxMessage[]>;
+  readonly #stateReads: ReadGrouper<{ address: StoredAddress; now: number }, Map<string, StateEntry>>;
   #closed = false;
 
-  private constructor(pool: PostgresPool, schema: string, dedupWindowMs: number) {
+  readonly writeConcurrency: number;
+
+  private constructor(
+    pool: PostgresPool,
+    schema: string,
+    dedupWindowMs: number,
+    readConnections: number,
+    writeConcurrency: number,
+  ) {
     this.#pool = pool;
+    this.writeConcurrency = writeConcurrency;
     this.#schema = schema;
     this.#dedupWindowMs = dedupWindowMs;
+    // Each kind of read keeps at most `readConnections` queries running, leaving the pool's other
+    // connections to appends and commits.
+    this.#inboxReads = new ReadGrouper({
+      read: (reads) => this.#readInboxes(reads),
+      maxItemsPerRead: 256,
+      maxInFlight: readConnections,
+    });
+    this.#stateReads = new ReadGrouper({
+      read: (reads) => this.#readStates(reads),
+      maxItemsPerRead: 256,
+      maxInFlight: readConnections,
+    });
   }
 
   /** Opens the store on `pool`, creating or upgrading its tables first. */
@@ -109,7 +141,23 @@ export class PostgresStateStore implements StateStore {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new RangeError(`schema must be a lower-case SQL identifier, got ${JSON.stringify(schema)}`);
     }
-    const store = new PostgresStateStore(options.pool, schema, checkDedupWindow(options.dedupWindowMs));
+    const readConnections = options.readConnections ?? 2;
+    const writeConcurrency = options.writeConcurrency ?? 4;
+    for (const [name, value] of [
+      ['readConnections', readConnections],
+      ['writeConcurrency', writeConcurrency],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new RangeError(`${name} must be a positive integer, got ${value}`);
+      }
+    }
+    const store = new PostgresStateStore(
+      options.pool,
+      schema,
+      checkDedupWindow(options.dedupWindowMs),
+      readConnections,
+      writeConcurrency,
+    );
     await store.#migrate();
     return store;
   }
@@ -175,13 +223,31 @@ export class PostgresStateStore implements StateStore {
   async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
     this.#open();
     checkLimit(limit);
-    const { rows } = await this.#pool.query<InboxRow>(
-      `SELECT seq, namespace, type, id, caller_namespace, caller_type, caller_id, typename, value
-         FROM ${this.#t('inbox')} WHERE namespace = $1 AND type = $2 AND id = $3
-         ORDER BY seq LIMIT $4`,
-      [...escAddress(address), limit],
+    return this.#inboxReads.read({ address, limit });
+  }
+
+  /** The inboxes of many addresses, in one query: each its oldest `limit` messages. */
+  async #readInboxes(
+    reads: readonly { readonly address: StoredAddress; readonly limit: number }[],
+  ): Promise<InboxMessage[][]> {
+    const { rows } = await this.#pool.query<InboxRow & { n: string }>(
+      `SELECT w.n, i.seq, i.namespace, i.type, i.id, i.caller_namespace, i.caller_type, i.caller_id,
+              i.typename, i.value
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[]) WITH ORDINALITY AS w(a, b, c, l, n)
+         CROSS JOIN LATERAL (
+           SELECT * FROM ${this.#t('inbox')}
+             WHERE namespace = w.a AND type = w.b AND id = w.c ORDER BY seq LIMIT w.l) AS i
+         ORDER BY w.n, i.seq`,
+      [
+        reads.map((r) => esc(r.address[0])),
+        reads.map((r) => esc(r.address[1])),
+        reads.map((r) => esc(r.address[2])),
+        reads.map((r) => r.limit),
+      ],
     );
-    return rows.map(inboxMessage);
+    const results: InboxMessage[][] = reads.map(() => []);
+    for (const row of rows) results[Number(row.n) - 1]?.push(inboxMessage(row));
+    return results;
   }
 
   addressesWithInbox(limit: number, after?: StoredAddress): Promise<StoredAddress[]> {
@@ -208,17 +274,34 @@ export class PostgresStateStore implements StateStore {
   async readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
     this.#open();
     checkTime('now', now);
-    const { rows } = await this.#pool.query<ValueRow>(
-      `SELECT name, typename, value, expires_at FROM ${this.#t('values')}
-         WHERE namespace = $1 AND type = $2 AND id = $3 AND (expires_at IS NULL OR expires_at > $4)`,
-      [...escAddress(address), now],
+    return this.#stateReads.read({ address, now });
+  }
+
+  /** The live state of many addresses, in one query. */
+  async #readStates(
+    reads: readonly { readonly address: StoredAddress; readonly now: number }[],
+  ): Promise<Map<string, StateEntry>[]> {
+    const { rows } = await this.#pool.query<ValueRow & { n: string }>(
+      `SELECT w.n, v.name, v.typename, v.value, v.expires_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) WITH ORDINALITY AS w(a, b, c, t, n)
+         JOIN ${this.#t('values')} AS v ON v.namespace = w.a AND v.type = w.b AND v.id = w.c
+         WHERE v.expires_at IS NULL OR v.expires_at > w.t`,
+      [
+        reads.map((r) => esc(r.address[0])),
+        reads.map((r) => esc(r.address[1])),
+        reads.map((r) => esc(r.address[2])),
+        reads.map((r) => r.now),
+      ],
     );
-    const live = new Map<string, StateEntry>();
+    const results = reads.map(() => new Map<string, StateEntry>());
     for (const row of rows) {
       const entry = { typename: unesc(row.typename), value: new Uint8Array(row.value) };
-      live.set(unesc(row.name), row.expires_at === null ? entry : { ...entry, expiresAt: row.expires_at });
+      results[Number(row.n) - 1]?.set(
+        unesc(row.name),
+        row.expires_at === null ? entry : { ...entry, expiresAt: row.expires_at },
+      );
     }
-    return live;
+    return results;
   }
 
   async commit(batches: readonly BatchEffects[], now: number): Promise<void> {
@@ -226,7 +309,16 @@ export class PostgresStateStore implements StateStore {
     checkBatches(batches, now);
     await this.#transaction(async (client) => {
       await this.#checkFences(client, batches);
-      for (const batch of batches) await this.#apply(client, batch, now);
+      // Set-wise: a handful of statements however many batches the group holds, so a group
+      // commit costs a few round trips, not a few per batch.
+      await this.#consumeAll(client, batches);
+      await this.#writeValues(client, batches, now);
+      for (const batch of batches) await this.#applyTimers(client, batch);
+      await this.#appendAll(
+        client,
+        batches.flatMap((batch) => batch.messages ?? []),
+      );
+      await this.#insertOutbox(client, batches);
     });
   }
 
@@ -501,67 +593,128 @@ export class PostgresStateStore implements StateStore {
     return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map(inboxMessage);
   }
 
-  async #apply(client: PostgresPoolClient, batch: BatchEffects, now: number): Promise<void> {
-    const address = batch.address;
-    if (batch.consumed !== undefined && batch.consumed.length > 0) {
-      const { rows } = await client.query<{ seq: string }>(
-        `DELETE FROM ${this.#t('inbox')}
-           WHERE namespace = $1 AND type = $2 AND id = $3 AND seq = ANY($4::bigint[]) RETURNING seq`,
-        [...escAddress(address), batch.consumed],
-      );
-      // Every message it ran on must still be there: otherwise it was applied already.
-      const deleted = new Set(rows.map((row) => Number(row.seq)));
-      const missing = batch.consumed.find((seq) => !deleted.has(seq));
-      if (missing !== undefined || deleted.size !== batch.consumed.length) {
-        throw staleBatch(address, missing ?? batch.consumed[0] ?? 0);
+  /** Deletes the inbox messages every batch ran on; refuses the commit if one is gone. */
+  async #consumeAll(client: PostgresPoolClient, batches: readonly BatchEffects[]): Promise<void> {
+    const seqs = batches.flatMap((batch) => batch.consumed ?? []);
+    if (seqs.length === 0) return;
+    const { rows } = await client.query<{ seq: string } & AddressRow>(
+      `DELETE FROM ${this.#t('inbox')} WHERE seq = ANY($1::bigint[]) RETURNING seq, namespace, type, id`,
+      [seqs],
+    );
+    const deleted = new Map(rows.map((row) => [Number(row.seq), row]));
+    for (const batch of batches) {
+      const [namespace, type, id] = escAddress(batch.address);
+      for (const seq of batch.consumed ?? []) {
+        const row = deleted.get(seq);
+        // Every message it ran on must still be there, in its inbox: otherwise it was applied
+        // already (or another node took the address), and the whole commit is refused.
+        if (row === undefined || row.namespace !== namespace || row.type !== type || row.id !== id) {
+          throw staleBatch(batch.address, seq);
+        }
+        deleted.delete(seq);
       }
     }
-    for (const mutation of batch.mutations ?? []) {
-      if (mutation.value === undefined) {
-        await client.query(
-          `DELETE FROM ${this.#t('values')} WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4`,
-          [...escAddress(address), esc(mutation.name)],
-        );
-      } else {
-        await client.query(
-          `INSERT INTO ${this.#t('values')} (namespace, type, id, name, typename, value, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (namespace, type, id, name)
-             DO UPDATE SET typename = excluded.typename, value = excluded.value, expires_at = excluded.expires_at`,
-          [
-            ...escAddress(address),
-            esc(mutation.name),
-            esc(mutation.value.typename),
-            Buffer.from(mutation.value.value),
-            mutation.expiresAt ?? null,
-          ],
-        );
+  }
+
+  /**
+   * The batches' state mutations and expiry refreshes. A value named twice (by two batches of one
+   * address, which the runtime never groups) keeps its last write, as applying them in turn would.
+   */
+  async #writeValues(
+    client: PostgresPoolClient,
+    batches: readonly BatchEffects[],
+    now: number,
+  ): Promise<void> {
+    const last = new Map<string, { address: [string, string, string]; mutation: StateMutation }>();
+    const refreshes = new Map<
+      string,
+      { address: [string, string, string]; name: string; expiresAt: number }
+    >();
+    for (const batch of batches) {
+      const address = escAddress(batch.address);
+      for (const mutation of batch.mutations ?? []) {
+        const key = JSON.stringify([...address, mutation.name]);
+        last.delete(key);
+        last.set(key, { address, mutation });
+      }
+      for (const refresh of batch.refreshes ?? []) {
+        refreshes.set(JSON.stringify([...address, refresh.name]), {
+          address,
+          name: esc(refresh.name),
+          expiresAt: refresh.expiresAt,
+        });
       }
     }
-    for (const refresh of batch.refreshes ?? []) {
+    const deletes = [...last.values()].filter(({ mutation }) => mutation.value === undefined);
+    const writes = [...last.values()].filter(({ mutation }) => mutation.value !== undefined);
+    if (deletes.length > 0) {
       await client.query(
-        // An expired value, swept or not, stays expired: a refresh does not bring it back.
-        `UPDATE ${this.#t('values')} SET expires_at = $5
-           WHERE namespace = $1 AND type = $2 AND id = $3 AND name = $4
-             AND (expires_at IS NULL OR expires_at > $6)`,
-        [...escAddress(address), esc(refresh.name), refresh.expiresAt, now],
-      );
-    }
-    await this.#applyTimers(client, batch);
-    await this.#appendAll(client, batch.messages ?? []);
-    for (const record of batch.egress ?? []) {
-      await client.query(
-        `INSERT INTO ${this.#t('outbox')} (egress_namespace, egress_type, typename, value, partition)
-           VALUES ($1, $2, $3, $4, $5)`,
+        `DELETE FROM ${this.#t('values')} AS v USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(a, b, c, n)
+           WHERE v.namespace = d.a AND v.type = d.b AND v.id = d.c AND v.name = d.n`,
         [
-          esc(record.egress[0]),
-          esc(record.egress[1]),
-          esc(record.value.typename),
-          Buffer.from(record.value.value),
-          partitionOf(address),
+          deletes.map((d) => d.address[0]),
+          deletes.map((d) => d.address[1]),
+          deletes.map((d) => d.address[2]),
+          deletes.map((d) => esc(d.mutation.name)),
         ],
       );
     }
+    if (writes.length > 0) {
+      await client.query(
+        `INSERT INTO ${this.#t('values')} (namespace, type, id, name, typename, value, expires_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::float8[])
+         ON CONFLICT (namespace, type, id, name)
+           DO UPDATE SET typename = excluded.typename, value = excluded.value, expires_at = excluded.expires_at`,
+        [
+          writes.map((w) => w.address[0]),
+          writes.map((w) => w.address[1]),
+          writes.map((w) => w.address[2]),
+          writes.map((w) => esc(w.mutation.name)),
+          writes.map((w) => esc(w.mutation.value?.typename ?? '')),
+          writes.map((w) => Buffer.from(w.mutation.value?.value ?? new Uint8Array())),
+          writes.map((w) => w.mutation.expiresAt ?? null),
+        ],
+      );
+    }
+    if (refreshes.size > 0) {
+      const list = [...refreshes.values()];
+      await client.query(
+        // An expired value, swept or not, stays expired: a refresh does not bring it back.
+        `UPDATE ${this.#t('values')} AS v SET expires_at = r.e
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[]) AS r(a, b, c, n, e)
+           WHERE v.namespace = r.a AND v.type = r.b AND v.id = r.c AND v.name = r.n
+             AND (v.expires_at IS NULL OR v.expires_at > $6)`,
+        [
+          list.map((r) => r.address[0]),
+          list.map((r) => r.address[1]),
+          list.map((r) => r.address[2]),
+          list.map((r) => r.name),
+          list.map((r) => r.expiresAt),
+          now,
+        ],
+      );
+    }
+  }
+
+  /** Every batch's egress records, in order, each in the partition of the address that sent it. */
+  async #insertOutbox(client: PostgresPoolClient, batches: readonly BatchEffects[]): Promise<void> {
+    const records = batches.flatMap((batch) =>
+      (batch.egress ?? []).map((record) => ({ record, partition: partitionOf(batch.address) })),
+    );
+    if (records.length === 0) return;
+    await client.query(
+      `INSERT INTO ${this.#t('outbox')} (egress_namespace, egress_type, typename, value, partition)
+         SELECT a, b, c, d, e FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::integer[])
+           WITH ORDINALITY AS r(a, b, c, d, e, n)
+         ORDER BY n`,
+      [
+        records.map(({ record }) => esc(record.egress[0])),
+        records.map(({ record }) => esc(record.egress[1])),
+        records.map(({ record }) => esc(record.value.typename)),
+        records.map(({ record }) => Buffer.from(record.value.value)),
+        records.map(({ partition }) => partition),
+      ],
+    );
   }
 
   /** The batch's delayed messages and cancellations, in call order. */

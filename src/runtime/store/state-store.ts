@@ -160,6 +160,13 @@ export interface StoreCounts {
 
 export interface StateStore {
   /**
+   * How many `commit`s (and `append`s) the store runs side by side to advantage, e.g. over a pool
+   * of connections; absent, one at a time. Batches of one address are never committed side by
+   * side, so concurrent commits touch different addresses.
+   */
+  readonly writeConcurrency?: number | undefined;
+
+  /**
    * Appends messages to their targets' inboxes at time `now`; resolves once they are durable,
    * which is when an ingress may acknowledge them. Returns them with their seqs, in the order
    * given. An envelope whose `ingressId` was appended within the dedup window is not stored

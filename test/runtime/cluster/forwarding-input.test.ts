@@ -103,7 +103,16 @@ function setup(options: Partial<ForwardingInputOptions> = {}): {
   const local = new FakeLocal();
   const grid = new FakeGrid();
   const clock = new FakeClock();
-  const input = new ForwardingInput({ local, self: SELF, ownerOf, request: grid.request, clock, ...options });
+  // One request in flight per peer unless a test says otherwise: queueing is then easy to see.
+  const input = new ForwardingInput({
+    local,
+    self: SELF,
+    ownerOf,
+    request: grid.request,
+    clock,
+    window: 1,
+    ...options,
+  });
   return { input, local, grid, clock };
 }
 
@@ -163,6 +172,27 @@ describe('forwarding input', () => {
       [['b:1'], ['b:2', 'b:3', 'b:4']],
     );
     assert.deepEqual(input.stats(), { forwarded: 4, requests: 2, refused: 0, failed: 0, pending: 0 });
+  });
+
+  test('up to `window` requests are in flight to a peer; what comes after waits for a credit', async () => {
+    const { input, grid } = setup({ window: 2 });
+    const held = gate();
+    grid.gate = held.promise;
+    const first = input.send([message('b:1')]);
+    await settle();
+    const second = input.send([message('b:2')]);
+    await settle();
+    assert.equal(grid.requests.length, 2, 'two credits, two requests in flight');
+    const third = input.send([message('b:3'), message('b:4')]);
+    await settle();
+    assert.equal(grid.requests.length, 2, 'no credit left: the third waits');
+    assert.equal(input.stats().pending, 2);
+    held.open();
+    await Promise.all([first, second, third]);
+    assert.deepEqual(
+      grid.requests.map((r) => ids(r.envelopes)),
+      [['b:1'], ['b:2'], ['b:3', 'b:4']],
+    );
   });
 
   test('past maxPendingPerPeer waiting messages, a peer’s messages are refused and counted', async () => {
