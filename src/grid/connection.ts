@@ -669,7 +669,14 @@ export class Connection implements GridConnection {
     const message = `grid: handshake with ${this.remote} refused (${error.reason})`;
     logSafely(() => {
       if (error.retryable) this.#logger.warn(`${message}; redialling`, details);
-      else this.#logger.error(`${message}; redialling, but this needs an operator`, details);
+      else if (error.reason === 'unknown-host') {
+        // Hosts added at run time (a node joining) reach some peers before others: expected for a
+        // moment, an operator's business only if it lasts.
+        this.#logger.warn(
+          `${message}; redialling (normal while a member joins; if it lasts, the peer does not list this host)`,
+          details,
+        );
+      } else this.#logger.error(`${message}; redialling, but this needs an operator`, details);
     });
   }
 

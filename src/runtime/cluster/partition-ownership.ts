@@ -45,6 +45,12 @@ export interface PartitionOwnershipOptions {
   readonly logger: Logger;
   /** How often leases are checked against the table when nothing happened; default 1 000 ms. */
   readonly reconcileIntervalMs?: number | undefined;
+  /**
+   * How long after a membership change leases are reconciled, the wait starting again at each
+   * change; default 300 ms. While nodes join, each sees the others connect one by one: waiting
+   * for the views to settle saves taking and dropping partitions at every step.
+   */
+  readonly settleMs?: number | undefined;
   /** Told of partitions this node has just taken (their inboxes are to be woken). */
   readonly onGained: (partitions: readonly number[]) => void;
   /** Told of partitions this node has just stopped running. */
@@ -84,6 +90,7 @@ export class PartitionOwnership {
   #reconciling: Promise<void> | undefined;
   #again = false;
   #timer: Timer | undefined;
+  #settleTimer: Timer | undefined;
   #closed = false;
   #acquired = 0;
   #lost = 0;
@@ -128,9 +135,17 @@ export class PartitionOwnership {
     return this.#held;
   }
 
-  /** The live members changed (or may have): owners are named again and leases reconciled. */
+  /**
+   * The live members changed (or may have): owners are named again, and leases reconciled once
+   * the members have stayed put for `settleMs`.
+   */
   membershipChanged(): void {
-    if (this.#recomputeOwners()) this.#reconcileSoon();
+    if (!this.#recomputeOwners() || this.#closed) return;
+    this.#settleTimer?.cancel();
+    this.#settleTimer = this.#options.clock.setTimeout(() => {
+      this.#settleTimer = undefined;
+      this.#reconcileSoon();
+    }, this.#options.settleMs ?? 300);
   }
 
   /** A commit was refused: these partitions' leases moved on, so they are no longer run here. */
@@ -183,6 +198,7 @@ export class PartitionOwnership {
   async close(): Promise<void> {
     this.#closed = true;
     this.#timer?.cancel();
+    this.#settleTimer?.cancel();
     await this.#reconciling;
     this.#held.clear();
     this.#heldList = undefined;

@@ -296,6 +296,32 @@ describe('partition ownership', () => {
     assert.equal(c.ownership.stats().lost, fromC.length);
   });
 
+  test('a membership change is reconciled once the members have stayed put for settleMs', async () => {
+    const { table, clock, nodes } = await threeNodes();
+    const [a, b] = nodes as [Node, Node, Node];
+    const fromC = table.heldBy(C);
+    a.view.members = [A, B];
+    a.ownership.membershipChanged();
+    b.view.members = [A, B];
+    b.ownership.membershipChanged();
+    await clock.advanceAsync(200);
+    a.ownership.membershipChanged(); // the same members: the wait is not started again
+    assert.deepEqual(table.heldBy(C), fromC, 'nothing taken before the views settle');
+    await clock.advanceAsync(100);
+    await a.ownership.reconcile();
+    await b.ownership.reconcile();
+    assert.deepEqual(table.heldBy(C), [], "C's partitions were taken once the wait was over");
+    const acquired = table.acquireCalls;
+    // Members that come and go within the wait cost nothing until they settle.
+    a.view.members = [A, B, C];
+    a.ownership.membershipChanged();
+    await clock.advanceAsync(200);
+    a.view.members = [A, B];
+    a.ownership.membershipChanged();
+    await clock.advanceAsync(200);
+    assert.equal(table.acquireCalls, acquired, 'no lease taken while the members kept changing');
+  });
+
   test('a failing lease table is counted and tried again on the next tick', async () => {
     const table = new FakeLeaseTable();
     table.failure = new Error('connection refused');
