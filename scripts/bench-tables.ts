@@ -176,6 +176,7 @@ const measuredSources: Record<string, readonly string[]> = {
   coord: ['src/coord', 'src/grid', 'src/internal'],
   hub: ['src/hub', 'src/grid', 'src/internal'],
   node: ['src/node', 'src/cli', 'src/views', 'src/grid', 'src/runtime', 'src/internal'],
+  cluster: ['src/runtime', 'src/node', 'src/grid', 'src/coord', 'src/statefun', 'src/internal'],
 };
 
 /** The measured sources changed since the result's commit, as a note (not an error). */
