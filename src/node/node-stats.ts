@@ -69,7 +69,7 @@ export interface NodeStats {
     readonly partitionsMoving: number;
     /** The highest lease epoch among those held. */
     readonly maxEpoch: number;
-    /** Whether this node sees a majority of the members live (it takes leases only then). */
+    /** Whether this node has joined and sees a majority of the members live (it takes leases only then). */
     readonly quorum: boolean;
     readonly liveMembers: number;
     readonly knownMembers: number;

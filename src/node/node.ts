@@ -232,6 +232,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
                 .filter((member) => member.state === 'self' || member.state === 'connected')
                 .map((member) => member.host),
             known: () => membership.members().length,
+            // A node started with seeds takes partitions once it has joined through one.
+            joined: () => membership.joined,
           },
         });
         cluster = clustered;

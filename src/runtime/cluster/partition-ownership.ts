@@ -36,6 +36,11 @@ export interface ClusterView {
   live(): readonly string[];
   /** Members of the cluster, live or not (not those that left): a majority is counted of them. */
   known(): number;
+  /**
+   * Whether this node has joined the cluster it was pointed at (absent: it has). Until it has, it
+   * knows only itself and would count itself a majority of one: it takes no lease.
+   */
+  joined?(): boolean;
 }
 
 export interface PartitionOwnershipOptions {
@@ -66,7 +71,7 @@ export interface OwnershipStats {
   readonly moving: number;
   readonly liveMembers: number;
   readonly knownMembers: number;
-  /** Whether this node sees a majority live, so may take leases. */
+  /** Whether this node has joined and sees a majority live, so may take leases. */
   readonly quorum: boolean;
   readonly acquired: number;
   readonly lost: number;
@@ -279,6 +284,7 @@ export class PartitionOwnership {
   }
 
   #hasQuorum(): boolean {
+    if (this.#options.view.joined?.() === false) return false;
     return this.#liveCount * 2 > Math.max(this.#options.view.known(), this.#liveCount);
   }
 

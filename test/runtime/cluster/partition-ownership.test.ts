@@ -322,6 +322,28 @@ describe('partition ownership', () => {
     assert.equal(table.acquireCalls, acquired, 'no lease taken while the members kept changing');
   });
 
+  test('a node that has not joined yet takes no lease, though it sees itself a majority of one', async () => {
+    const table = new FakeLeaseTable();
+    const clock = new FakeClock();
+    const view = new View(A, [A], 1);
+    let joined = false;
+    const ownership = new PartitionOwnership({
+      view: Object.assign(view, { joined: () => joined }),
+      leases: table,
+      clock,
+      logger: new RecordingLogger(),
+      onGained: () => undefined,
+    });
+    await ownership.reconcile();
+    assert.equal(ownership.stats().held, 0);
+    assert.equal(ownership.stats().quorum, false);
+    assert.equal(table.acquireCalls, 0);
+    joined = true;
+    await ownership.reconcile();
+    assert.equal(ownership.stats().held, DEFAULT_PARTITIONS);
+    await ownership.close();
+  });
+
   test('a failing lease table is counted and tried again on the next tick', async () => {
     const table = new FakeLeaseTable();
     table.failure = new Error('connection refused');
