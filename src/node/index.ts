@@ -18,6 +18,7 @@ export type { LogLevel, NodeConfig, NodeConfigInput } from './config.ts';
 export type { StartNodeOptions, WeftNode } from './node.ts';
 export type { Member, MemberState } from './membership.ts';
 export type { ConnectionSummary, NodeStats } from './node-stats.ts';
+export type { PoolFigures } from './postgres-pool.ts';
 export type { FunctionEntry } from './example-app.ts';
 export type { NodeLogger } from './logger.ts';
 export type { Clock, Timer, TimerOptions } from '../internal/clock.ts';

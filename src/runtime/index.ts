@@ -20,6 +20,7 @@ export {
 } from './errors.ts';
 export { DEFAULT_PARTITIONS, fnv1a32, partitionOf } from './cluster/partition.ts';
 export { ClusterRuntime } from './cluster/cluster-runtime.ts';
+export { ForwardingInput } from './cluster/forwarding-input.ts';
 export { PartitionOwnership } from './cluster/partition-ownership.ts';
 export { FORWARD_HANDLER, WAKE_HANDLER, MalformedForwardError } from './cluster/forward-codec.ts';
 
@@ -65,7 +66,7 @@ export type {
   OwnershipStats,
   PartitionOwnershipOptions,
 } from './cluster/partition-ownership.ts';
-export type { ForwardingStats } from './cluster/forwarding-input.ts';
+export type { ForwardingInputOptions, ForwardingStats, GridRequest } from './cluster/forwarding-input.ts';
 export type { WakeStats } from './cluster/wake-sender.ts';
 export type { RuntimePlacement } from './cluster/runtime-placement.ts';
 export type { RegistrationEvent } from './batch-runner.ts';
