@@ -327,6 +327,14 @@ function postgresUrl(value: unknown, field: string): string {
   }
   if (url.pathname.length < 2)
     throw new ConfigError(field, 'must name a database (postgres://host:5432/<database>)');
+  for (const part of [url.username, url.password, url.pathname]) {
+    try {
+      decodeURIComponent(part);
+    } catch {
+      // Said without echoing the URL: it may hold a password.
+      throw new ConfigError(field, 'has a malformed %-escape in its user, password or database');
+    }
+  }
   return text;
 }
 

@@ -35,6 +35,37 @@ describe('node config', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test('runtime.postgres: a postgres URL from the file or WEFT_POSTGRES_URL; anything else refused without echoing it', () => {
+    const url = 'postgres://weft:s3cret@db.internal:5432/weft';
+    const config = resolveNodeConfig(secret, nodeConfigFromEnv({ WEFT_POSTGRES_URL: url }));
+    assert.equal(config.runtime.postgres, url);
+    assert.equal(config.runtime.postgresSchema, 'weft');
+    assert.equal(config.runtime.postgresPoolSize, 10);
+    assert.equal(resolveNodeConfig(secret).runtime.postgres, undefined, 'absent: lmdb');
+    for (const bad of [
+      'mysql://db/weft',
+      'postgres:///weft',
+      'postgres://db:5432/',
+      'not a url',
+      'postgres://weft:%zz-s3cret@db/weft',
+    ]) {
+      assert.throws(
+        () => resolveNodeConfig(secret, { runtime: { postgres: bad } }),
+        (error: unknown) =>
+          refusedAt('runtime.postgres')(error) && !(error as Error).message.includes('s3cret'),
+        bad,
+      );
+    }
+    assert.throws(
+      () => resolveNodeConfig(secret, { runtime: { postgresSchema: 'Weft; DROP' } }),
+      refusedAt('runtime.postgresSchema'),
+    );
+    assert.throws(
+      () => resolveNodeConfig(secret, { runtime: { postgresPoolSize: 0 } }),
+      refusedAt('runtime.postgresPoolSize'),
+    );
+  });
+
   test('defaults: loopback on 7400, advertised as such, runtime on, hub and mirror off', () => {
     const config = resolveNodeConfig(secret);
     assert.deepEqual(config.listen, { host: '127.0.0.1', port: 7400 });

@@ -74,8 +74,13 @@ export class WakeSender {
     // Wakes made in the same turn (one commit's messages) go together.
     await Promise.resolve();
     while (peer.pending.size > 0 && !this.#closed) {
-      const addresses = [...peer.pending.values()].slice(0, MAX_WAKE_ADDRESSES);
-      for (const address of addresses) peer.pending.delete(addressKey(address));
+      // The oldest, taken without copying the whole queue.
+      const addresses: StoredAddress[] = [];
+      for (const [key, address] of peer.pending) {
+        if (addresses.length === MAX_WAKE_ADDRESSES) break;
+        addresses.push(address);
+        peer.pending.delete(key);
+      }
       try {
         await this.#options.request(owner, WAKE_HANDLER, encodeWake(addresses));
         this.#sent += addresses.length;

@@ -52,7 +52,7 @@ import {
 import { FencedError } from '../errors.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
 import { PartitionScopedStore } from './partition-scoped-store.ts';
-import { ReadGrouper } from './read-grouper.ts';
+import { WriteGrouper } from '../write-grouper.ts';
 
 /**
  * What the store needs of a connection: `pg`'s `PoolClient` has this shape. Declared here so
@@ -108,8 +108,8 @@ export class PostgresStateStore implements StateStore {
   readonly #pool: PostgresPool;
   readonly #schema: string;
   readonly #dedupWindowMs: number;
-  readonly #inboxReads: ReadGrouper<{ address: StoredAddress; limit: number }, InboxMessage[]>;
-  readonly #stateReads: ReadGrouper<{ address: StoredAddress; now: number }, Map<string, StateEntry>>;
+  readonly #inboxReads: WriteGrouper<{ address: StoredAddress; limit: number }, InboxMessage[]>;
+  readonly #stateReads: WriteGrouper<{ address: StoredAddress; now: number }, Map<string, StateEntry>>;
   #closed = false;
 
   readonly writeConcurrency: number;
@@ -125,17 +125,26 @@ export class PostgresStateStore implements StateStore {
     this.writeConcurrency = writeConcurrency;
     this.#schema = schema;
     this.#dedupWindowMs = dedupWindowMs;
-    // Each kind of read keeps at most `readConnections` queries running, leaving the pool's other
-    // connections to appends and commits.
-    this.#inboxReads = new ReadGrouper({
-      read: (reads) => this.#readInboxes(reads),
-      maxItemsPerRead: 256,
+    // Reads are grouped the way writes are (write-grouper.ts): the reads of many batches waiting
+    // when a query finishes go as the next query. Each kind keeps at most `readConnections`
+    // running, leaving the pool's other connections to appends and commits. A failed query fails
+    // its whole group (reads are safe to repeat, and the runtime does). What waits is bounded by
+    // the runtime's batches in flight; the queue's own bound is only a backstop.
+    const reads = {
+      maxItemsPerWrite: 256,
       maxInFlight: readConnections,
+      maxPending: 100_000,
+      retryAlone: () => false,
+    };
+    this.#inboxReads = new WriteGrouper({
+      ...reads,
+      write: (group) => this.#readInboxes(group),
+      queueName: 'the inbox reads',
     });
-    this.#stateReads = new ReadGrouper({
-      read: (reads) => this.#readStates(reads),
-      maxItemsPerRead: 256,
-      maxInFlight: readConnections,
+    this.#stateReads = new WriteGrouper({
+      ...reads,
+      write: (group) => this.#readStates(group),
+      queueName: 'the state reads',
     });
   }
 
@@ -232,7 +241,7 @@ export class PostgresStateStore implements StateStore {
   async inbox(address: StoredAddress, limit: number): Promise<InboxMessage[]> {
     this.#open();
     checkLimit(limit);
-    return this.#inboxReads.read({ address, limit });
+    return this.#inboxReads.submit({ address, limit });
   }
 
   /** The inboxes of many addresses, in one query: each its oldest `limit` messages. */
@@ -283,7 +292,7 @@ export class PostgresStateStore implements StateStore {
   async readState(address: StoredAddress, now: number): Promise<Map<string, StateEntry>> {
     this.#open();
     checkTime('now', now);
-    return this.#stateReads.read({ address, now });
+    return this.#stateReads.submit({ address, now });
   }
 
   /** The live state of many addresses, in one query. */
