@@ -2,6 +2,9 @@
 // (once as npm installs it, once with --omit=optional), compiled there with strict
 // TypeScript and skipLibCheck off, and run. The programs are the README's quick starts, so
 // the README cannot drift from the package, plus one that imports the public types by name.
+//
+// Packing and two installs from the npm registry take one to two minutes, more when the registry
+// is slow: @weft-test-timeout 300000 (scripts/test.mjs), the limit its tests state for themselves.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
