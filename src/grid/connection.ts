@@ -44,9 +44,9 @@ import type { GridAuth } from './auth.ts';
 import { cancelledError } from './cancel.ts';
 import { ClientStream, type ClientStreamHost, type GridStream, type StreamOptions } from './client-stream.ts';
 import { DEFAULT_STREAM_WINDOW, type GridLimits } from './config.ts';
+import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.ts';
 import {
   DisconnectedError,
-  FrameTooLargeError,
   HandshakeRefusedError,
   ProtocolError,
   RemoteError,
@@ -104,9 +104,51 @@ const stateChannel = diagnosticChannel<{
   error?: unknown;
 }>('grid', 'connection-state');
 
-interface PendingRequest {
-  readonly kind: 'request';
-  settle(outcome: RequestOutcome): void;
+/** How a request this side sent ended. */
+const RequestEnd = {
+  Pending: 0,
+  Response: 1,
+  RemoteError: 2,
+  Failed: 3,
+  Cancelled: 4,
+} as const;
+type RequestEnd = (typeof RequestEnd)[keyof typeof RequestEnd];
+
+/**
+ * A request this side sent, from its frame to its answer, its deadline, its cancel or the end
+ * of its socket. One object per request: its deadline entry (deadline-queue.ts) and its
+ * outcome too, so that the hot path makes no closures or outcome objects of its own.
+ */
+class OutgoingRequest implements DeadlineEntry {
+  readonly kind = 'request';
+  readonly muxId: number;
+  /** The time it was given, for the error at its deadline. */
+  readonly timeoutMs: number;
+  deadlineAt: number;
+  heapIndex = -1;
+  heapOrder = 0;
+  end: RequestEnd = RequestEnd.Pending;
+  /** The payload of a response, or the error or reason it ended with. */
+  result: unknown = undefined;
+  resolve: () => void = noop;
+  stopListening: () => void = noop;
+  readonly #expire: (request: OutgoingRequest) => void;
+
+  constructor(
+    muxId: number,
+    timeoutMs: number,
+    deadlineAt: number,
+    expire: (request: OutgoingRequest) => void,
+  ) {
+    this.muxId = muxId;
+    this.timeoutMs = timeoutMs;
+    this.deadlineAt = deadlineAt;
+    this.#expire = expire;
+  }
+
+  expire(): void {
+    this.#expire(this);
+  }
 }
 
 /** How a wait for the connection ended. */
@@ -115,12 +157,6 @@ type ConnectOutcome =
   | { readonly kind: 'shutdown' }
   | { readonly kind: 'refused'; readonly error: HandshakeRefusedError }
   | { readonly kind: 'aborted'; readonly reason: unknown };
-
-type RequestOutcome =
-  | { readonly kind: 'response'; readonly payload: Uint8Array | undefined }
-  | { readonly kind: 'remote-error'; readonly error: RemoteError }
-  | { readonly kind: 'failed'; readonly error: unknown }
-  | { readonly kind: 'cancelled'; readonly reason: unknown };
 
 /** Everything bound to one socket; replaced whole on reconnect. */
 interface Socket {
@@ -145,7 +181,19 @@ export class Connection implements GridConnection {
   #socket: Socket | undefined;
   #epoch = 0;
   #nextMuxId = 1;
-  readonly #outgoing = new Map<number, PendingRequest | ClientStream | StatelessStream>();
+  readonly #outgoing = new Map<number, OutgoingRequest | ClientStream | StatelessStream>();
+  /** The deadlines of the requests in #outgoing, on one timer. */
+  readonly #deadlines: DeadlineQueue;
+  readonly #expireRequest = (request: OutgoingRequest): void => {
+    this.#outgoing.delete(request.muxId);
+    this.#settleRequest(
+      request,
+      RequestEnd.Failed,
+      new DeadlineExceededError(`no response within ${request.timeoutMs} ms`, {
+        timeoutMs: request.timeoutMs,
+      }),
+    );
+  };
   readonly #statelessStreams = new Set<StatelessStream>();
   readonly #statelessHost: StatelessHost;
   #outgoingStreams = 0;
@@ -198,6 +246,7 @@ export class Connection implements GridConnection {
     this.remote = options.remote;
     this.dials = options.dials;
     this.#clock = options.clock;
+    this.#deadlines = new DeadlineQueue(options.clock);
     this.#limits = options.limits;
     this.#logger = options.logger ?? console;
     const host = {
@@ -378,71 +427,74 @@ export class Connection implements GridConnection {
       throw new DeadlineExceededError('less than 1 ms left: request not sent', { timeoutMs: remaining });
     }
     const muxId = this.#nextMuxId++;
-    const outcome = await new Promise<RequestOutcome>((resolve) => {
-      const fail = (error: unknown): void => {
-        this.#outgoing.delete(muxId);
-        settle({ kind: 'failed', error });
-      };
-      const timer = this.#clock.setTimeout(() => {
-        fail(new DeadlineExceededError(`no response within ${remaining} ms`, { timeoutMs: remaining }));
-      }, remaining);
-      const stopListening =
-        signal === undefined
-          ? noop
-          : onAbort(signal, (reason) => {
-              this.#outgoing.delete(muxId);
-              // The handler stops at the deadline by itself; before it, it must be told.
-              if (this.#socket === socket && this.#clock.now() < deadline)
-                this.#sendFrame({ ...control(Op.DisconnectServerMux), muxId }, true);
-              settle({ kind: 'cancelled', reason });
-            });
-      let settled = false;
-      const settle = (result: RequestOutcome): void => {
-        if (settled) return;
-        settled = true;
-        this.#outgoingRequests -= 1;
-        timer.cancel();
-        stopListening();
-        resolve(result);
-      };
-      this.#outgoing.set(muxId, { kind: 'request', settle });
-      this.#outgoingRequests += 1;
-      try {
-        const result = this.#sendFrame({
-          muxId,
-          seq: 0,
-          deadlineMs: Math.min(Math.ceil(remaining), 0xffff_ffff),
-          handler,
-          op: Op.Request,
-          flags: 0,
-          payload,
-          subroute: options.subroute,
-        });
-        if (result !== 'sent') fail(notSentError(result, this.#outgoingHost));
-      } catch (error) {
-        fail(error);
-      }
+    const request = new OutgoingRequest(muxId, remaining, deadline, this.#expireRequest);
+    const answered = new Promise<void>((resolve) => {
+      request.resolve = resolve;
     });
-    // Errors are made here, after the await, so their stacks lead back to the caller.
-    switch (outcome.kind) {
-      case 'response':
-        return outcome.payload;
-      case 'remote-error':
-        throw new RemoteError(outcome.error.code, outcome.error.message, outcome.error.retryable);
-      case 'failed':
-        if (outcome.error instanceof DeadlineExceededError) {
-          throw new DeadlineExceededError(outcome.error.message, {
-            cause: outcome.error,
-            timeoutMs: remaining,
-          });
-        }
-        if (outcome.error instanceof DisconnectedError) {
-          throw new DisconnectedError(outcome.error.message, { cause: outcome.error });
-        }
-        throw outcome.error;
-      case 'cancelled':
-        throw cancelledError(`request to handler ${handler}`, outcome.reason);
+    this.#outgoing.set(muxId, request);
+    this.#outgoingRequests += 1;
+    this.#deadlines.add(request);
+    if (signal !== undefined) {
+      request.stopListening = onAbort(signal, (reason) => {
+        this.#outgoing.delete(muxId);
+        // The handler stops at the deadline by itself; before it, it must be told.
+        if (this.#socket === socket && this.#clock.now() < deadline)
+          this.#sendFrame({ ...control(Op.DisconnectServerMux), muxId }, true);
+        this.#settleRequest(request, RequestEnd.Cancelled, reason);
+      });
     }
+    try {
+      const sent = this.#sendFrame({
+        muxId,
+        seq: 0,
+        deadlineMs: Math.min(Math.ceil(remaining), 0xffff_ffff),
+        handler,
+        op: Op.Request,
+        flags: 0,
+        payload,
+        subroute: options.subroute,
+      });
+      if (sent !== 'sent') this.#failRequest(request, notSentError(sent, this.#outgoingHost));
+    } catch (error) {
+      this.#failRequest(request, error);
+    }
+    await answered;
+    // Errors are made here, after the await, so their stacks lead back to the caller.
+    const result = request.result;
+    switch (request.end) {
+      case RequestEnd.Response:
+        return result as Uint8Array | undefined;
+      case RequestEnd.RemoteError: {
+        const error = result as RemoteError;
+        throw new RemoteError(error.code, error.message, error.retryable);
+      }
+      case RequestEnd.Cancelled:
+        throw cancelledError(`request to handler ${handler}`, result);
+      default:
+        if (result instanceof DeadlineExceededError) {
+          throw new DeadlineExceededError(result.message, { cause: result, timeoutMs: remaining });
+        }
+        if (result instanceof DisconnectedError) {
+          throw new DisconnectedError(result.message, { cause: result });
+        }
+        throw result;
+    }
+  }
+
+  #failRequest(request: OutgoingRequest, error: unknown): void {
+    this.#outgoing.delete(request.muxId);
+    this.#settleRequest(request, RequestEnd.Failed, error);
+  }
+
+  /** Ends a request once: the first outcome wins (an answer racing its deadline or cancel). */
+  #settleRequest(request: OutgoingRequest, end: RequestEnd, result: unknown): void {
+    if (request.end !== RequestEnd.Pending) return;
+    request.end = end;
+    request.result = result;
+    this.#outgoingRequests -= 1;
+    this.#deadlines.remove(request);
+    request.stopListening();
+    request.resolve();
   }
 
   /** Opens a stream to `handler`. Fails at once with `DisconnectedError` when not connected. */
@@ -514,6 +566,7 @@ export class Connection implements GridConnection {
       pingTimer: undefined,
       writer: new FrameWriter({
         clock: this.#clock,
+        crc,
         maxMessageBytes: this.#limits.maxFrameBytes,
         maxQueuedBytes: this.#limits.maxQueuedBytes,
         writeHighWaterBytes: this.#limits.writeHighWaterBytes,
@@ -707,7 +760,7 @@ export class Connection implements GridConnection {
     socket.closed.abort(error);
     for (const [muxId, entry] of this.#outgoing) {
       this.#outgoing.delete(muxId);
-      if (entry.kind === 'request') entry.settle({ kind: 'failed', error });
+      if (entry.kind === 'request') this.#settleRequest(entry, RequestEnd.Failed, error);
       else if (entry.kind === 'stream') entry.fail(error);
       // Stateless streams wait for the next socket.
       else entry.detach();
@@ -776,11 +829,7 @@ export class Connection implements GridConnection {
   #sendFrame(frame: Frame, isControl = false): SendResult {
     const socket = this.#socket;
     if (socket === undefined) return 'disconnected';
-    const encoded = this.#encode(socket, frame);
-    if (encoded.length > this.#limits.maxFrameBytes) {
-      throw new FrameTooLargeError(encoded.length, this.#limits.maxFrameBytes);
-    }
-    return socket.writer.enqueue(encoded, isControl) ? 'sent' : 'queue-full';
+    return socket.writer.enqueue(frame, isControl) ? 'sent' : 'queue-full';
   }
 
   /** `#sendFrame` for frames whose loss is tolerated: false instead of a throw. */
@@ -939,8 +988,8 @@ export class Connection implements GridConnection {
     }
     this.#outgoing.delete(frame.muxId);
     if ((frame.flags & Flag.PayloadIsErr) !== 0)
-      entry.settle({ kind: 'remote-error', error: decodeError(frame.payload) });
-    else entry.settle({ kind: 'response', payload: frame.payload });
+      this.#settleRequest(entry, RequestEnd.RemoteError, decodeError(frame.payload));
+    else this.#settleRequest(entry, RequestEnd.Response, frame.payload);
   }
 
   #onRequest(frame: Frame): void {

@@ -1,30 +1,50 @@
 // The one writer of one socket.
 //
-// Every frame for the socket goes through this queue, in order. Frames are queued
-// encoded, and flushed on the next turn of the event loop, so that frames produced by
-// one burst of work (many responses, many credits) leave as one Merged WebSocket message:
-// one syscall instead of fifty. Merging stops at 50 messages or before 31 KiB, as MinIO's
-// writer does, so a batch never delays a small frame behind a large one for long.
+// Every frame for the socket goes through this queue, in order. A frame is encoded when it is
+// queued, straight into the batch being built: a Merged message with one CRC over the whole
+// batch, whose items carry none of their own (docs/wire/grid.md §7). The batch leaves on the
+// next turn of the event loop, so frames produced by one burst of work (many responses, many
+// credits) cost one WebSocket message, one syscall and one checksum instead of fifty. A batch
+// holds at most 50 messages and stays under 31 KiB, as MinIO's writer does, so it never delays
+// a small frame behind a large one for long; a frame too large for a batch goes alone, with
+// its own CRC.
 //
-// The queue is bounded in bytes: past `maxQueuedBytes` a frame is refused (and counted)
-// rather than buffered without end. The socket's own buffer is bounded by
-// `writeHighWaterBytes`: above it the writer waits for write callbacks before handing
-// over more. A writer belongs to one socket; when the socket dies, `close()` drops what
-// is still queued, so stale frames never reach the next socket.
+// Batch buffers are reused: `ws` is done with a buffer once it calls back, and the writer keeps
+// a few spare ones, so a steady stream of batches allocates nothing. The queue is bounded in
+// bytes: past `maxQueuedBytes` a frame is refused (and counted) rather than buffered without
+// end. The socket's own buffer is bounded by `writeHighWaterBytes`: above it the writer waits
+// for write callbacks before handing over more, and meanwhile the open batch keeps filling. A
+// writer belongs to one socket; when the socket dies, `close()` drops what is still queued,
+// so stale frames never reach the next socket.
 
 import type { Clock } from '../internal/clock.ts';
-import { encodeMerged, binHeaderSize, mergedHeaderSize } from './frame.ts';
-import { MERGE_MAX_BYTES, MERGE_MAX_MESSAGES } from './protocol.ts';
+import { FrameTooLargeError } from './errors.ts';
+import {
+  binHeaderSize,
+  encodeFrame,
+  encodeFrameInto,
+  frameSize,
+  MERGED_HEADER_BYTES,
+  sealMerged,
+  writeMergedItemHeader,
+  type Frame,
+} from './frame.ts';
+import { CRC_BYTES, MERGE_MAX_BYTES, MERGE_MAX_MESSAGES } from './protocol.ts';
 
-/** Where the writer hands messages: a WebSocket's `send` with a completion callback. */
+/**
+ * Where the writer hands messages: a WebSocket's `send` with a completion callback. The writer
+ * reuses a message's memory once `done` has been called: a sender that keeps it longer copies it.
+ */
 export type SendMessage = (message: Buffer, done: (error?: Error) => void) => void;
 
 export interface FrameWriterOptions {
   readonly send: SendMessage;
   readonly clock: Clock;
+  /** Frames carry a CRC (a batch one, or a frame's own when it goes alone). */
+  readonly crc: boolean;
   readonly maxQueuedBytes: number;
   readonly writeHighWaterBytes: number;
-  /** The peer's limit on one WebSocket message: a Merged batch never grows past it. */
+  /** The peer's limit on one WebSocket message: no frame or batch is larger. */
   readonly maxMessageBytes: number;
   /** Called once if the socket reports a write error. */
   readonly onWriteError: (error: Error) => void;
@@ -40,16 +60,39 @@ export interface FrameWriterStats {
   readonly framesDropped: number;
 }
 
+/** A message ready to write: a sealed batch (in a reusable buffer) or a frame alone. */
+interface ReadyMessage {
+  readonly message: Buffer;
+  readonly frames: number;
+  /** What its frames count for in the queue's bound. */
+  readonly queuedBytes: number;
+  /** The batch buffer the message lives in, back to the spares once written. */
+  readonly buffer: Buffer | undefined;
+}
+
+/** Batch buffers kept for reuse: enough for the batches in flight under the high-water mark. */
+const MAX_SPARE_BUFFERS = 8;
+
 export class FrameWriter {
   readonly #options: FrameWriterOptions;
-  /** Frames from `#queueHead` on are waiting; slots before it are emptied as they are sent. */
-  #queue: (Buffer | undefined)[] = [];
-  #queueHead = 0;
+  readonly #crcBytes: number;
+  /** Messages from `#readyHead` on wait for the socket; slots before it are emptied as sent. */
+  #ready: (ReadyMessage | undefined)[] = [];
+  #readyHead = 0;
+  /** The batch being filled: items from MERGED_HEADER_BYTES to `#batchEnd`. */
+  #batch: Buffer | undefined;
+  #batchEnd = MERGED_HEADER_BYTES;
+  #batchCount = 0;
+  #batchQueuedBytes = 0;
+  readonly #spare: Buffer[] = [];
+  /** Bytes and frames queued, sealed or not. */
   #queuedBytes = 0;
+  #queuedFrames = 0;
   #inFlightBytes = 0;
   #lastProgressAt = 0;
   #scheduled = false;
   #closed = false;
+  #writeFailed = false;
   #messagesSent = 0;
   #bytesSent = 0;
   #framesRefused = 0;
@@ -60,6 +103,7 @@ export class FrameWriter {
 
   constructor(options: FrameWriterOptions) {
     this.#options = options;
+    this.#crcBytes = options.crc ? CRC_BYTES : 0;
     this.#mergeLimit = Math.min(MERGE_MAX_BYTES, options.maxMessageBytes);
   }
 
@@ -78,21 +122,45 @@ export class FrameWriter {
   }
 
   /**
-   * Queues one encoded frame. False (and counted) if the writer is closed, or if the
-   * queue is full and the frame is not a `control` frame: credits, acks, ends and pings
-   * are tiny, bounded by the protocol, and must not be lost while the socket lives.
+   * Encodes and queues one frame; its payload is copied, so the caller may reuse it at once.
+   * False (and counted) if the writer is closed, or if the queue is full and the frame is not
+   * a `control` frame: credits, acks, ends and pings are tiny, bounded by the protocol, and must
+   * not be lost while the socket lives. Throws `RangeError` for a frame no encoder may write and
+   * `FrameTooLargeError` for one over the peer's message limit: the caller's mistakes.
    */
-  enqueue(frame: Buffer, control = false): boolean {
-    const queued = this.#queuedBytes + frame.length;
+  enqueue(frame: Frame, control = false): boolean {
+    const crc = this.#options.crc;
+    const size = frameSize(frame, crc);
+    const { maxMessageBytes, maxQueuedBytes } = this.#options;
+    if (size > maxMessageBytes) throw new FrameTooLargeError(size, maxMessageBytes);
     // Control frames may go past the limit, but not without end: a peer that floods us with
     // requests for pongs and errors while not reading would otherwise grow the queue freely.
-    const limit = control ? 2 * this.#options.maxQueuedBytes : this.#options.maxQueuedBytes;
-    if (this.#closed || queued > limit) {
+    const limit = control ? 2 * maxQueuedBytes : maxQueuedBytes;
+    if (this.#closed || this.#queuedBytes + size > limit) {
       this.#framesRefused += 1;
       return false;
     }
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
+    const inner = size - this.#crcBytes;
+    const itemBytes = binHeaderSize(inner) + inner;
+    if (MERGED_HEADER_BYTES + itemBytes + this.#crcBytes >= this.#mergeLimit) {
+      // Too large for any batch: alone, after what is queued before it.
+      this.#sealBatch();
+      this.#ready.push({ message: encodeFrame(frame, crc), frames: 1, queuedBytes: size, buffer: undefined });
+    } else {
+      if (
+        this.#batchCount === MERGE_MAX_MESSAGES ||
+        this.#batchEnd + itemBytes + this.#crcBytes >= this.#mergeLimit
+      ) {
+        this.#sealBatch();
+      }
+      const batch = (this.#batch ??= this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#mergeLimit));
+      const at = writeMergedItemHeader(batch, this.#batchEnd, inner);
+      this.#batchEnd = encodeFrameInto(frame, false, batch, at);
+      this.#batchCount += 1;
+      this.#batchQueuedBytes += size;
+    }
+    this.#queuedBytes += size;
+    this.#queuedFrames += 1;
     this.#schedule();
     return true;
   }
@@ -101,10 +169,33 @@ export class FrameWriter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#framesDropped += this.#queue.length - this.#queueHead;
-    this.#queue = [];
-    this.#queueHead = 0;
+    this.#framesDropped += this.#queuedFrames;
+    this.#ready = [];
+    this.#readyHead = 0;
+    this.#batch = undefined;
+    this.#batchEnd = MERGED_HEADER_BYTES;
+    this.#batchCount = 0;
+    this.#batchQueuedBytes = 0;
+    this.#spare.length = 0;
     this.#queuedBytes = 0;
+    this.#queuedFrames = 0;
+  }
+
+  /** Closes the open batch: it joins the ready messages. */
+  #sealBatch(): void {
+    const batch = this.#batch;
+    if (batch === undefined || this.#batchCount === 0) return;
+    const length = sealMerged(batch, this.#batchCount, this.#batchEnd, this.#options.crc);
+    this.#ready.push({
+      message: batch.subarray(0, length),
+      frames: this.#batchCount,
+      queuedBytes: this.#batchQueuedBytes,
+      buffer: batch,
+    });
+    this.#batch = undefined;
+    this.#batchEnd = MERGED_HEADER_BYTES;
+    this.#batchCount = 0;
+    this.#batchQueuedBytes = 0;
   }
 
   #schedule(): void {
@@ -118,45 +209,33 @@ export class FrameWriter {
 
   #flush(): void {
     const { writeHighWaterBytes } = this.#options;
-    while (
-      !this.#closed &&
-      this.#queueHead < this.#queue.length &&
-      this.#inFlightBytes < writeHighWaterBytes
-    ) {
-      this.#write(this.#nextMessage());
+    while (!this.#closed && this.#inFlightBytes < writeHighWaterBytes) {
+      // The open batch is sealed only when it can leave now; held back, it keeps filling.
+      if (this.#readyHead === this.#ready.length) {
+        if (this.#batchCount === 0) break;
+        this.#sealBatch();
+      }
+      const next = this.#ready[this.#readyHead] as ReadyMessage;
+      // Under steady backpressure the list never drains to empty: empty the sent slots, or the
+      // array would keep every sent buffer alive, and compact it now and then.
+      this.#ready[this.#readyHead] = undefined;
+      this.#readyHead += 1;
+      if (this.#readyHead > 1_024 && this.#readyHead * 2 > this.#ready.length) {
+        this.#ready = this.#ready.slice(this.#readyHead);
+        this.#readyHead = 0;
+      }
+      this.#queuedFrames -= next.frames;
+      this.#queuedBytes -= next.queuedBytes;
+      this.#write(next);
     }
-    if (this.#queueHead === this.#queue.length && this.#queueHead > 0) {
-      this.#queue = [];
-      this.#queueHead = 0;
+    if (this.#readyHead === this.#ready.length && this.#readyHead > 0) {
+      this.#ready = [];
+      this.#readyHead = 0;
     }
   }
 
-  /** Takes the next frame, or a Merged batch of the next frames when several are queued. */
-  #nextMessage(): Buffer {
-    const first = this.#queue[this.#queueHead] as Buffer;
-    let count = 1;
-    let batchBytes = mergedHeaderSize(MERGE_MAX_MESSAGES) + binHeaderSize(first.length) + first.length;
-    while (count < MERGE_MAX_MESSAGES && this.#queueHead + count < this.#queue.length) {
-      const next = this.#queue[this.#queueHead + count] as Buffer;
-      const size = binHeaderSize(next.length) + next.length;
-      if (batchBytes + size >= this.#mergeLimit) break;
-      batchBytes += size;
-      count += 1;
-    }
-    const frames = this.#queue.slice(this.#queueHead, this.#queueHead + count) as Buffer[];
-    // Under steady backpressure the queue never drains to empty: empty the sent slots, or
-    // the array would keep every sent buffer alive, and compact it now and then.
-    this.#queue.fill(undefined, this.#queueHead, this.#queueHead + count);
-    this.#queueHead += count;
-    if (this.#queueHead > 1_024 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#queueHead);
-      this.#queueHead = 0;
-    }
-    for (const frame of frames) this.#queuedBytes -= frame.length;
-    return count === 1 ? first : encodeMerged(frames);
-  }
-
-  #write(message: Buffer): void {
+  #write(ready: ReadyMessage): void {
+    const { message, buffer } = ready;
     if (this.#inFlightBytes === 0) this.#lastProgressAt = this.#options.clock.now();
     this.#inFlightBytes += message.length;
     this.#messagesSent += 1;
@@ -165,10 +244,16 @@ export class FrameWriter {
       this.#inFlightBytes -= message.length;
       this.#lastProgressAt = this.#options.clock.now();
       if (error instanceof Error) {
-        if (!this.#closed) this.#options.onWriteError(error);
+        // Every write still pending fails with the socket: the first one reports it.
+        if (!this.#closed && !this.#writeFailed) {
+          this.#writeFailed = true;
+          this.#options.onWriteError(error);
+        }
         return;
       }
-      if (!this.#closed && this.#queueHead < this.#queue.length) this.#schedule();
+      if (this.#closed) return;
+      if (buffer !== undefined && this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
+      if (this.#readyHead < this.#ready.length || this.#batchCount > 0) this.#schedule();
     });
   }
 }

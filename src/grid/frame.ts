@@ -111,8 +111,11 @@ function checkField(name: string, value: number, max: number): void {
   }
 }
 
-/** Encodes one frame. `crc` adds the CRC trailer (off on TLS connections). */
-export function encodeFrame(frame: Frame, crc: boolean): Buffer {
+/**
+ * Checks a frame's fields and returns the bytes it encodes to, with the CRC trailer if `crc`.
+ * Throws `RangeError` for a frame no encoder may write.
+ */
+export function frameSize(frame: Frame, crc: boolean): number {
   checkField('muxId', frame.muxId, Number.MAX_SAFE_INTEGER);
   checkField('seq', frame.seq, UINT32_MAX);
   checkField('deadlineMs', frame.deadlineMs, UINT32_MAX);
@@ -121,40 +124,48 @@ export function encodeFrame(frame: Frame, crc: boolean): Buffer {
   if ((frame.flags & ~KNOWN_FLAGS) !== 0) {
     throw new RangeError(`frame flags 0x${frame.flags.toString(16)} has unknown bits`);
   }
-  // A Merged message is built by encodeMerged from encoded frames, never as a frame.
+  // A Merged message is built from encoded frames (encodeMerged, the writer), never as a frame.
   if (!isOp(frame.op) || frame.op === Op.Merged) {
     throw new RangeError(`frame op must be a grid op other than Merged, got ${frame.op}`);
   }
-  const payload = frame.payload;
-  const payloadLength = payload === undefined ? 0 : payload.length;
-  let flags = frame.flags & ~(Flag.CRC | Flag.PayloadIsZero | Flag.Subroute);
-  if (payload !== undefined && payloadLength === 0) flags |= Flag.PayloadIsZero;
-  if (frame.subroute !== undefined) {
-    if (frame.subroute.length !== SUBROUTE_BYTES) throw new RangeError('a subroute id is 32 bytes');
-    flags |= Flag.Subroute;
+  if (frame.subroute !== undefined && frame.subroute.length !== SUBROUTE_BYTES) {
+    throw new RangeError('a subroute id is 32 bytes');
   }
-  if (crc) flags |= Flag.CRC;
-
-  const size =
+  const payloadLength = frame.payload === undefined ? 0 : frame.payload.length;
+  return (
     1 +
     uintSize(frame.muxId) +
     uintSize(frame.seq) +
     uintSize(frame.deadlineMs) +
     uintSize(frame.handler) +
     uintSize(frame.op) +
-    uintSize(flags) +
+    1 + // flags: the bits the encoder adds keep them under 0x80
     binHeaderSize(payloadLength) +
     payloadLength +
     (frame.subroute === undefined ? 0 : SUBROUTE_BYTES) +
-    (crc ? CRC_BYTES : 0);
-  const buf = Buffer.allocUnsafe(size);
-  buf[0] = 0x97;
-  let offset = writeUint(buf, 1, frame.muxId);
+    (crc ? CRC_BYTES : 0)
+  );
+}
+
+/**
+ * Writes a frame that `frameSize` accepted at `offset` of `buf`, which has room for it;
+ * returns the offset after it. The payload is copied: the caller may reuse its bytes at once.
+ */
+export function encodeFrameInto(frame: Frame, crc: boolean, buf: Buffer, offset: number): number {
+  const start = offset;
+  const payload = frame.payload;
+  const payloadLength = payload === undefined ? 0 : payload.length;
+  let flags = frame.flags & ~(Flag.CRC | Flag.PayloadIsZero | Flag.Subroute);
+  if (payload !== undefined && payloadLength === 0) flags |= Flag.PayloadIsZero;
+  if (frame.subroute !== undefined) flags |= Flag.Subroute;
+  if (crc) flags |= Flag.CRC;
+  buf[offset] = 0x97;
+  offset = writeUint(buf, offset + 1, frame.muxId);
   offset = writeUint(buf, offset, frame.seq);
   offset = writeUint(buf, offset, frame.deadlineMs);
   offset = writeUint(buf, offset, frame.handler);
   offset = writeUint(buf, offset, frame.op);
-  offset = writeUint(buf, offset, flags);
+  buf[offset++] = flags;
   offset = writeBinHeader(buf, offset, payloadLength);
   if (payload !== undefined && payloadLength > 0) {
     buf.set(payload, offset);
@@ -164,7 +175,17 @@ export function encodeFrame(frame: Frame, crc: boolean): Buffer {
     buf.set(frame.subroute, offset);
     offset += SUBROUTE_BYTES;
   }
-  if (crc) buf.writeUInt32LE(crc32OfFrame(buf.subarray(0, offset)), offset);
+  if (crc) {
+    buf.writeUInt32LE(crc32OfFrame(buf.subarray(start, offset)), offset);
+    offset += CRC_BYTES;
+  }
+  return offset;
+}
+
+/** Encodes one frame into a buffer of its own. `crc` adds the CRC trailer (off on TLS connections). */
+export function encodeFrame(frame: Frame, crc: boolean): Buffer {
+  const buf = Buffer.allocUnsafe(frameSize(frame, crc));
+  encodeFrameInto(frame, crc, buf, 0);
   return buf;
 }
 
@@ -345,12 +366,24 @@ function decodeWithReaders(buf: Buffer): Frame[] {
   const reader = messageReader.reset(buf);
   const header = readHeader(reader);
   if (header.op !== Op.Merged) return [readBody(reader, header, 0)];
-  // The outer tuple of a batch: mux 0, no flags, an empty payload, then `seq` bin items.
-  if (header.muxId !== 0 || header.flags !== 0 || header.deadlineMs !== 0 || header.handler !== 0) {
-    throw new ProtocolError('a merged frame has mux 0, no deadline, no handler and no flags');
+  // The outer tuple of a batch: mux 0, no flags but CRC, an empty payload, then `seq` bin items.
+  if (
+    header.muxId !== 0 ||
+    (header.flags & ~Flag.CRC) !== 0 ||
+    header.deadlineMs !== 0 ||
+    header.handler !== 0
+  ) {
+    throw new ProtocolError('a merged frame has mux 0, no deadline, no handler and no flags but CRC');
   }
   if (header.seq === 0 || header.seq > MERGE_MAX_MESSAGES) {
     throw new ProtocolError(`a merged frame holds 1 to ${MERGE_MAX_MESSAGES} messages, not ${header.seq}`);
+  }
+  // With a batch CRC (its last four bytes) the items end before it. They are read first, so a
+  // batch cut short says so; the CRC is checked before any of their frames is returned.
+  const batchCrc = (header.flags & Flag.CRC) !== 0;
+  if (batchCrc) {
+    reader.need(CRC_BYTES, 'merged crc');
+    reader.buf = buf.subarray(0, buf.length - CRC_BYTES);
   }
   const outerPayload = reader.bin('payload');
   if (outerPayload !== undefined && outerPayload.length !== 0)
@@ -364,39 +397,68 @@ function decodeWithReaders(buf: Buffer): Frame[] {
     if (innerHeader.op === Op.Merged) throw new ProtocolError('a merged frame cannot contain another');
     frames.push(readBody(innerReader, innerHeader, 0));
   }
-  const extra = buf.length - reader.offset;
+  const extra = reader.buf.length - reader.offset;
   if (extra !== 0) throw new ProtocolError(`${extra} unexpected bytes after the merged frame`);
+  if (batchCrc) {
+    const end = buf.length - CRC_BYTES;
+    const expected = buf.readUInt32LE(end);
+    const actual = crc32OfFrame(buf.subarray(0, end));
+    if (expected !== actual) {
+      throw new ProtocolError(`crc mismatch on Merged: batch says ${expected}, bytes give ${actual}`);
+    }
+  }
   return frames;
 }
 
 /**
- * Builds a Merged message from already encoded messages (each at most one frame).
- * The caller keeps within MERGE_MAX_MESSAGES and MERGE_MAX_BYTES.
+ * Builds a Merged message from already encoded messages (each at most one frame), with one
+ * CRC over the whole batch if `crc`. The caller keeps within MERGE_MAX_MESSAGES and
+ * MERGE_MAX_BYTES. The connection's writer builds its batches in place instead (frame-writer.ts).
  */
-export function encodeMerged(messages: readonly Buffer[]): Buffer {
+export function encodeMerged(messages: readonly Buffer[], crc = false): Buffer {
   if (messages.length === 0 || messages.length > MERGE_MAX_MESSAGES) {
     throw new RangeError(`a merged frame holds 1 to ${MERGE_MAX_MESSAGES} messages`);
   }
-  let size = mergedHeaderSize(messages.length);
+  let size = MERGED_HEADER_BYTES + (crc ? CRC_BYTES : 0);
   for (const m of messages) size += binHeaderSize(m.length) + m.length;
   const buf = Buffer.allocUnsafe(size);
-  buf[0] = 0x97;
-  let offset = writeUint(buf, 1, 0); // muxId
-  offset = writeUint(buf, offset, messages.length); // seq = count
-  offset = writeUint(buf, offset, 0); // deadline
-  offset = writeUint(buf, offset, 0); // handler
-  offset = writeUint(buf, offset, Op.Merged);
-  offset = writeUint(buf, offset, 0); // flags
-  offset = writeBinHeader(buf, offset, 0);
+  let offset = MERGED_HEADER_BYTES;
   for (const m of messages) {
     offset = writeBinHeader(buf, offset, m.length);
     buf.set(m, offset);
     offset += m.length;
   }
+  sealMerged(buf, messages.length, offset, crc);
   return buf;
 }
 
-/** Bytes of the outer tuple of a Merged message of `count` messages. */
-export function mergedHeaderSize(count: number): number {
-  return 1 + 1 + uintSize(count) + 1 + 1 + uintSize(Op.Merged) + 1 + 2;
+/**
+ * Bytes of the outer tuple of a Merged message: `97 00 <count> 00 00 11 <flags> c4 00`, nine
+ * whatever the count, since a count of at most MERGE_MAX_MESSAGES (< 128) is one byte.
+ */
+export const MERGED_HEADER_BYTES = 9;
+
+/** Writes a Merged item's `bin` header for a message of `length` bytes; returns the offset after it. */
+export function writeMergedItemHeader(buf: Buffer, offset: number, length: number): number {
+  return writeBinHeader(buf, offset, length);
+}
+
+/**
+ * Completes a Merged message whose `count` items fill `buf` from MERGED_HEADER_BYTES to `end`:
+ * writes the outer tuple in front and, if `crc`, the batch's CRC after the items. Returns the
+ * message's length.
+ */
+export function sealMerged(buf: Buffer, count: number, end: number, crc: boolean): number {
+  buf[0] = 0x97;
+  buf[1] = 0; // muxId
+  buf[2] = count; // seq = count, a positive fixint (MERGE_MAX_MESSAGES < 128)
+  buf[3] = 0; // deadline
+  buf[4] = 0; // handler
+  buf[5] = Op.Merged;
+  buf[6] = crc ? Flag.CRC : 0;
+  buf[7] = 0xc4; // empty payload
+  buf[8] = 0;
+  if (!crc) return end;
+  buf.writeUInt32LE(crc32OfFrame(buf.subarray(0, end)), end);
+  return end + CRC_BYTES;
 }

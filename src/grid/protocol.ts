@@ -8,10 +8,10 @@
  * Bumped on any incompatible change, together with the upgrade path: a peer of another
  * version gets 404 at the upgrade, or is refused at the handshake.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** The HTTP path the WebSocket upgrade happens on. */
-export const GRID_PATH = '/weft/grid/v2';
+export const GRID_PATH = '/weft/grid/v3';
 
 export const Op = {
   /** The dialler's answer to the Challenge: who it is, its nonce and its token. */
@@ -62,7 +62,7 @@ export function opName(op: number): string {
 }
 
 export const Flag = {
-  /** A 4-byte CRC (low 32 bits of XXH3-64) ends the message. */
+  /** A 4-byte CRC-32 ends the message. */
   CRC: 0x01,
   /** Last message of this direction of the mux. */
   EOF: 0x02,

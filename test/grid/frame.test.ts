@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
 import { encode as msgpackEncode } from '@msgpack/msgpack';
-import { xxh3 } from '@node-rs/xxhash';
 import fc from 'fast-check';
 
 import { ProtocolError } from '../../src/grid/errors.ts';
@@ -40,6 +39,8 @@ interface Vector {
   /** One frame, or the frames of a Merged batch. */
   readonly frames: readonly PlainFrame[];
   readonly merged: boolean;
+  /** A Merged vector that ends with one CRC over the whole batch. */
+  readonly batchCrc: boolean;
   readonly hex: string;
 }
 
@@ -87,9 +88,16 @@ function parseVectors(markdown: string): Vector[] {
     const hex = hexString(entry['hex'], name);
     if (Array.isArray(entry['frames'])) {
       const frames = entry['frames'].map((f: unknown, i) => parsePlainFrame(f, `${name}[${i}]`));
-      return { name, crc, frames, merged: true, hex };
+      return { name, crc, frames, merged: true, batchCrc: entry['batchCrc'] === true, hex };
     }
-    return { name, crc, frames: [parsePlainFrame(entry['frame'], name)], merged: false, hex };
+    return {
+      name,
+      crc,
+      frames: [parsePlainFrame(entry['frame'], name)],
+      merged: false,
+      batchCrc: false,
+      hex,
+    };
   });
 }
 
@@ -126,7 +134,7 @@ function plain(frame: Frame): PlainFrame {
 
 function encodeVector(vector: Vector): Buffer {
   const messages = vector.frames.map((f) => encodeFrame(toFrame(f), vector.crc));
-  if (vector.merged) return encodeMerged(messages);
+  if (vector.merged) return encodeMerged(messages, vector.batchCrc);
   assert.equal(messages.length, 1);
   return messages[0] as Buffer;
 }
@@ -140,7 +148,15 @@ const vectorNamed = (name: string): Vector => {
 const bytesOf = (name: string): Buffer => Buffer.from(vectorNamed(name).hex, 'hex');
 
 /** Low 32 bits of XXH3-64, computed here rather than by the codec. */
-const referenceCrc = (bytes: Uint8Array): number => Number(xxh3.xxh64(bytes) & 0xffff_ffffn);
+/** CRC-32 (IEEE 802.3, reflected, as zlib), bit by bit: slow, and independent of the codec's. */
+function referenceCrc(bytes: Uint8Array): number {
+  let crc = 0xffff_ffff;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = (crc >>> 1) ^ (0xedb8_8320 & -(crc & 1));
+  }
+  return (crc ^ 0xffff_ffff) >>> 0;
+}
 
 describe('golden vectors of docs/wire/grid.md', () => {
   for (const vector of vectors) {
@@ -201,11 +217,15 @@ describe('golden vectors of docs/wire/grid.md', () => {
     }
   });
 
-  test('each CRC in the vectors is the low 32 bits of XXH3-64 of the bytes before it, little-endian', () => {
+  test('each CRC and batch CRC in the vectors is the CRC-32 of the bytes before it, little-endian', () => {
     const messages = vectors
-      .filter((v) => v.crc)
+      .filter((v) => v.crc || v.batchCrc)
       .flatMap((v) =>
-        v.merged ? decodeMergedItems(Buffer.from(v.hex, 'hex')) : [Buffer.from(v.hex, 'hex')],
+        v.batchCrc
+          ? [Buffer.from(v.hex, 'hex')]
+          : v.merged
+            ? decodeMergedItems(Buffer.from(v.hex, 'hex'))
+            : [Buffer.from(v.hex, 'hex')],
       );
     assert.ok(messages.length > 10);
     for (const message of messages) {
@@ -313,15 +333,22 @@ describe('frame round trips', () => {
     );
   });
 
-  test('a Merged batch of 1 to 50 frames decodes to the same frames in order', () => {
+  test('a Merged batch of 1 to 50 frames, with or without a batch CRC, decodes to the same frames in order', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(frameArb, fc.boolean()), { minLength: 1, maxLength: 50 }), (items) => {
-        const message = encodeMerged(items.map(([frame, crc]) => encodeFrame(frame, crc)));
-        assert.deepEqual(
-          decodeMessage(message).map(plain),
-          items.map(([frame, crc]) => expectedAfterRoundTrip(frame, crc)),
-        );
-      }),
+      fc.property(
+        fc.array(fc.tuple(frameArb, fc.boolean()), { minLength: 1, maxLength: 50 }),
+        fc.boolean(),
+        (items, batchCrc) => {
+          const message = encodeMerged(
+            items.map(([frame, crc]) => encodeFrame(frame, crc)),
+            batchCrc,
+          );
+          assert.deepEqual(
+            decodeMessage(message).map(plain),
+            items.map(([frame, crc]) => expectedAfterRoundTrip(frame, crc)),
+          );
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -499,15 +526,46 @@ describe('messages the decoder refuses', () => {
     const item = Buffer.concat([hex('c411'), bytesOf('response')]);
     refuses(
       Buffer.concat([hex('97 01 01 00 00 11 00 c4 00'), item]),
-      /^a merged frame has mux 0, no deadline, no handler and no flags$/,
+      /^a merged frame has mux 0, no deadline, no handler and no flags but CRC$/,
     );
     refuses(
-      Buffer.concat([hex('97 00 01 00 00 11 01 c4 00'), item]),
-      /^a merged frame has mux 0, no deadline, no handler and no flags$/,
+      Buffer.concat([hex('97 00 01 00 00 11 02 c4 00'), item]),
+      /^a merged frame has mux 0, no deadline, no handler and no flags but CRC$/,
     );
     refuses(Buffer.concat([hex('97 00 01 00 00 11 00 c4 01 00'), item]), /^a merged frame has no payload$/);
     refuses(hex('97 00 01 00 00 11 00 c4 00 c0'), /^merged message 0 is nil$/);
     refuses(hex('97 00 01 00 00 11 00 c4 00 a1 00'), /^merged message 0: expected MessagePack bin/);
+  });
+
+  test('a batch CRC that does not match refuses the whole batch, whichever byte changed', () => {
+    const batch = bytesOf('merged-batch-crc');
+    assert.equal(decodeMessage(batch).length, 2);
+    for (let i = 0; i < batch.length; i++) {
+      if (i === 6) continue; // the flags byte: without CRC the trailer reads as extra bytes
+      const changed = Buffer.from(batch);
+      changed[i] = (changed[i] as number) ^ 0x01;
+      assert.throws(() => decodeMessage(changed), ProtocolError, `byte ${i} changed`);
+    }
+    // A changed payload byte still parses: only the batch CRC can tell.
+    const flipped = Buffer.from(batch);
+    flipped[batch.length - 6] = (flipped[batch.length - 6] as number) ^ 0x20;
+    refuses(flipped, /^crc mismatch on Merged: batch says \d+, bytes give \d+$/);
+    refuses(Buffer.concat([batch, hex('00')]), /^1 unexpected bytes after the merged frame$/);
+    // Without the CRC flag the same bytes end in four bytes no item accounts for.
+    const unflagged = Buffer.from(batch);
+    unflagged[6] = 0;
+    refuses(unflagged, /^4 unexpected bytes after the merged frame$/);
+  });
+
+  test('a frame with a CRC of its own inside a checksummed batch is checked too', () => {
+    const own = Buffer.from(bytesOf('response'));
+    own[own.length - 1] = (own[own.length - 1] as number) ^ 0xff;
+    refuses(encodeMerged([own], true), /^crc mismatch on Response/);
+    assert.equal(decodeMessage(encodeMerged([bytesOf('response')], true)).length, 1);
+  });
+
+  test('a batch too short for its CRC is refused as truncated', () => {
+    refuses(hex('97 00 01 00 00 11 01 c4'), /^truncated frame: merged crc needs 4 bytes/);
   });
 
   test('a message inside a Merged batch must end where its bin ends', () => {

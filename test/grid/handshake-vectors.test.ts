@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { handshakeTranscript, hmacAuth, type HandshakeClaims } from '../../src/grid/auth.ts';
 import { decodeFrame } from '../../src/grid/frame.ts';
 import { decodeChallenge, decodeConnect, decodeConnectResponse } from '../../src/grid/messages.ts';
-import { Op } from '../../src/grid/protocol.ts';
+import { Op, PROTOCOL_VERSION } from '../../src/grid/protocol.ts';
 
 const doc = readFileSync(new URL('../../docs/wire/grid.md', import.meta.url), 'utf8');
 
@@ -51,7 +51,7 @@ test('the documented Challenge, Connect and ConnectResponse carry the documented
 
 test('the acceptor transcript differs from the dialler one only in the role field', () => {
   const claims: HandshakeClaims = {
-    version: 2,
+    version: PROTOCOL_VERSION,
     dialler: decodeConnect(decodeFrame(vectorHex('connect')).payload),
     acceptor: decodeChallenge(decodeFrame(vectorHex('challenge')).payload),
   };

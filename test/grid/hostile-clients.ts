@@ -14,7 +14,7 @@ import net from 'node:net';
 import WebSocket from 'ws';
 
 const [port, count, sources] = process.argv.slice(2).map(Number) as [number, number, number];
-const GRID = '/weft/grid/v2';
+const GRID = '/weft/grid/v3';
 const opened = { silent: 0, dribbling: 0, garbage: 0 };
 const destroyed = { silent: 0, dribbling: 0, garbage: 0 };
 let live = 0;

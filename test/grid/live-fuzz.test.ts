@@ -544,7 +544,7 @@ test(
       intact({}, 'accepted'),
       intact({}, 'bad-token', true),
       intact({ version: 1 }, 'version-mismatch'),
-      intact({ version: 3, nodeId: new Uint8Array(15) }, 'version-mismatch'),
+      intact({ version: PROTOCOL_VERSION + 1, nodeId: new Uint8Array(15) }, 'version-mismatch'),
       intact({ nonce: new Uint8Array(17) }, 'bad-handshake'),
       intact({ timeMs: now + 0.5 }, 'bad-handshake'),
       intact({ host: `http://${'h'.repeat(MAX_HOST)}` }, 'bad-handshake'),

@@ -50,7 +50,7 @@ const connect: ConnectRequest = {
   timeMs: 1_700_000_000_123,
   nonce,
   // The dialler's token of the golden vector (docs/wire/grid.md).
-  token: 'ukJz92oxFsDFkM-NXD3Wm-94o6fY8lTedbIBXcjeKBc',
+  token: '7MHzT_dB0LrGJ0cpDpyO93huvgb9coeB-0uD3bQ-lnA',
 };
 
 /** Longest host a Challenge or Connect may carry, and longest token. */
@@ -187,19 +187,19 @@ describe('control payloads round-trip', () => {
         ]),
       );
     assert.deepEqual(plain(msgpackDecode(encodeChallenge(challenge))), {
-      v: 2,
+      v: PROTOCOL_VERSION,
       id: '101112131415161718191a1b1c1d1e1f',
       host: 'http://10.0.0.2:9000',
       t: 1_700_000_000_000,
       n: '303132333435363738393a3b3c3d3e3f',
     });
     assert.deepEqual(plain(msgpackDecode(encodeConnect(connect))), {
-      v: 2,
+      v: PROTOCOL_VERSION,
       id: '000102030405060708090a0b0c0d0e0f',
       host: 'http://10.0.0.1:9000',
       t: 1_700_000_000_123,
       n: '202122232425262728292a2b2c2d2e2f',
-      token: 'ukJz92oxFsDFkM-NXD3Wm-94o6fY8lTedbIBXcjeKBc',
+      token: '7MHzT_dB0LrGJ0cpDpyO93huvgb9coeB-0uD3bQ-lnA',
     });
     assert.deepEqual(msgpackDecode(encodeConnectResponse({ accepted: true, token: 'tok' })), {
       ok: true,
@@ -584,7 +584,7 @@ describe('malformed control payloads', () => {
     // Any encoder that writes the smallest integer form (Go msgp, @msgpack/msgpack, rmp)
     // writes a wall time in ms as uint64: cf 00 00 01 8b cf e5 68 00.
     const foreign = msgpackEncode({
-      v: 2,
+      v: PROTOCOL_VERSION,
       id: nodeId,
       host: 'h',
       t: 1_700_000_000_000,
