@@ -995,32 +995,16 @@ export class Connection implements GridConnection {
   #onRequest(frame: Frame): void {
     const socket = this.#socket;
     if (socket === undefined) return;
-    // Errors are short and always go out; a result may find the queue full, and then the
-    // caller gets that error rather than silence until its deadline.
-    const respond = (flags: number, payload: Uint8Array | undefined): void => {
-      const response = {
-        ...control(Op.Response),
-        muxId: frame.muxId,
-        seq: frame.seq,
-        flags: Flag.EOF | flags,
-        payload,
-      };
-      const isError = (flags & Flag.PayloadIsErr) !== 0;
-      const result = this.#sendFrame(response, isError);
-      if (result === 'queue-full') {
-        const error = encodeError(notSentError(result, this.#incomingHost));
-        this.#sendFrame({ ...response, flags: Flag.EOF | Flag.PayloadIsErr, payload: error }, true);
-      }
-    };
     const handler = this.#options.registry.single(frame.handler, frame.subroute);
     if (handler === undefined) {
       this.#requestsUnknownHandler += 1;
-      respond(Flag.PayloadIsErr, encodeError(new UnknownHandlerError(frame.handler)));
+      this.#respond(frame, Flag.PayloadIsErr, encodeError(new UnknownHandlerError(frame.handler)));
       return;
     }
     if (this.#incomingRequests >= this.#limits.maxIncomingRequests) {
       this.#requestsRefusedIn += 1;
-      respond(
+      this.#respond(
+        frame,
         Flag.PayloadIsErr,
         encodeError(
           new CapacityExceededError(`requests served for ${this.local}`, this.#limits.maxIncomingRequests),
@@ -1031,89 +1015,111 @@ export class Connection implements GridConnection {
     this.#incomingRequests += 1;
     const clock = this.#clock;
     const deadline = frame.deadlineMs === 0 ? Number.POSITIVE_INFINITY : clock.now() + frame.deadlineMs;
-    // Most handlers never look at their signal; it (an AbortController, a timer, a
-    // listener) is made only if they do, or if the caller cancels.
-    let scope: CallScope | undefined;
-    const context = {
-      remote: this.remote,
-      get signal(): AbortSignal {
-        scope ??= requestScope(clock, socket.closed.signal, deadline);
-        return scope.signal;
-      },
-    };
-    // Only a handler that returned a promise can be cancelled: made and listed below.
-    let cancel: ((from: Socket) => void) | undefined = undefined;
-    let cancelled = false;
-    // `failure` holds what the handler threw (which may be anything, even undefined): it is
-    // logged here if it reaches the caller.
-    const finish = (
-      flags: number,
-      payload: Uint8Array | undefined,
-      failure?: { readonly error: unknown },
-    ): void => {
-      // The caller gave up and its slot is free already: nobody waits for this result.
-      if (cancelled) {
-        this.#lateResults += 1;
-        return;
-      }
-      if (cancel !== undefined && this.#servedRequests.get(frame.muxId) === cancel)
-        this.#servedRequests.delete(frame.muxId);
-      // Plain JavaScript callers get no type check: a result that is not bytes is their bug,
-      // reported to the caller rather than written as a broken frame.
-      if (payload !== undefined && !(payload instanceof Uint8Array)) {
-        flags = Flag.PayloadIsErr;
-        const error = new TypeError(`handler ${frame.handler} returned ${typeof payload}, not bytes`);
-        failure = { error };
-        payload = encodeError(error);
-      }
-      this.#incomingRequests -= 1;
-      scope?.dispose();
-      // Past the deadline the caller has given up; a result now would only be dropped there.
-      if (clock.now() >= deadline || this.#socket !== socket) {
-        this.#lateResults += 1;
-        return;
-      }
-      if (failure !== undefined) this.#handlerFailed('request', frame.handler, frame.subroute, failure.error);
-      try {
-        respond(flags, payload);
-      } catch (error) {
-        // A result too large to send: the caller gets that error instead of a hang.
-        respond(Flag.PayloadIsErr, encodeError(error));
-      }
-    };
-    // Called at once: a handler that answers synchronously costs no promise round, and one
-    // that awaits returns a promise. Either way the reader carries on with the next frame.
+    const context = new ServedRequestContext(this.remote, clock, socket.closed.signal, deadline);
+    // Called at once: a handler that answers synchronously costs no promise round, no closure
+    // and no cancel entry, and one that awaits returns a promise. Either way the reader carries
+    // on with the next frame.
     let result: ReturnType<typeof handler>;
     try {
       result = handler(frame.payload, context);
     } catch (error) {
-      finish(Flag.PayloadIsErr, encodeError(error), { error });
+      this.#finishRequest(frame, socket, context, Flag.PayloadIsErr, encodeError(error), { error });
       return;
     }
     if (result === undefined || result instanceof Uint8Array) {
-      finish(0, result);
+      this.#finishRequest(frame, socket, context, 0, result);
       return;
     }
-    cancel = (from) => {
+    // Only a handler that returned a promise can be cancelled: made and listed here.
+    let cancelled = false;
+    const cancel = (from: Socket): void => {
       // An entry left by a request of an earlier socket under the same id is not this request.
       if (from !== socket) return;
       this.#servedRequests.delete(frame.muxId);
       cancelled = true;
       this.#incomingRequests -= 1;
-      // Made now if the handler has not asked for it yet: it may still, and must find it aborted.
-      scope ??= requestScope(clock, socket.closed.signal, deadline);
-      scope.abort(new CancelledError(`request ${frame.muxId} cancelled by the caller`));
-      scope.dispose();
+      ServedRequestContext.cancel(
+        context,
+        new CancelledError(`request ${frame.muxId} cancelled by the caller`),
+      );
     };
     this.#servedRequests.set(frame.muxId, cancel);
+    const settled = (flags: number, payload: unknown, failure?: { readonly error: unknown }): void => {
+      // The caller gave up and its slot is free already: nobody waits for this result.
+      if (cancelled) {
+        this.#lateResults += 1;
+        return;
+      }
+      if (this.#servedRequests.get(frame.muxId) === cancel) this.#servedRequests.delete(frame.muxId);
+      this.#finishRequest(frame, socket, context, flags, payload, failure);
+    };
     Promise.resolve(result).then(
       (payload) => {
-        finish(0, payload);
+        settled(0, payload);
       },
       (error: unknown) => {
-        finish(Flag.PayloadIsErr, encodeError(error), { error });
+        settled(Flag.PayloadIsErr, encodeError(error), { error });
       },
     );
+  }
+
+  /**
+   * A served request's handler has its result: answered unless the caller is gone. `failure`
+   * holds what the handler threw (which may be anything, even undefined): it is logged here
+   * if it reaches the caller.
+   */
+  #finishRequest(
+    frame: Frame,
+    socket: Socket,
+    context: ServedRequestContext,
+    flags: number,
+    payload: unknown,
+    failure?: { readonly error: unknown },
+  ): void {
+    // Plain JavaScript callers get no type check: a result that is not bytes is their bug,
+    // reported to the caller rather than written as a broken frame.
+    if (payload !== undefined && !(payload instanceof Uint8Array)) {
+      flags = Flag.PayloadIsErr;
+      const error = new TypeError(`handler ${frame.handler} returned ${typeof payload}, not bytes`);
+      failure = { error };
+      payload = encodeError(error);
+    }
+    this.#incomingRequests -= 1;
+    ServedRequestContext.dispose(context);
+    // Past the deadline the caller has given up; a result now would only be dropped there.
+    if (this.#clock.now() >= context.deadline || this.#socket !== socket) {
+      this.#lateResults += 1;
+      return;
+    }
+    if (failure !== undefined) this.#handlerFailed('request', frame.handler, frame.subroute, failure.error);
+    try {
+      this.#respond(frame, flags, payload as Uint8Array | undefined);
+    } catch (error) {
+      // A result too large to send: the caller gets that error instead of a hang.
+      this.#respond(frame, Flag.PayloadIsErr, encodeError(error));
+    }
+  }
+
+  /**
+   * Answers request `frame`. Errors are short and always go out; a result may find the queue
+   * full, and then the caller gets that error rather than silence until its deadline.
+   */
+  #respond(frame: Frame, flags: number, payload: Uint8Array | undefined): void {
+    const response: Frame = {
+      muxId: frame.muxId,
+      seq: frame.seq,
+      deadlineMs: 0,
+      handler: 0,
+      op: Op.Response,
+      flags: Flag.EOF | flags,
+      payload,
+    };
+    const isError = (flags & Flag.PayloadIsErr) !== 0;
+    const result = this.#sendFrame(response, isError);
+    if (result === 'queue-full') {
+      const error = encodeError(notSentError(result, this.#incomingHost));
+      this.#sendFrame({ ...response, flags: Flag.EOF | Flag.PayloadIsErr, payload: error }, true);
+    }
   }
 
   /**
@@ -1189,6 +1195,43 @@ export class Connection implements GridConnection {
       stateless,
     );
     this.#incomingStreams.set(frame.muxId, stream);
+  }
+}
+
+/**
+ * What a single-request handler gets besides its payload. Its signal (an AbortController, a
+ * timer, a listener) is made only if the handler asks for it, or if the caller cancels: most
+ * handlers never look.
+ */
+class ServedRequestContext {
+  readonly remote: string;
+  /** `clock.now()` past which the caller has given up; Infinity without a deadline. */
+  readonly deadline: number;
+  readonly #clock: Clock;
+  readonly #socketClosed: AbortSignal;
+  #scope: CallScope | undefined;
+
+  constructor(remote: string, clock: Clock, socketClosed: AbortSignal, deadline: number) {
+    this.remote = remote;
+    this.deadline = deadline;
+    this.#clock = clock;
+    this.#socketClosed = socketClosed;
+  }
+
+  get signal(): AbortSignal {
+    this.#scope ??= requestScope(this.#clock, this.#socketClosed, this.deadline);
+    return this.#scope.signal;
+  }
+
+  /** Aborts the handler's signal, made now if the handler has not asked for it yet: it may still. */
+  static cancel(context: ServedRequestContext, reason: unknown): void {
+    const scope = (context.#scope ??= requestScope(context.#clock, context.#socketClosed, context.deadline));
+    scope.abort(reason);
+    scope.dispose();
+  }
+
+  static dispose(context: ServedRequestContext): void {
+    context.#scope?.dispose();
   }
 }
 

@@ -189,24 +189,29 @@ export function encodeFrame(frame: Frame, crc: boolean): Buffer {
   return buf;
 }
 
-/** A read position over one message; every read checks the bounds. */
+/**
+ * A read position over one message, `buf` from `offset` to `end`; every read checks the bounds.
+ * A frame inside a Merged batch is read in place, between its item's bounds, not as a copy or view.
+ */
 class Reader {
   offset = 0;
+  end = 0;
   buf: Buffer;
 
   constructor(buf: Buffer) {
     this.buf = buf;
   }
 
-  /** Points the reader at the start of `buf`. */
-  reset(buf: Buffer): this {
+  /** Points the reader at `buf` from `start` to `end`. */
+  reset(buf: Buffer, start = 0, end = buf.length): this {
     this.buf = buf;
-    this.offset = 0;
+    this.offset = start;
+    this.end = end;
     return this;
   }
 
   need(count: number, what: string): void {
-    if (this.offset + count > this.buf.length) {
+    if (this.offset + count > this.end) {
       throw new ProtocolError(`truncated frame: ${what} needs ${count} bytes at offset ${this.offset}`);
     }
   }
@@ -248,9 +253,18 @@ class Reader {
 
   /** A `bin` (or nil) value; returns undefined for nil. The bytes are a view, not a copy. */
   bin(what: string): Buffer | undefined {
+    const length = this.binLength(what);
+    if (length < 0) return undefined;
+    const bytes = this.buf.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return bytes;
+  }
+
+  /** Reads a `bin` header and checks its bytes are there: their length, or -1 for nil. */
+  binLength(what: string): number {
     const lead = this.byte(what);
     let length: number;
-    if (lead === 0xc0) return undefined;
+    if (lead === 0xc0) return -1;
     if (lead === 0xc4) length = this.byte(what);
     else if (lead === 0xc5) {
       this.need(2, what);
@@ -264,9 +278,7 @@ class Reader {
       throw new ProtocolError(`${what}: expected MessagePack bin, found 0x${lead.toString(16)}`);
     }
     this.need(length, what);
-    const bytes = this.buf.subarray(this.offset, this.offset + length);
-    this.offset += length;
-    return bytes;
+    return length;
   }
 }
 
@@ -285,7 +297,7 @@ const innerReader = new Reader(EMPTY);
 export function decodeFrame(buf: Buffer): Frame {
   try {
     const reader = messageReader.reset(buf);
-    const header = readHeader(reader);
+    const header = readHeader(reader, messageHeader);
     if (header.op === Op.Merged) throw new ProtocolError('a merged frame where a single frame was expected');
     return readBody(reader, header, 0);
   } finally {
@@ -300,9 +312,14 @@ function releaseReaders(): void {
 }
 
 /** The seven-tuple's fixed fields: a frame before its payload and trailers. */
-type Header = Omit<Frame, 'payload' | 'subroute'>;
+type Header = { -readonly [K in keyof Omit<Frame, 'payload' | 'subroute'>]: Frame[K] };
 
-function readHeader(reader: Reader): Header {
+// Where readHeader puts the fields, one for a message and one for a frame in a batch: reused,
+// like the readers, since each is read and copied into its frame before the next is read.
+const messageHeader: Header = { muxId: 0, seq: 0, deadlineMs: 0, handler: 0, op: Op.Ping, flags: 0 };
+const innerHeader: Header = { ...messageHeader };
+
+function readHeader(reader: Reader, header: Header): Header {
   if (reader.byte('header') !== 0x97) throw new ProtocolError('a frame starts with a 7-element array (0x97)');
   const muxId = reader.uint('muxId', Number.MAX_SAFE_INTEGER);
   const seq = reader.uint('seq', UINT32_MAX);
@@ -312,10 +329,16 @@ function readHeader(reader: Reader): Header {
   const flags = reader.uint('flags', 0xff);
   if (!isOp(op)) throw new ProtocolError(`unknown op ${op}`);
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new ProtocolError(`unknown flag bits 0x${flags.toString(16)}`);
-  return { muxId, seq, deadlineMs, handler, op, flags };
+  header.muxId = muxId;
+  header.seq = seq;
+  header.deadlineMs = deadlineMs;
+  header.handler = handler;
+  header.op = op;
+  header.flags = flags;
+  return header;
 }
 
-/** Reads payload and trailers after `header`; the frame began at `start` and must end the buffer. */
+/** Reads payload and trailers after `header`; the frame began at `start` and must end where the reader does. */
 function readBody(reader: Reader, header: Header, start: number): Frame {
   const { flags, op } = header;
   const raw = reader.bin('payload');
@@ -336,7 +359,7 @@ function readBody(reader: Reader, header: Header, start: number): Frame {
     }
     reader.offset += CRC_BYTES;
   }
-  const extra = reader.buf.length - reader.offset;
+  const extra = reader.end - reader.offset;
   if (extra !== 0) throw new ProtocolError(`${extra} unexpected bytes after the frame`);
   return {
     muxId: header.muxId,
@@ -364,7 +387,7 @@ export function decodeMessage(buf: Buffer): Frame[] {
 
 function decodeWithReaders(buf: Buffer): Frame[] {
   const reader = messageReader.reset(buf);
-  const header = readHeader(reader);
+  const header = readHeader(reader, messageHeader);
   if (header.op !== Op.Merged) return [readBody(reader, header, 0)];
   // The outer tuple of a batch: mux 0, no flags but CRC, an empty payload, then `seq` bin items.
   if (
@@ -383,21 +406,24 @@ function decodeWithReaders(buf: Buffer): Frame[] {
   const batchCrc = (header.flags & Flag.CRC) !== 0;
   if (batchCrc) {
     reader.need(CRC_BYTES, 'merged crc');
-    reader.buf = buf.subarray(0, buf.length - CRC_BYTES);
+    reader.end = buf.length - CRC_BYTES;
   }
   const outerPayload = reader.bin('payload');
   if (outerPayload !== undefined && outerPayload.length !== 0)
     throw new ProtocolError('a merged frame has no payload');
+  const count = header.seq;
   const frames: Frame[] = [];
-  for (let i = 0; i < header.seq; i++) {
-    const inner = reader.bin(`merged message ${i}`);
-    if (inner === undefined) throw new ProtocolError(`merged message ${i} is nil`);
-    innerReader.reset(inner);
-    const innerHeader = readHeader(innerReader);
-    if (innerHeader.op === Op.Merged) throw new ProtocolError('a merged frame cannot contain another');
-    frames.push(readBody(innerReader, innerHeader, 0));
+  for (let i = 0; i < count; i++) {
+    const length = reader.binLength(`merged message ${i}`);
+    if (length < 0) throw new ProtocolError(`merged message ${i} is nil`);
+    const start = reader.offset;
+    reader.offset += length;
+    innerReader.reset(buf, start, start + length);
+    const frameHeader = readHeader(innerReader, innerHeader);
+    if (frameHeader.op === Op.Merged) throw new ProtocolError('a merged frame cannot contain another');
+    frames.push(readBody(innerReader, frameHeader, start));
   }
-  const extra = reader.buf.length - reader.offset;
+  const extra = reader.end - reader.offset;
   if (extra !== 0) throw new ProtocolError(`${extra} unexpected bytes after the merged frame`);
   if (batchCrc) {
     const end = buf.length - CRC_BYTES;

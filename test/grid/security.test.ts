@@ -1217,7 +1217,7 @@ describe('frame checksums', () => {
         peer.send(
           encodeFrame(frameOf(Op.Request, { muxId: 5, handler: ECHO, payload: Buffer.from('sum') }), true),
         );
-        let message = Buffer.alloc(0);
+        let message: Buffer = Buffer.alloc(0);
         let reply: Frame | undefined;
         while (reply === undefined) {
           const next = await peer.next();
