@@ -91,14 +91,18 @@ export class DeadlineQueue {
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.#clock.now();
     const heap = this.#heap;
-    // An expiry may add or remove entries (a caller retrying at once): read the head each time.
-    while (heap.length > 0 && (heap[0] as DeadlineEntry).deadlineAt <= now) {
-      const entry = heap[0] as DeadlineEntry;
-      this.remove(entry);
-      entry.expire();
+    try {
+      // An expiry may add or remove entries (a caller retrying at once): read the head each time.
+      while (heap.length > 0 && (heap[0] as DeadlineEntry).deadlineAt <= now) {
+        const entry = heap[0] as DeadlineEntry;
+        this.remove(entry);
+        entry.expire();
+      }
+    } finally {
+      // Even if an expiry threw, the entries left keep a timer.
+      const next = heap[0];
+      if (next !== undefined && next.deadlineAt < this.#timerAt) this.#arm(next.deadlineAt);
     }
-    const next = heap[0];
-    if (next !== undefined && next.deadlineAt < this.#timerAt) this.#arm(next.deadlineAt);
   }
 
   #before(a: DeadlineEntry, b: DeadlineEntry): boolean {

@@ -176,7 +176,7 @@ describe('grid: DeadlineQueue expiry order', () => {
   test('1..300 entries added in random order all expire in (deadline, insertion) order, none early', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 300 }),
+        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 300, size: 'max' }),
         (deadlines) => {
           const h = harness();
           deadlines.forEach((deadline, i) => h.add(String(i), deadline));
@@ -252,6 +252,22 @@ describe('grid: DeadlineQueue removal', () => {
     removeAtSlot((size) => size - 1);
   });
 
+  test('an entry moved into a removed slot rises above a parent later than it', () => {
+    const h = harness();
+    const deadlines = [
+      44, 35, 46, 35, 38, 41, 40, 23, 23, 13, 28, 8, 49, 9, 23, 14, 30, 24, 7, 28, 46, 17, 23, 14, 33, 19, 40,
+      12, 2, 16, 9, 24,
+    ];
+    const entries = deadlines.map((d, i) => h.add(String(i), d));
+    for (const i of [3, 10, 21, 12]) h.queue.remove(entries[i] as TestEntry);
+    h.clock.advance(FAR);
+    const expected = deadlines.filter((_, i) => ![3, 10, 21, 12].includes(i)).sort((a, b) => a - b);
+    assert.deepEqual(
+      h.expired.map((e) => e.at),
+      expected,
+    );
+  });
+
   test('removing the latest-deadline entry keeps the rest in deadline order', () => {
     const h = harness();
     h.add('b', 20);
@@ -324,7 +340,7 @@ describe('grid: DeadlineQueue removal', () => {
       { arbitrary: fc.record({ remove: fc.nat() }), weight: 2 },
     );
     fc.assert(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 300 }), (ops) => {
+      fc.property(fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (ops) => {
         const h = harness();
         const created: TestEntry[] = [];
         const removed = new Set<TestEntry>();
@@ -367,7 +383,7 @@ describe('grid: DeadlineQueue removal', () => {
       { arbitrary: fc.record({ advance: fc.integer({ min: 0, max: 25 }) }), weight: 2 },
     );
     fc.assert(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 200 }), (ops) => {
+      fc.property(fc.array(op, { minLength: 1, maxLength: 200, size: 'max' }), (ops) => {
         const h = harness();
         const created: TestEntry[] = [];
         // The model: entries queued, kept sorted by (deadline, insertion).
@@ -612,11 +628,10 @@ describe('grid: DeadlineQueue expire callbacks', () => {
 
   test('an expire that removes another entry due at the same moment: the removed one never expires', () => {
     const h = harness();
-    let sibling: TestEntry | undefined;
     h.add('first', 10, () => {
-      if (sibling) h.queue.remove(sibling);
+      h.queue.remove(sibling);
     });
-    sibling = h.add('sibling', 10);
+    const sibling = h.add('sibling', 10);
     h.add('third', 10);
     h.clock.advance(FAR);
     assert.deepEqual(h.names(), ['first', 'third']);
@@ -626,11 +641,10 @@ describe('grid: DeadlineQueue expire callbacks', () => {
 
   test('an expire that removes a later entry: it never expires, and the rest keep their deadlines', () => {
     const h = harness();
-    let victim: TestEntry | undefined;
     h.add('first', 10, () => {
-      if (victim) h.queue.remove(victim);
+      h.queue.remove(victim);
     });
-    victim = h.add('victim', 20);
+    const victim = h.add('victim', 20);
     h.add('rest', 30);
     h.clock.advance(10);
     assert.equal(h.queue.size, 1);
@@ -649,11 +663,10 @@ describe('grid: DeadlineQueue expire callbacks', () => {
 
   test('an expire that removes the last queued entry leaves no pending timer', () => {
     const h = harness();
-    let victim: TestEntry | undefined;
     h.add('first', 10, () => {
-      if (victim) h.queue.remove(victim);
+      h.queue.remove(victim);
     });
-    victim = h.add('victim', 20);
+    const victim = h.add('victim', 20);
     h.clock.advance(10);
     assert.equal(h.queue.size, 0);
     assert.equal(h.clock.pendingTimers, 0);
@@ -663,12 +676,11 @@ describe('grid: DeadlineQueue expire callbacks', () => {
 
   test('an expire that removes one entry and adds a retry: only the retry and the rest expire', () => {
     const h = harness();
-    let victim: TestEntry | undefined;
     h.add('first', 10, () => {
-      if (victim) h.queue.remove(victim);
+      h.queue.remove(victim);
       h.add('retry', h.clock.now() + 15);
     });
-    victim = h.add('victim', 20);
+    const victim = h.add('victim', 20);
     h.add('rest', 50);
     h.clock.advance(FAR);
     assert.deepEqual(
