@@ -169,7 +169,7 @@ export class ClientStream implements GridStream {
     // The stream may have ended while this send waited.
     if (this.#cancellation !== undefined) throw this.#cancellation.error();
     if (this.#isOver()) throw new ClosedError(`stream ${this.muxId} is over`);
-    const result = this.#seq.sendItem(this.#host, this.#frame(Op.MuxClientMsg, 0, payload), this.#credits);
+    const result = this.#seq.sendItem(this.#host, this.muxId, Op.MuxClientMsg, payload, this.#credits);
     if (result !== 'sent') throw notSentError(result, this.#host);
   }
 
@@ -304,7 +304,7 @@ export class ClientStream implements GridStream {
 
   /** Sends a control frame (credit, end of input, ping): never refused for a full queue. */
   #send(op: OpCode, flags: number, payload: Uint8Array | undefined): void {
-    this.#seq.send(this.#host, this.#frame(op, flags, payload), true);
+    this.#seq.sendOp(this.#host, this.muxId, op, flags, payload, true);
   }
 
   #frame(op: OpCode, flags: number, payload: Uint8Array | undefined): Omit<Frame, 'seq'> {

@@ -829,7 +829,11 @@ export class Connection implements GridConnection {
   #sendFrame(frame: Frame, isControl = false): SendResult {
     const socket = this.#socket;
     if (socket === undefined) return 'disconnected';
-    return socket.writer.enqueue(frame, isControl) ? 'sent' : 'queue-full';
+    // Returned credits leave at once rather than at the end of the turn: the peer's sender is
+    // waiting for them, and the items they make room for can be on their way while this side
+    // reads the rest of what it was sent.
+    const urgent = frame.op === Op.UnblockSrvMux || frame.op === Op.UnblockClMux;
+    return socket.writer.enqueue(frame, isControl, urgent) ? 'sent' : 'queue-full';
   }
 
   /** `#sendFrame` for frames whose loss is tolerated: false instead of a throw. */

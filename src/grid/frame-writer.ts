@@ -2,9 +2,10 @@
 //
 // Every frame for the socket goes through this queue, in order. A frame is encoded when it is
 // queued, straight into the batch being built: a Merged message with one CRC over the whole
-// batch, whose items carry none of their own (docs/wire/grid.md §7). The batch leaves on the
-// next turn of the event loop, so frames produced by one burst of work (many responses, many
-// credits) cost one WebSocket message, one syscall and one checksum instead of fifty. A batch
+// batch, whose items carry none of their own (docs/wire/grid.md §7). The batch leaves at the
+// end of the turn of the event loop (or at once, when it is full or a frame is urgent), so
+// frames produced by one burst of work (many responses, many credits) cost one WebSocket
+// message, one syscall and one checksum instead of fifty. A batch
 // holds at most 50 messages and stays under 31 KiB, as MinIO's writer does, so it never delays
 // a small frame behind a large one for long; a frame too large for a batch goes alone, with
 // its own CRC.
@@ -128,7 +129,7 @@ export class FrameWriter {
    * not be lost while the socket lives. Throws `RangeError` for a frame no encoder may write and
    * `FrameTooLargeError` for one over the peer's message limit: the caller's mistakes.
    */
-  enqueue(frame: Frame, control = false): boolean {
+  enqueue(frame: Frame, control = false, urgent = false): boolean {
     const crc = this.#options.crc;
     const size = frameSize(frame, crc);
     const { maxMessageBytes, maxQueuedBytes } = this.#options;
@@ -161,7 +162,12 @@ export class FrameWriter {
     }
     this.#queuedBytes += size;
     this.#queuedFrames += 1;
-    this.#schedule();
+    // A full batch (or a frame alone) leaves now, while the rest of this turn's frames are
+    // still being made: the peer starts on it sooner. An urgent frame takes the open batch
+    // with it. What is left leaves at the end of the turn.
+    if (urgent) this.#flush(true);
+    else if (this.#readyHead < this.#ready.length) this.#flush(false);
+    if (this.#batchCount > 0 || this.#readyHead < this.#ready.length) this.#schedule();
     return true;
   }
 
@@ -203,16 +209,17 @@ export class FrameWriter {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      this.#flush();
+      this.#flush(true);
     });
   }
 
-  #flush(): void {
+  /** Writes what is ready while the socket takes more; with `sealOpen`, the open batch too. */
+  #flush(sealOpen: boolean): void {
     const { writeHighWaterBytes } = this.#options;
     while (!this.#closed && this.#inFlightBytes < writeHighWaterBytes) {
       // The open batch is sealed only when it can leave now; held back, it keeps filling.
       if (this.#readyHead === this.#ready.length) {
-        if (this.#batchCount === 0) break;
+        if (this.#batchCount === 0 || !sealOpen) break;
         this.#sealBatch();
       }
       const next = this.#ready[this.#readyHead] as ReadyMessage;

@@ -7,7 +7,7 @@ import { CapacityExceededError } from '../internal/errors.ts';
 import type { GridLimits } from './config.ts';
 import { DisconnectedError, IncorrectSequenceError, ProtocolError } from './errors.ts';
 import type { Frame } from './frame.ts';
-import { Flag } from './protocol.ts';
+import { Flag, type Op as OpCode } from './protocol.ts';
 
 /** What became of a frame handed to the connection. */
 export type SendResult = 'sent' | 'queue-full' | 'disconnected';
@@ -42,7 +42,26 @@ export class MuxSequence {
    * a refused frame must not leave a gap the peer would take for a lost frame.
    */
   send(host: MuxHost, frame: Omit<Frame, 'seq'>, control: boolean): SendResult {
-    const result = host.sendFrame({ ...frame, seq: this.#send }, control);
+    return this.#sent(host.sendFrame({ ...frame, seq: this.#send }, control));
+  }
+
+  /**
+   * `send` for the frames a stream sends most (items, credits, ends): no deadline, no handler,
+   * no subroute, built once here rather than built and then copied with its seq.
+   */
+  sendOp(
+    host: MuxHost,
+    muxId: number,
+    op: OpCode,
+    flags: number,
+    payload: Uint8Array | undefined,
+    control: boolean,
+  ): SendResult {
+    const frame: Frame = { muxId, seq: this.#send, deadlineMs: 0, handler: 0, op, flags, payload };
+    return this.#sent(host.sendFrame(frame, control));
+  }
+
+  #sent(result: SendResult): SendResult {
     // Wraps at 2^32, as the field does.
     if (result === 'sent') this.#send = (this.#send + 1) >>> 0;
     return result;
@@ -52,10 +71,10 @@ export class MuxSequence {
    * Sends a data item that has spent one of `credits`. If it does not go out (too large,
    * queue full, no socket), nothing was sent for the credit, so it is given back.
    */
-  sendItem(host: MuxHost, frame: Omit<Frame, 'seq'>, credits: CreditWindow): SendResult {
+  sendItem(host: MuxHost, muxId: number, op: OpCode, payload: Uint8Array, credits: CreditWindow): SendResult {
     let result: SendResult;
     try {
-      result = this.send(host, frame, false);
+      result = this.sendOp(host, muxId, op, 0, payload, false);
     } catch (error) {
       credits.grant(1);
       throw error;

@@ -208,11 +208,13 @@ export class ServerStream {
           throw new TypeError(`stream items are bytes, got ${typeof payload}`);
         if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
         if (this.#stateless) return this.#sendStateless(payload);
-        await this.#credits.acquire({ signal });
-        // The stream may have ended while this send waited.
-        if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
-        const frame = this.#frame(Op.MuxServerMsg, 0, payload);
-        const result = this.#seq.sendItem(this.#host, frame, this.#credits);
+        // A credit in hand is spent at once; only a wait for one costs a promise.
+        if (!this.#credits.tryAcquire()) {
+          await this.#credits.acquire({ signal });
+          // The stream may have ended while this send waited.
+          if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
+        }
+        const result = this.#seq.sendItem(this.#host, this.muxId, Op.MuxServerMsg, payload, this.#credits);
         if (result !== 'sent') throw notSentError(result, this.#host);
         return true;
       },
@@ -231,7 +233,7 @@ export class ServerStream {
 
   /** Queues the item or drops it (a stateless caller tolerates loss), then yields if due. */
   async #sendStateless(payload: Uint8Array): Promise<boolean> {
-    const result = this.#seq.send(this.#host, this.#frame(Op.MuxServerMsg, 0, payload), false);
+    const result = this.#seq.sendOp(this.#host, this.muxId, Op.MuxServerMsg, 0, payload, false);
     const queued = result === 'sent';
     if (!queued) this.#dropped += 1;
     // A drop means the queue is full, and only the socket, which needs the event loop, empties it.
@@ -298,7 +300,7 @@ export class ServerStream {
 
   /** Sends a control frame (ack, credit, end): never refused for a full queue. */
   #send(op: OpCode, flags: number, payload: Uint8Array | undefined): void {
-    this.#seq.send(this.#host, this.#frame(op, flags, payload), true);
+    this.#seq.sendOp(this.#host, this.muxId, op, flags, payload, true);
   }
 
   #sendUnsequenced(op: OpCode, payload: Uint8Array): void {
