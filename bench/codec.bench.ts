@@ -10,7 +10,7 @@
 // plain MessagePack) and @msgpack/msgpack (one `Encoder` and one `Decoder` reused, as a tuned
 // user would), each packing the tuple as an array. With it, the peer is msgpackr plus node:zlib's
 // `crc32` (the standard CRC-32, in C) over the packed bytes, appended as four bytes; ours
-// appends the same CRC-32, also from node:zlib (src/grid/crc.ts), so the checksum costs both sides alike.
+// appends the same CRC-32 (src/grid/crc.ts: node:zlib's for frames under 1 KiB, as all of these are).
 //
 // The work is not quite the same, and not in ours' favour: our decoder checks every field's
 // range, the op, the flags, the CRC and that nothing trails the frame, and returns a frame

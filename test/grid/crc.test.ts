@@ -1,10 +1,12 @@
 // The frame checksum is CRC-32 with the IEEE polynomial, as zlib and gzip compute it: the
-// published check values, and a table-driven CRC-32 written here, over every short length.
+// published check values, and a table-driven CRC-32 written here, over every length up to past
+// the point where the native package (optional) takes over from node:zlib, with it and without.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 
-import { crc32OfFrame } from '../../src/grid/crc.ts';
+import { crc32OfFrame, frameChecksumImplementation } from '../../src/grid/crc.ts';
 import { encodeFrame } from '../../src/grid/frame.ts';
 import { Op } from '../../src/grid/protocol.ts';
 
@@ -43,11 +45,41 @@ describe('crc32OfFrame', () => {
     assert.equal(crc32OfFrame(Buffer.from('a', 'ascii')), 0xe8b7_be43);
   });
 
-  test('agrees with a table-driven CRC-32 over every length from 0 to 700 bytes', () => {
-    for (let length = 0; length <= 700; length++) {
+  test('agrees with a table-driven CRC-32 over every length from 0 to 2,100 bytes', () => {
+    for (let length = 0; length <= 2_100; length++) {
       const bytes = deterministicBytes(length);
       assert.equal(crc32OfFrame(bytes), referenceCrc32(bytes), `length ${length}`);
     }
+    const long = deterministicBytes(1 << 20);
+    assert.equal(crc32OfFrame(long), referenceCrc32(long), '1 MiB');
+  });
+
+  test('without the native package, node:zlib gives every length the same checksum', () => {
+    assert.equal(
+      frameChecksumImplementation,
+      'native',
+      'this repository installs the optional native CRC-32',
+    );
+    const script = `
+      import { crc32OfFrame, frameChecksumImplementation } from './src/grid/crc.ts';
+      const sums = [];
+      for (let length = 0; length <= 2100; length += 7) {
+        sums.push(crc32OfFrame(Uint8Array.from({ length }, (_, i) => (i * 131 + length * 7) & 0xff)));
+      }
+      console.log(JSON.stringify({ implementation: frameChecksumImplementation, sums }));
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: new URL('../..', import.meta.url),
+      encoding: 'utf8',
+      env: { ...process.env, WEFT_NATIVE_CRC32: '0' },
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const zlib = JSON.parse(run.stdout) as { implementation: string; sums: number[] };
+    assert.equal(zlib.implementation, 'zlib');
+    const expected: number[] = [];
+    for (let length = 0; length <= 2_100; length += 7)
+      expected.push(referenceCrc32(deterministicBytes(length)));
+    assert.deepEqual(zlib.sums, expected);
   });
 
   test('a frame with a CRC ends with the CRC-32 of every earlier byte, little-endian', () => {
