@@ -67,12 +67,19 @@ interface ReadyMessage {
   readonly frames: number;
   /** What its frames count for in the queue's bound. */
   readonly queuedBytes: number;
-  /** The batch buffer the message lives in, back to the spares once written. */
+  /** The reusable buffer the message lives in (a batch's, or a large frame's), kept once written. */
   readonly buffer: Buffer | undefined;
 }
 
 /** Batch buffers kept for reuse: enough for the batches in flight under the high-water mark. */
 const MAX_SPARE_BUFFERS = 8;
+
+/**
+ * A frame too large for a batch is encoded into a buffer kept for the next one, up to this size.
+ * A fresh megabyte costs more in page faults than the copy into it (about 360 µs against 50 µs
+ * for 1 MiB here); one such buffer per connection, kept only once a large frame was sent.
+ */
+const MAX_REUSED_LARGE_BYTES = 4 * 1024 * 1024;
 
 export class FrameWriter {
   readonly #options: FrameWriterOptions;
@@ -86,6 +93,8 @@ export class FrameWriter {
   #batchCount = 0;
   #batchQueuedBytes = 0;
   readonly #spare: Buffer[] = [];
+  /** The buffer of the last frame sent alone, for the next one (MAX_REUSED_LARGE_BYTES). */
+  #largeSpare: Buffer | undefined;
   /** Bytes and frames queued, sealed or not. */
   #queuedBytes = 0;
   #queuedFrames = 0;
@@ -146,7 +155,10 @@ export class FrameWriter {
     if (MERGED_HEADER_BYTES + itemBytes + this.#crcBytes >= this.#mergeLimit) {
       // Too large for any batch: alone, after what is queued before it.
       this.#sealBatch();
-      this.#ready.push({ message: encodeFrame(frame, crc), frames: 1, queuedBytes: size, buffer: undefined });
+      const buffer = this.#largeBuffer(size);
+      const message = buffer === undefined ? encodeFrame(frame, crc) : buffer.subarray(0, size);
+      if (buffer !== undefined) encodeFrameInto(frame, crc, buffer, 0);
+      this.#ready.push({ message, frames: 1, queuedBytes: size, buffer });
     } else {
       if (
         this.#batchCount === MERGE_MAX_MESSAGES ||
@@ -183,8 +195,21 @@ export class FrameWriter {
     this.#batchCount = 0;
     this.#batchQueuedBytes = 0;
     this.#spare.length = 0;
+    this.#largeSpare = undefined;
     this.#queuedBytes = 0;
     this.#queuedFrames = 0;
+  }
+
+  /** A reusable buffer for a frame of `size` bytes sent alone, or undefined past the reuse limit. */
+  #largeBuffer(size: number): Buffer | undefined {
+    if (size > MAX_REUSED_LARGE_BYTES) return undefined;
+    const spare = this.#largeSpare;
+    if (spare !== undefined && spare.length >= size) {
+      this.#largeSpare = undefined;
+      return spare;
+    }
+    // Room for a somewhat larger frame next time: the next power of two, within the limit.
+    return Buffer.allocUnsafeSlow(Math.min(MAX_REUSED_LARGE_BYTES, 2 ** Math.ceil(Math.log2(size))));
   }
 
   /** Closes the open batch: it joins the ready messages. */
@@ -259,7 +284,12 @@ export class FrameWriter {
         return;
       }
       if (this.#closed) return;
-      if (buffer !== undefined && this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
+      if (buffer === undefined) {
+        // A frame in a buffer of its own.
+      } else if (buffer.length !== this.#mergeLimit) {
+        if (this.#largeSpare === undefined || this.#largeSpare.length < buffer.length)
+          this.#largeSpare = buffer;
+      } else if (this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
       if (this.#readyHead < this.#ready.length || this.#batchCount > 0) this.#schedule();
     });
   }

@@ -240,6 +240,54 @@ test('a frame too large for any batch goes alone with its own CRC, between the f
   );
 });
 
+test('a full batch and a frame alone leave at once; the open batch at the end of the turn', () => {
+  const { writer, sent } = harness({ maxMessageBytes: 1024 * 1024 });
+  for (const seq of range(0, MERGE_MAX_MESSAGES + 1)) writer.enqueue(item(seq));
+  assert.equal(sent.length, 1, 'the full batch left without waiting for the turn to end');
+  writer.enqueue(item(100, 40 * 1024));
+  assert.equal(sent.length, 3, 'a frame alone leaves at once, after the open batch it closes');
+});
+
+test('an urgent frame leaves at once with the open batch before it', () => {
+  const { writer, sent } = harness();
+  writer.enqueue(item(0));
+  writer.enqueue(item(1));
+  assert.equal(sent.length, 0);
+  writer.enqueue(item(2), true, true);
+  assert.equal(sent.length, 1);
+  assert.deepEqual(
+    framesOf(sent[0] as SentMessage).map((f) => f.seq),
+    [0, 1, 2],
+  );
+});
+
+test('large frames sent one after another reuse one buffer once written, each intact', async () => {
+  const { writer, sent } = harness({ maxMessageBytes: 2 * 1024 * 1024 }, false);
+  const large = (seq: number): Frame => item(seq, 1024 * 1024);
+  writer.enqueue(large(0));
+  assert.equal(sent.length, 1);
+  (sent[0] as SentMessage).done();
+  writer.enqueue(large(1));
+  assert.equal(sent.length, 2);
+  const [first, second] = sent as [SentMessage, SentMessage];
+  assert.equal(second.message.buffer, first.message.buffer, 'the memory of the first, free again, is reused');
+  // Not before its write completed: a third frame while the second is pending gets other memory.
+  writer.enqueue(large(2));
+  const third = sent[2] as SentMessage;
+  assert.notEqual(third.message.buffer, second.message.buffer);
+  second.done();
+  third.done();
+  assert.deepEqual(
+    sent.map((entry) => decodeFrame(entry.copy).seq),
+    [0, 1, 2],
+  );
+  for (const entry of sent) {
+    const frame = decodeFrame(entry.copy);
+    assert.deepEqual(Buffer.from(frame.payload ?? []), Buffer.from(large(frame.seq).payload ?? []));
+  }
+  await turn();
+});
+
 test('while writes above the high-water mark are pending, later frames wait and then leave merged', async () => {
   const { writer, sent, clock } = harness({ writeHighWaterBytes: 64 }, false);
   writer.enqueue(item(0, 100));
