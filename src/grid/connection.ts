@@ -27,10 +27,8 @@ import { sleep, type Clock, type Timer } from '../internal/clock.ts';
 import {
   callScope,
   type CallScope,
-  deadlineAfter,
+  clampTimeout,
   deadlineOf,
-  minDeadline,
-  remainingMs,
   type CallOptions,
 } from '../internal/deadline.ts';
 import { diagnosticChannel } from '../internal/diagnostics.ts';
@@ -130,6 +128,8 @@ class OutgoingRequest implements DeadlineEntry {
   end: RequestEnd = RequestEnd.Pending;
   /** The payload of a response, or the error or reason it ended with. */
   result: unknown = undefined;
+  /** Settles (never rejects) when the request ends, however it ends. */
+  readonly answered: Promise<void>;
   resolve: () => void = noop;
   stopListening: () => void = noop;
   readonly #expire: (request: OutgoingRequest) => void;
@@ -144,6 +144,9 @@ class OutgoingRequest implements DeadlineEntry {
     this.timeoutMs = timeoutMs;
     this.deadlineAt = deadlineAt;
     this.#expire = expire;
+    this.answered = new Promise<void>((resolve) => {
+      this.resolve = resolve;
+    });
   }
 
   expire(): void {
@@ -182,6 +185,16 @@ export class Connection implements GridConnection {
   #epoch = 0;
   #nextMuxId = 1;
   readonly #outgoing = new Map<number, OutgoingRequest | ClientStream | StatelessStream>();
+  /** The Response frame #respond fills in and sends; the writer copies it at once. */
+  readonly #response: { -readonly [K in keyof Frame]: Frame[K] } = {
+    muxId: 0,
+    seq: 0,
+    deadlineMs: 0,
+    handler: 0,
+    op: Op.Response,
+    flags: 0,
+    payload: undefined,
+  };
   /** The deadlines of the requests in #outgoing, on one timer. */
   readonly #deadlines: DeadlineQueue;
   readonly #expireRequest = (request: OutgoingRequest): void => {
@@ -403,8 +416,21 @@ export class Connection implements GridConnection {
   async request(
     handler: number,
     payload: Uint8Array | undefined,
-    options: RequestOptions = {},
+    options?: RequestOptions,
   ): Promise<Uint8Array | undefined> {
+    // The work is done outside this async function, so that what it keeps across the await
+    // (and allocates per request for it) is one object.
+    const request = this.#sendRequest(handler, payload, options);
+    await request.answered;
+    return outcomeAtCaller(request, handler);
+  }
+
+  /** Registers and sends a request; throws what `request` rejects with before anything is sent. */
+  #sendRequest(
+    handler: number,
+    payload: Uint8Array | undefined,
+    options: RequestOptions | undefined,
+  ): OutgoingRequest {
     const socket = this.#socket;
     if (socket === undefined) throw new DisconnectedError(`not connected to ${this.remote} (${this.#state})`);
     if (this.#outgoingRequests >= this.#limits.maxOutgoingRequests) {
@@ -414,23 +440,19 @@ export class Connection implements GridConnection {
         this.#limits.maxOutgoingRequests,
       );
     }
-    // No AbortController per call: one timer for the deadline and, if the caller passed
-    // a signal, one listener on it. Requests are the hot path.
-    const { signal } = options;
+    // No AbortController per call and no timer: the deadline joins the connection's queue and,
+    // if the caller passed a signal, one listener goes on it. Requests are the hot path.
+    const signal = options?.signal;
     if (signal?.aborted === true) throw cancelledError(`request to handler ${handler}`, signal.reason);
-    const deadline = minDeadline(
-      deadlineOf(signal),
-      deadlineAfter(this.#clock, options.timeoutMs ?? this.#limits.defaultRequestTimeoutMs),
-    );
-    const remaining = remainingMs(this.#clock, deadline);
+    const now = this.#clock.now();
+    const timeoutMs = clampTimeout(options?.timeoutMs ?? this.#limits.defaultRequestTimeoutMs);
+    const deadline = Math.min(deadlineOf(signal), now + timeoutMs);
+    const remaining = Math.max(0, deadline - now);
     if (remaining < 1) {
       throw new DeadlineExceededError('less than 1 ms left: request not sent', { timeoutMs: remaining });
     }
     const muxId = this.#nextMuxId++;
     const request = new OutgoingRequest(muxId, remaining, deadline, this.#expireRequest);
-    const answered = new Promise<void>((resolve) => {
-      request.resolve = resolve;
-    });
     this.#outgoing.set(muxId, request);
     this.#outgoingRequests += 1;
     this.#deadlines.add(request);
@@ -452,33 +474,13 @@ export class Connection implements GridConnection {
         op: Op.Request,
         flags: 0,
         payload,
-        subroute: options.subroute,
+        subroute: options?.subroute,
       });
       if (sent !== 'sent') this.#failRequest(request, notSentError(sent, this.#outgoingHost));
     } catch (error) {
       this.#failRequest(request, error);
     }
-    await answered;
-    // Errors are made here, after the await, so their stacks lead back to the caller.
-    const result = request.result;
-    switch (request.end) {
-      case RequestEnd.Response:
-        return result as Uint8Array | undefined;
-      case RequestEnd.RemoteError: {
-        const error = result as RemoteError;
-        throw new RemoteError(error.code, error.message, error.retryable);
-      }
-      case RequestEnd.Cancelled:
-        throw cancelledError(`request to handler ${handler}`, result);
-      default:
-        if (result instanceof DeadlineExceededError) {
-          throw new DeadlineExceededError(result.message, { cause: result, timeoutMs: remaining });
-        }
-        if (result instanceof DisconnectedError) {
-          throw new DisconnectedError(result.message, { cause: result });
-        }
-        throw result;
-    }
+    return request;
   }
 
   #failRequest(request: OutgoingRequest, error: unknown): void {
@@ -1109,21 +1111,22 @@ export class Connection implements GridConnection {
    * full, and then the caller gets that error rather than silence until its deadline.
    */
   #respond(frame: Frame, flags: number, payload: Uint8Array | undefined): void {
-    const response: Frame = {
-      muxId: frame.muxId,
-      seq: frame.seq,
-      deadlineMs: 0,
-      handler: 0,
-      op: Op.Response,
-      flags: Flag.EOF | flags,
-      payload,
-    };
+    // Written into the writer's batch before #sendFrame returns: one object serves every response.
+    const response = this.#response;
+    response.muxId = frame.muxId;
+    response.seq = frame.seq;
+    response.flags = Flag.EOF | flags;
+    response.payload = payload;
     const isError = (flags & Flag.PayloadIsErr) !== 0;
     const result = this.#sendFrame(response, isError);
     if (result === 'queue-full') {
-      const error = encodeError(notSentError(result, this.#incomingHost));
-      this.#sendFrame({ ...response, flags: Flag.EOF | Flag.PayloadIsErr, payload: error }, true);
+      response.muxId = frame.muxId;
+      response.seq = frame.seq;
+      response.flags = Flag.EOF | Flag.PayloadIsErr;
+      response.payload = encodeError(notSentError(result, this.#incomingHost));
+      this.#sendFrame(response, true);
     }
+    response.payload = undefined;
   }
 
   /**
@@ -1236,6 +1239,32 @@ class ServedRequestContext {
 
   static dispose(context: ServedRequestContext): void {
     context.#scope?.dispose();
+  }
+}
+
+/**
+ * What `request` returns or throws once `request` ended. Errors are made here, after the await,
+ * so their stacks lead back to the caller.
+ */
+function outcomeAtCaller(request: OutgoingRequest, handler: number): Uint8Array | undefined {
+  const result = request.result;
+  switch (request.end) {
+    case RequestEnd.Response:
+      return result as Uint8Array | undefined;
+    case RequestEnd.RemoteError: {
+      const error = result as RemoteError;
+      throw new RemoteError(error.code, error.message, error.retryable);
+    }
+    case RequestEnd.Cancelled:
+      throw cancelledError(`request to handler ${handler}`, result);
+    default:
+      if (result instanceof DeadlineExceededError) {
+        throw new DeadlineExceededError(result.message, { cause: result, timeoutMs: request.timeoutMs });
+      }
+      if (result instanceof DisconnectedError) {
+        throw new DisconnectedError(result.message, { cause: result });
+      }
+      throw result;
   }
 }
 
