@@ -42,6 +42,9 @@ export interface ServerStreamHost extends MuxHost {
 /** Stateless sends between two turns of the event loop: about one Merged batch. */
 const SENDS_PER_TURN = MERGE_MAX_MESSAGES;
 
+/** What `send` returns for an item queued at once: one settled promise for all of them. */
+const SENT: Promise<boolean> = Promise.resolve(true);
+
 export class ServerStream {
   readonly muxId: number;
   readonly #host: ServerStreamHost;
@@ -202,21 +205,22 @@ export class ServerStream {
       get dropped(): number {
         return dropped();
       },
-      send: async (payload: Uint8Array): Promise<boolean> => {
-        // Plain JavaScript callers get no type check: anything but bytes is refused here.
-        if (!(payload instanceof Uint8Array))
-          throw new TypeError(`stream items are bytes, got ${typeof payload}`);
-        if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
-        if (this.#stateless) return this.#sendStateless(payload);
-        // A credit in hand is spent at once; only a wait for one costs a promise.
-        if (!this.#credits.tryAcquire()) {
-          await this.#credits.acquire({ signal });
-          // The stream may have ended while this send waited.
-          if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
+      send: (payload: Uint8Array): Promise<boolean> => {
+        try {
+          // Plain JavaScript callers get no type check: anything but bytes is refused here.
+          if (!(payload instanceof Uint8Array))
+            throw new TypeError(`stream items are bytes, got ${typeof payload}`);
+          if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
+          if (this.#stateless) return this.#sendStateless(payload);
+          // A credit in hand is spent at once, and the item queued with no promise of its own.
+          if (this.#credits.tryAcquire()) {
+            this.#sendItem(payload);
+            return SENT;
+          }
+        } catch (error) {
+          return Promise.reject(error);
         }
-        const result = this.#seq.sendItem(this.#host, this.muxId, Op.MuxServerMsg, payload, this.#credits);
-        if (result !== 'sent') throw notSentError(result, this.#host);
-        return true;
+        return this.#sendWhenCredited(payload, signal);
       },
     };
     Promise.resolve()
@@ -229,6 +233,21 @@ export class ServerStream {
           this.#end({ error });
         },
       );
+  }
+
+  /** Waits for a credit, then queues the item. */
+  async #sendWhenCredited(payload: Uint8Array, signal: AbortSignal): Promise<boolean> {
+    await this.#credits.acquire({ signal });
+    // The stream may have ended while this send waited.
+    if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
+    this.#sendItem(payload);
+    return true;
+  }
+
+  /** Queues an item whose credit is spent; throws if it did not go out (the credit is back). */
+  #sendItem(payload: Uint8Array): void {
+    const result = this.#seq.sendItem(this.#host, this.muxId, Op.MuxServerMsg, payload, this.#credits);
+    if (result !== 'sent') throw notSentError(result, this.#host);
   }
 
   /** Queues the item or drops it (a stateless caller tolerates loss), then yields if due. */
