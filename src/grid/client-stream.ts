@@ -79,6 +79,8 @@ export class ClientStream implements GridStream {
   readonly #options: StreamOptions;
   readonly #creditReturn: CreditReturn;
   #inputWindow = 0;
+  /** The handler said (AckMux) that it takes no input. */
+  #takesNoInput = false;
   #inputEnded = false;
   #done = false;
   #lastHeardAt: number;
@@ -156,6 +158,7 @@ export class ClientStream implements GridStream {
     if (!(payload instanceof Uint8Array))
       throw new TypeError(`stream items are bytes, got ${typeof payload}`);
     if (this.#inputEnded) throw new ClosedError(`stream ${this.muxId}: input already ended`);
+    if (this.#takesNoInput) throw this.#noInputError();
     const { signal } = options;
     if (signal?.aborted === true) throw cancelledError(`send on stream ${this.muxId}`, signal.reason);
     try {
@@ -210,6 +213,10 @@ export class ClientStream implements GridStream {
     }
   }
 
+  #noInputError(): ClosedError {
+    return new ClosedError(`stream ${this.muxId}: the handler takes no input`);
+  }
+
   #atCaller(error: unknown): unknown {
     return this.#cancellation === undefined ? error : this.#cancellation.atCaller(error);
   }
@@ -224,7 +231,11 @@ export class ClientStream implements GridStream {
           this.#seq.check(frame.seq);
           this.#inputWindow = decodeWindow(frame.payload);
           if (this.#inputWindow > 0) this.#credits.grant(this.#inputWindow);
-          else this.#credits.close(new ClosedError(`stream ${this.muxId}: the handler takes no input`));
+          else {
+            // Most streams take no input: the error (and its stack) is made only for a send.
+            this.#takesNoInput = true;
+            if (this.#credits.waiting > 0) this.#credits.close(this.#noInputError());
+          }
           return;
         case Op.MuxServerMsg:
           this.#seq.check(frame.seq);
