@@ -330,7 +330,7 @@ export class ClientStream implements GridStream {
     this.#pingTimer?.cancel();
     this.#stopOnAbort();
     this.#scope.dispose();
-    this.#credits.close(error ?? new ClosedError(`stream ${this.muxId} is over`));
+    this.#credits.close(error, () => new ClosedError(`stream ${this.muxId} is over`));
     if (error === undefined) this.#inbox.close();
     else this.#inbox.error(error);
     this.#host.release(this.muxId);

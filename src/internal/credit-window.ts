@@ -32,6 +32,10 @@ export class CreditWindow {
   readonly #maxWaiters: number;
   readonly #name: string;
   readonly #waiters: Waiter[] = [];
+  #closed = false;
+  #closeReason: unknown = undefined;
+  #makeCloseError: (() => Error) | undefined = undefined;
+  /** The error refusals carry, made at the first refusal. */
   #closedWith: Error | undefined = undefined;
 
   constructor(options: CreditWindowOptions) {
@@ -60,14 +64,14 @@ export class CreditWindow {
 
   /** Spends a credit if one is held and nobody waits ahead. */
   tryAcquire(): boolean {
-    if (this.#closedWith !== undefined || this.#waiters.length > 0 || this.#available === 0) return false;
+    if (this.#closed || this.#waiters.length > 0 || this.#available === 0) return false;
     this.#available -= 1;
     return true;
   }
 
   /** Spends a credit, waiting for one if needed. */
   acquire(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
-    if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
+    if (this.#closed) return Promise.reject(this.#closedError());
     if (this.tryAcquire()) return Promise.resolve();
     if (options.signal?.aborted === true) return Promise.reject(options.signal.reason as Error);
     if (this.#waiters.length >= this.#maxWaiters) {
@@ -92,7 +96,7 @@ export class CreditWindow {
    * total would pass `max`: the peer returned credits it never had.
    */
   grant(count = 1): void {
-    if (this.#closedWith !== undefined) return;
+    if (this.#closed) return;
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`cannot grant ${count} credits`);
     let left = count;
     while (left > 0) {
@@ -108,14 +112,33 @@ export class CreditWindow {
     this.#available += left;
   }
 
-  /** Rejects every waiter and every later `acquire` with `reason` if it is an Error, else a `ClosedError`. */
-  close(reason?: unknown): void {
-    if (this.#closedWith !== undefined) return;
-    this.#closedWith =
-      reason instanceof Error ? reason : new ClosedError(`${this.#name} is closed`, { cause: reason });
+  /**
+   * Rejects every waiter and every later `acquire` with `reason` if it is an Error, else with
+   * `makeError()` when there is no reason and it is given, else a `ClosedError` ("<name> is
+   * closed", caused by `reason`). That error is made only if
+   * someone is or comes to be refused: most windows close with nobody waiting, and an error's
+   * stack costs more than the rest of closing.
+   */
+  close(reason?: unknown, makeError?: () => Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeReason = reason;
+    this.#makeCloseError = makeError;
+    if (this.#waiters.length === 0) return;
+    const error = this.#closedError();
     for (const waiter of this.#waiters.splice(0)) {
       waiter.stopListening();
-      waiter.reject(this.#closedWith);
+      waiter.reject(error);
     }
+  }
+
+  #closedError(): Error {
+    if (this.#closedWith !== undefined) return this.#closedWith;
+    const reason = this.#closeReason;
+    if (reason instanceof Error) this.#closedWith = reason;
+    else if (reason === undefined && this.#makeCloseError !== undefined)
+      this.#closedWith = this.#makeCloseError();
+    else this.#closedWith = new ClosedError(`${this.#name} is closed`, { cause: reason });
+    return this.#closedWith;
   }
 }
