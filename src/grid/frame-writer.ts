@@ -272,25 +272,35 @@ export class FrameWriter {
     this.#inFlightBytes += message.length;
     this.#messagesSent += 1;
     this.#bytesSent += message.length;
-    this.#options.send(message, (error) => {
-      this.#inFlightBytes -= message.length;
-      this.#lastProgressAt = this.#options.clock.now();
-      if (error instanceof Error) {
-        // Every write still pending fails with the socket: the first one reports it.
-        if (!this.#closed && !this.#writeFailed) {
-          this.#writeFailed = true;
-          this.#options.onWriteError(error);
-        }
-        return;
+    try {
+      this.#options.send(message, (error) => {
+        this.#written(message, buffer, error);
+      });
+    } catch (error) {
+      // A send that throws (a socket not open) fails like a write: the socket is done for.
+      this.#written(message, undefined, error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** A write completed, or failed; its buffer, if it has one to give back, is free again. */
+  #written(message: Buffer, buffer: Buffer | undefined, error: Error | undefined): void {
+    this.#inFlightBytes -= message.length;
+    this.#lastProgressAt = this.#options.clock.now();
+    if (error instanceof Error) {
+      // Every write still pending fails with the socket: the first one reports it.
+      if (!this.#closed && !this.#writeFailed) {
+        this.#writeFailed = true;
+        this.#options.onWriteError(error);
       }
-      if (this.#closed) return;
-      if (buffer === undefined) {
-        // A frame in a buffer of its own.
-      } else if (buffer.length !== this.#mergeLimit) {
-        if (this.#largeSpare === undefined || this.#largeSpare.length < buffer.length)
-          this.#largeSpare = buffer;
-      } else if (this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
-      if (this.#readyHead < this.#ready.length || this.#batchCount > 0) this.#schedule();
-    });
+      return;
+    }
+    if (this.#closed) return;
+    if (buffer === undefined) {
+      // A frame in a buffer of its own.
+    } else if (buffer.length !== this.#mergeLimit) {
+      if (this.#largeSpare === undefined || this.#largeSpare.length < buffer.length)
+        this.#largeSpare = buffer;
+    } else if (this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
+    if (this.#readyHead < this.#ready.length || this.#batchCount > 0) this.#schedule();
   }
 }

@@ -67,6 +67,8 @@ export class ServerStream {
   #done = false;
   /** Stateless items dropped because the send queue was full or the socket gone. */
   #dropped = 0;
+  /** Sends waiting for a credit or woken with one, their items not yet queued. */
+  #creditedSends = 0;
   /** Stateless sends since send last gave the event loop a turn. */
   #sendsSinceYield = 0;
 
@@ -212,8 +214,9 @@ export class ServerStream {
             throw new TypeError(`stream items are bytes, got ${typeof payload}`);
           if (this.#done) throw new ClosedError(`stream ${this.muxId} is over`);
           if (this.#stateless) return this.#sendStateless(payload);
-          // A credit in hand is spent at once, and the item queued with no promise of its own.
-          if (this.#credits.tryAcquire()) {
+          // A credit in hand is spent at once, and the item queued with no promise of its own;
+          // but not past an earlier send that has its credit and has not yet queued its item.
+          if (this.#creditedSends === 0 && this.#credits.tryAcquire()) {
             this.#sendItem(payload);
             return SENT;
           }
@@ -237,11 +240,18 @@ export class ServerStream {
 
   /** Waits for a credit, then queues the item. */
   async #sendWhenCredited(payload: Uint8Array, signal: AbortSignal): Promise<boolean> {
-    await this.#credits.acquire({ signal });
-    // The stream may have ended while this send waited.
-    if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
-    this.#sendItem(payload);
-    return true;
+    // Counted from the wait until the item is queued: a credit granted to this send wakes it
+    // a microtask later, and a later send must not take the fast path past it meanwhile.
+    this.#creditedSends += 1;
+    try {
+      await this.#credits.acquire({ signal });
+      // The stream may have ended while this send waited.
+      if (this.#isDone()) throw new ClosedError(`stream ${this.muxId} is over`);
+      this.#sendItem(payload);
+      return true;
+    } finally {
+      this.#creditedSends -= 1;
+    }
   }
 
   /** Queues an item whose credit is spent; throws if it did not go out (the credit is back). */

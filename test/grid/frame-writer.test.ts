@@ -474,3 +474,30 @@ test('the batch CRC covers every byte before it', async () => {
   corrupted[at] = (corrupted[at] as number) ^ 0x01;
   assert.throws(() => decodeMessage(corrupted), /crc mismatch on Merged/);
 });
+
+test('a send that throws fails like a write: onWriteError once, nothing left in flight', async () => {
+  const clock = new FakeClock();
+  const writeErrors: Error[] = [];
+  const writer = new FrameWriter({
+    clock,
+    crc: true,
+    maxQueuedBytes: 1024 * 1024,
+    writeHighWaterBytes: 1024 * 1024,
+    maxMessageBytes: 1024 * 1024,
+    onWriteError: (error) => {
+      writeErrors.push(error);
+    },
+    send: () => {
+      throw new Error('WebSocket is not open');
+    },
+  });
+  writer.enqueue(item(0));
+  await turn();
+  assert.equal(writeErrors.length, 1);
+  assert.match(writeErrors[0]?.message ?? '', /not open/);
+  clock.advance(60_000);
+  assert.equal(writer.stalledForMs(), 0, 'no write is counted as pending');
+  // A frame alone goes straight to send from enqueue: the throw still reaches onWriteError only.
+  assert.equal(writer.enqueue(item(1, 40 * 1024)), true);
+  assert.equal(writeErrors.length, 1, 'reported once');
+});
