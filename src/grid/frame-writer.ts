@@ -5,10 +5,9 @@
 // batch, whose items carry none of their own (docs/wire/grid.md §7). The batch leaves at the
 // end of the turn of the event loop (or at once, when it is full or a frame is urgent), so
 // frames produced by one burst of work (many responses, many credits) cost one WebSocket
-// message, one syscall and one checksum instead of fifty. A batch
-// holds at most 50 messages and stays under 31 KiB, as MinIO's writer does, so it never delays
-// a small frame behind a large one for long; a frame too large for a batch goes alone, with
-// its own CRC.
+// message, one syscall and one checksum instead of fifty. A batch holds at most 50 messages and
+// stays under 31 KiB, as MinIO's writer does, so it never delays a small frame behind a large
+// one for long; a frame too large for a batch goes alone, with its own CRC.
 //
 // Batch buffers are reused: `ws` is done with a buffer once it calls back, and the writer keeps
 // a few spare ones, so a steady stream of batches allocates nothing. The queue is bounded in
