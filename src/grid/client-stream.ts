@@ -79,8 +79,6 @@ export class ClientStream implements GridStream {
   readonly #options: StreamOptions;
   readonly #creditReturn: CreditReturn;
   #inputWindow = 0;
-  /** The handler said (AckMux) that it takes no input. */
-  #takesNoInput = false;
   #inputEnded = false;
   #done = false;
   #lastHeardAt: number;
@@ -158,7 +156,6 @@ export class ClientStream implements GridStream {
     if (!(payload instanceof Uint8Array))
       throw new TypeError(`stream items are bytes, got ${typeof payload}`);
     if (this.#inputEnded) throw new ClosedError(`stream ${this.muxId}: input already ended`);
-    if (this.#takesNoInput) throw this.#noInputError();
     const { signal } = options;
     if (signal?.aborted === true) throw cancelledError(`send on stream ${this.muxId}`, signal.reason);
     try {
@@ -231,11 +228,8 @@ export class ClientStream implements GridStream {
           this.#seq.check(frame.seq);
           this.#inputWindow = decodeWindow(frame.payload);
           if (this.#inputWindow > 0) this.#credits.grant(this.#inputWindow);
-          else {
-            // Most streams take no input: the error (and its stack) is made only for a send.
-            this.#takesNoInput = true;
-            if (this.#credits.waiting > 0) this.#credits.close(this.#noInputError());
-          }
+          // Most streams take no input: the window makes the error (and its stack) only for a send.
+          else this.#credits.close(undefined, () => this.#noInputError());
           return;
         case Op.MuxServerMsg:
           this.#seq.check(frame.seq);

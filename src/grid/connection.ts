@@ -186,15 +186,7 @@ export class Connection implements GridConnection {
   #nextMuxId = 1;
   readonly #outgoing = new Map<number, OutgoingRequest | ClientStream | StatelessStream>();
   /** The Response frame #respond fills in and sends; the writer copies it at once. */
-  readonly #response: { -readonly [K in keyof Frame]: Frame[K] } = {
-    muxId: 0,
-    seq: 0,
-    deadlineMs: 0,
-    handler: 0,
-    op: Op.Response,
-    flags: 0,
-    payload: undefined,
-  };
+  readonly #response: { -readonly [K in keyof Frame]: Frame[K] } = control(Op.Response);
   /** The deadlines of the requests in #outgoing, on one timer. */
   readonly #deadlines: DeadlineQueue;
   readonly #expireRequest = (request: OutgoingRequest): void => {
